@@ -1,0 +1,20 @@
+//! Test fixtures shared by metrics-server-rs crates. Loopback only, never used in production.
+//!
+//! - [`pki`]: an rcgen-minted CA with server (IP/DNS SANs) and client (CN/O) leaves, PEM
+//!   files in a temp dir, and rustls server configs.
+//! - [`fake_kubelet`]: an HTTPS/HTTP server on `127.0.0.1:0` with canned routes, latency,
+//!   bearer-token and client-certificate requirements, and connection/request counters.
+//! - [`exposition`]: renders realistic kubelet `/metrics/resource` bodies.
+
+pub mod exposition;
+pub mod fake_kubelet;
+pub mod pki;
+
+pub use exposition::{
+    ContainerSample, NodeSample, PodSample, UPSTREAM_FIXTURE, format_go_float,
+    render_resource_metrics,
+};
+pub use fake_kubelet::{
+    FakeKubelet, FakeKubeletError, Listening, RESOURCE_METRICS_PATH, Route, SeenRequest,
+};
+pub use pki::{IssuedCert, PemDir, PkiError, TestPki};
