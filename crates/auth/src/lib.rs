@@ -1,0 +1,77 @@
+//! TLS serving and delegated authentication/authorization for metrics-server-rs, the part
+//! of `k8s.io/apiserver` an aggregated API server needs (spec B.2, E.9, F.1–F.3).
+//!
+//! ```text
+//!  TCP ──► TLS handshake (requests, never requires, a client cert;      serve()
+//!          advertises client-CA ∪ request-header-CA subjects)
+//!            │ PeerCertificates + RemoteAddr request extensions
+//!            ▼
+//!  AuthLayer ─ authenticate (first success wins; any error and no success → 401)
+//!            │   1. request-header: chain ✓ request-header CA, CN ∈ allowed names,
+//!            │      user/groups/extra from X-Remote-* headers
+//!            │   2. x509: chain ✓ client CA, user = CN, groups = O
+//!            │   3. bearer token → TokenReview (cached, TTL)
+//!            │   4. anonymous: system:anonymous / system:unauthenticated
+//!            │   (+ system:authenticated for everyone but anonymous)
+//!            ▼
+//!            ─ authorize
+//!            │   system:masters → allow
+//!            │   non-resource path ∈ --authorization-always-allow-paths → allow
+//!            │   SubjectAccessReview (cached: allowed / denied TTLs) → allow | 403
+//!            ▼
+//!  inner service (axum router) with a `User` extension; X-Remote-* and
+//!  Authorization headers removed
+//! ```
+//!
+//! Trust roots come from flags or the `kube-system/extension-apiserver-authentication`
+//! ConfigMap ([`lookup`]), are re-read periodically, and are swapped atomically
+//! (`ArcSwap<AuthnConfig>`); the TLS config is swapped the same way so new acceptable
+//! issuers apply to new connections.
+//!
+//! Divergences from upstream are listed where they occur: self-signed keys are ECDSA
+//! P-256 (ring cannot generate RSA), TLS 1.0/1.1 are rejected, Go-only cipher suites
+//! are skipped with a warning.
+
+mod authn;
+mod authz;
+mod cache;
+mod error;
+mod layer;
+pub mod lookup;
+mod review;
+mod serve;
+mod tls;
+mod user;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+pub use authn::{Authenticator, AuthnConfig, AuthnFailure, CaBundle, RequestHeaderConfig};
+pub use authz::{
+    AlwaysAllowPaths, Attributes, AuthorizationOptions, Authorizer, DEFAULT_ALWAYS_ALLOW_PATHS,
+    Decision, NonResourceAttributes, ResourceAttributes,
+};
+pub use error::{Error, ReviewError};
+pub use layer::{AuthLayer, AuthService, forbidden, unauthorized};
+pub use lookup::AuthenticationOptions;
+pub use review::{AccessReviewer, BoxFuture, KubeAccessReviewer, KubeTokenReviewer, TokenReviewer};
+pub use serve::{PeerCertificates, RemoteAddr, ServeOptions, serve};
+pub use tls::{
+    CERT_FILE_NAME, CertSource, GeneratedPair, KEY_FILE_NAME, ServingCerts, TlsOptions, TlsVersion,
+    generate_self_signed, provider, server_config,
+};
+pub use user::{ANONYMOUS, AUTHENTICATED_GROUP, MASTERS_GROUP, UNAUTHENTICATED_GROUP, User};
+
+/// Returns an `on_change` callback for [`lookup::spawn_reloader`] that rebuilds the serving
+/// TLS config with the new acceptable issuers and stores it in `tls`.
+pub fn tls_reloader(
+    certs: ServingCerts,
+    options: TlsOptions,
+    tls: Arc<ArcSwap<rustls::ServerConfig>>,
+) -> impl Fn(&AuthnConfig) + Send + Sync + 'static {
+    move |authn| match server_config(&certs, &options, authn.acceptable_issuers()) {
+        Ok(config) => tls.store(config),
+        Err(error) => tracing::warn!(%error, "rebuilding TLS config failed; keeping the old one"),
+    }
+}
