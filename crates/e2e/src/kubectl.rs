@@ -1,0 +1,161 @@
+//! Running the real `kubectl` and reading its column output.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+
+/// How long one kubectl invocation may take.
+const KUBECTL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The kubectl binary (`$KUBECTL`, else `kubectl` on `PATH`) and the kubeconfig it is pointed at.
+#[derive(Clone, Debug)]
+pub struct Kubectl {
+    binary: String,
+    kubeconfig: Option<String>,
+}
+
+impl Kubectl {
+    /// Uses `$KUBECTL` (default `kubectl`) with `--kubeconfig=$KUBECONFIG` when that names one file.
+    pub fn from_env() -> Self {
+        let binary = std::env::var("KUBECTL")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "kubectl".to_owned());
+        let kubeconfig = std::env::var("KUBECONFIG")
+            .ok()
+            .filter(|s| !s.is_empty() && !s.contains(':'));
+        Self { binary, kubeconfig }
+    }
+
+    /// Runs `kubectl [--kubeconfig=...] <args>` and returns its standard output; a non-zero exit is an
+    /// error carrying standard error.
+    pub async fn run(&self, args: &[&str]) -> Result<String> {
+        let mut cmd = tokio::process::Command::new(&self.binary);
+        if let Some(path) = &self.kubeconfig {
+            cmd.arg(format!("--kubeconfig={path}"));
+        }
+        cmd.args(args).kill_on_drop(true);
+        let shown = format!("kubectl {}", args.join(" "));
+        let output = tokio::time::timeout(KUBECTL_TIMEOUT, cmd.output())
+            .await
+            .map_err(|_| anyhow!("{shown}: no exit within {KUBECTL_TIMEOUT:?}"))?
+            .with_context(|| format!("starting {} ({shown})", self.binary))?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        if !output.status.success() {
+            bail!(
+                "{shown}: {} ; stderr: {} ; stdout: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim(),
+                stdout.trim()
+            );
+        }
+        Ok(stdout)
+    }
+}
+
+/// kubectl's column output: a header row and data rows, cells split on whitespace (none of the cells the
+/// suite reads contain spaces).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Table {
+    /// The header cells, as printed (`NAME`, `CPU(cores)`, ...).
+    pub header: Vec<String>,
+    /// The data rows.
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// Parses the output; blank lines are skipped, the first line is the header.
+    pub fn parse(output: &str) -> Result<Self> {
+        let mut lines = output
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>());
+        let header = lines
+            .next()
+            .ok_or_else(|| anyhow!("empty kubectl output"))?;
+        Ok(Self {
+            header,
+            rows: lines.collect(),
+        })
+    }
+
+    /// The index of the header column named `name`.
+    pub fn column(&self, name: &str) -> Result<usize> {
+        self.header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| anyhow!("no column {name:?} in header {:?}", self.header))
+    }
+
+    /// The rows whose cell in column `column` is `value`.
+    pub fn rows_where<'a>(
+        &'a self,
+        column: usize,
+        value: &'a str,
+    ) -> impl Iterator<Item = &'a Vec<String>> + 'a {
+        self.rows
+            .iter()
+            .filter(move |row| row.get(column).is_some_and(|c| c == value))
+    }
+}
+
+/// Parses a `kubectl top` CPU cell (`<n>m`) into millicores.
+pub fn parse_millicores(cell: &str) -> Option<u64> {
+    cell.strip_suffix('m')?.parse().ok()
+}
+
+/// Parses a `kubectl top` memory cell (`<n>Mi`) into mebibytes.
+pub fn parse_mebibytes(cell: &str) -> Option<u64> {
+    cell.strip_suffix("Mi")?.parse().ok()
+}
+
+/// Parses a `kubectl top` percentage cell (`<n>%`).
+pub fn parse_percent(cell: &str) -> Option<u64> {
+    cell.strip_suffix('%')?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOP_NODES: &str = "\
+NAME          CPU(cores)   CPU(%)      MEMORY(bytes)   MEMORY(%)
+kwok-node-1   25m          0%          80Mi            0%
+kwok-node-2   95m          2%          146Mi           0%
+kwok-node-3   <unknown>    <unknown>   <unknown>       <unknown>
+";
+
+    #[test]
+    fn top_nodes_output_parses_into_header_and_rows() {
+        let table = Table::parse(TOP_NODES).unwrap();
+        assert_eq!(
+            table.header,
+            ["NAME", "CPU(cores)", "CPU(%)", "MEMORY(bytes)", "MEMORY(%)"]
+        );
+        assert_eq!(table.rows.len(), 3);
+        let cpu = table.column("CPU(cores)").unwrap();
+        let row = table.rows_where(0, "kwok-node-2").next().unwrap();
+        assert_eq!(parse_millicores(&row[cpu]), Some(95));
+        assert_eq!(parse_mebibytes(&row[3]), Some(146));
+        assert_eq!(parse_percent(&row[2]), Some(2));
+        assert!(
+            table.rows_where(0, "kwok-node-3").next().unwrap()[1..]
+                .iter()
+                .all(|c| c == "<unknown>")
+        );
+        assert!(table.column("SWAP").is_err());
+    }
+
+    #[test]
+    fn cells_that_are_not_top_quantities_are_rejected() {
+        assert_eq!(parse_millicores("<unknown>"), None);
+        assert_eq!(parse_millicores("50"), None);
+        assert_eq!(parse_mebibytes("50Ki"), None);
+        assert_eq!(parse_percent("5"), None);
+    }
+
+    #[test]
+    fn empty_output_is_an_error() {
+        assert!(Table::parse("\n\n").is_err());
+    }
+}
