@@ -1,0 +1,300 @@
+//! The pooled HTTP client used for every kubelet request (spec C.4).
+//!
+//! One hyper-util legacy client over hyper-rustls: connections are kept alive and reused
+//! across ticks, and ALPN picks h2 or HTTP/1.1 per kubelet. Each request carries the bearer
+//! token and User-Agent, has a hard deadline, and reads the body under a size cap.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderValue, USER_AGENT};
+use hyper::{Request, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{HttpConnector, capture_connection};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Instant;
+
+use crate::error::{ScrapeError, chain_text};
+use crate::target::Scheme;
+use crate::tls::{TlsConfigError, TlsSettings, client_config};
+use crate::token::{BearerToken, TokenError, TokenSource};
+
+/// Default cap on a kubelet response body. A node with ~250 pods answers in well under 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Default `--kubelet-request-timeout`.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long an idle kept-alive connection stays pooled (Go's `IdleConnTimeout`).
+pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// How the client reaches kubelets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// HTTPS with these TLS settings (the default).
+    Https(TlsSettings),
+    /// `--deprecated-kubelet-completely-insecure`: plain HTTP and no credentials.
+    Http,
+}
+
+/// Everything needed to build a [`KubeletClient`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeletClientConfig {
+    /// HTTPS (with TLS settings) or plain HTTP.
+    pub transport: Transport,
+    /// Bearer token; ignored for [`Transport::Http`] (anonymous, like upstream).
+    pub token: TokenSource,
+    /// `User-Agent`, e.g. `metrics-server/v0.9.0 (linux/amd64) kubernetes/abc1234`.
+    pub user_agent: String,
+    /// `--kubelet-request-timeout`; also bounds connection setup.
+    pub request_timeout: Duration,
+    /// Response bodies larger than this fail the node with `body_too_large`.
+    pub max_body_bytes: usize,
+    /// How long idle connections are kept for reuse; keep it above the scrape interval.
+    pub pool_idle_timeout: Duration,
+}
+
+impl KubeletClientConfig {
+    /// A config with upstream defaults for everything but the transport.
+    pub fn new(transport: Transport) -> Self {
+        Self {
+            transport,
+            token: TokenSource::None,
+            user_agent: concat!("metrics-server-rs/", env!("CARGO_PKG_VERSION")).to_owned(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
+        }
+    }
+}
+
+/// Errors building the client. Fatal at startup.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientBuildError {
+    /// TLS material could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
+    /// The token could not be loaded.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The User-Agent is not a valid header value.
+    #[error("invalid User-Agent {0:?}")]
+    UserAgent(String),
+}
+
+/// A successful `200 OK` response.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The whole body.
+    pub body: Bytes,
+    /// Taken just before the request was sent; stamps samples without a timestamp.
+    pub request_time: SystemTime,
+    /// Whether the connection negotiated h2.
+    pub http2: bool,
+}
+
+/// A pooled, credentialed HTTP client for kubelets. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct KubeletClient {
+    http: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    scheme: Scheme,
+    token: BearerToken,
+    user_agent: HeaderValue,
+    request_timeout: Duration,
+    max_body_bytes: usize,
+}
+
+impl KubeletClient {
+    /// Builds the client. Needs a Tokio runtime only when requests are sent.
+    pub fn new(config: &KubeletClientConfig) -> Result<Self, ClientBuildError> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        // The per-request deadline also covers connecting; this only makes a hung connect
+        // surface as an IO timeout if the caller's deadline were ever longer.
+        http.set_connect_timeout(Some(config.request_timeout));
+        let (scheme, token, connector) = match &config.transport {
+            Transport::Https(tls) => {
+                let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(client_config(tls)?)
+                    .https_only()
+                    .enable_all_versions()
+                    .wrap_connector(http);
+                (Scheme::Https, BearerToken::load(&config.token)?, connector)
+            }
+            Transport::Http => {
+                // hyper-rustls still needs a TLS config to exist; it is never used for http://.
+                let unused = client_config(&TlsSettings {
+                    verification: crate::tls::ServerVerification::Insecure,
+                    client_cert: None,
+                })?;
+                let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(unused)
+                    .https_or_http()
+                    .enable_all_versions()
+                    .wrap_connector(http);
+                (
+                    Scheme::Http,
+                    BearerToken::load(&TokenSource::None)?,
+                    connector,
+                )
+            }
+        };
+        let http = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .build(connector);
+        let user_agent = HeaderValue::from_str(&config.user_agent)
+            .map_err(|_| ClientBuildError::UserAgent(config.user_agent.clone()))?;
+        Ok(Self {
+            http,
+            scheme,
+            token,
+            user_agent,
+            request_timeout: config.request_timeout,
+            max_body_bytes: config.max_body_bytes,
+        })
+    }
+
+    /// The scheme URLs must use with this client.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// The configured per-request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    /// `GET url`, finishing (headers and body) before `deadline` or failing with a timeout.
+    pub async fn get(&self, url: &str, deadline: Instant) -> Result<Fetched, ScrapeError> {
+        let uri: Uri =
+            url.parse()
+                .map_err(|e: hyper::http::uri::InvalidUri| ScrapeError::InvalidUrl {
+                    url: url.to_owned(),
+                    detail: e.to_string(),
+                })?;
+        let mut req = Request::get(uri)
+            .header(USER_AGENT, self.user_agent.clone())
+            .body(Empty::new())
+            .map_err(|e| ScrapeError::InvalidUrl {
+                url: url.to_owned(),
+                detail: e.to_string(),
+            })?;
+        if let Some(auth) = self.token.header() {
+            req.headers_mut().insert(AUTHORIZATION, auth);
+        }
+        // Lets a timeout tell "never connected" (firewall) from "slow kubelet".
+        let captured = capture_connection(&mut req);
+        let request_time = SystemTime::now();
+        let exchange = async {
+            let resp = self
+                .http
+                .request(req)
+                .await
+                .map_err(|e| classify(url, &e))?;
+            let (parts, body) = resp.into_parts();
+            if parts.status != StatusCode::OK {
+                let reason = parts
+                    .extensions
+                    .get::<hyper::ext::ReasonPhrase>()
+                    .and_then(|r| std::str::from_utf8(r.as_bytes()).ok())
+                    .or_else(|| parts.status.canonical_reason())
+                    .unwrap_or("")
+                    .to_owned();
+                return Err(ScrapeError::HttpStatus {
+                    code: parts.status.as_u16(),
+                    reason,
+                });
+            }
+            let declared = parts
+                .headers
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
+                return Err(ScrapeError::BodyTooLarge {
+                    limit: self.max_body_bytes,
+                });
+            }
+            let body = Limited::new(body, self.max_body_bytes)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        ScrapeError::BodyTooLarge {
+                            limit: self.max_body_bytes,
+                        }
+                    } else {
+                        classify_dyn(url, &*e)
+                    }
+                })?
+                .to_bytes();
+            Ok(body)
+        };
+        match tokio::time::timeout_at(deadline, exchange).await {
+            Ok(Ok(body)) => Ok(Fetched {
+                body,
+                request_time,
+                http2: captured
+                    .connection_metadata()
+                    .as_ref()
+                    .is_some_and(hyper_util::client::legacy::connect::Connected::is_negotiated_h2),
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_elapsed) => {
+                let connected = captured.connection_metadata().is_some();
+                Err(if connected {
+                    ScrapeError::Timeout {
+                        url: url.to_owned(),
+                    }
+                } else {
+                    ScrapeError::ConnectTimeout {
+                        url: url.to_owned(),
+                    }
+                })
+            }
+        }
+    }
+}
+
+fn classify(url: &str, err: &hyper_util::client::legacy::Error) -> ScrapeError {
+    classify_dyn(url, err)
+}
+
+/// Maps a transport error chain onto a bounded class by looking for the telling source:
+/// a rustls error anywhere means TLS; an IO error kind tells refused/timeout; the
+/// HttpConnector labels resolver failures "dns error".
+fn classify_dyn(url: &str, err: &(dyn std::error::Error + 'static)) -> ScrapeError {
+    let detail = chain_text(err);
+    let url = url.to_owned();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    let mut io_kind = None;
+    while let Some(e) = cur {
+        if e.is::<rustls::Error>() {
+            return ScrapeError::Tls { url, detail };
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .is_some()
+            {
+                return ScrapeError::Tls { url, detail };
+            }
+            io_kind.get_or_insert(io.kind());
+        }
+        if e.to_string().starts_with("dns error") {
+            return ScrapeError::Dns { url, detail };
+        }
+        cur = e.source();
+    }
+    match io_kind {
+        Some(std::io::ErrorKind::ConnectionRefused) => ScrapeError::ConnectRefused { url, detail },
+        Some(std::io::ErrorKind::TimedOut) => ScrapeError::ConnectTimeout { url },
+        _ => ScrapeError::Transport { url, detail },
+    }
+}

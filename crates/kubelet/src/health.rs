@@ -1,0 +1,134 @@
+//! Per-node scrape health, so operators can tell "cannot connect" from "slow kubelet" from
+//! "kubelet reports zeros" without reading logs (user pain 1.2).
+//!
+//! One small record per node, updated once per node per tick under a short lock; the API
+//! layer reads a snapshot. Nodes that were not targeted in the latest tick are forgotten.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use crate::error::{ErrorClass, ScrapeError};
+
+/// The last known scrape state of one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeHealthRecord {
+    /// When the last attempt finished.
+    pub last_attempt: SystemTime,
+    /// When the last fully successful scrape finished, if ever.
+    pub last_success: Option<SystemTime>,
+    /// Class and message of the last failure, cleared by a success.
+    pub last_error: Option<(ErrorClass, String)>,
+    /// Failures (including incomplete data) since the last success.
+    pub consecutive_failures: u32,
+    /// Duration of the last attempt.
+    pub last_latency: Duration,
+}
+
+/// Shared per-node health map. Cloning shares the map.
+#[derive(Debug, Clone, Default)]
+pub struct NodeHealth {
+    inner: Arc<Mutex<HashMap<String, NodeHealthRecord>>>,
+}
+
+impl NodeHealth {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, NodeHealthRecord>> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records the outcome of one attempt (`Ok` = complete node data).
+    pub(crate) fn record(
+        &self,
+        node: &str,
+        outcome: Result<(), &ScrapeError>,
+        latency: Duration,
+        at: SystemTime,
+    ) {
+        let mut map = self.lock();
+        let rec = match map.get_mut(node) {
+            Some(rec) => rec,
+            None => map.entry(node.to_owned()).or_insert(NodeHealthRecord {
+                last_attempt: at,
+                last_success: None,
+                last_error: None,
+                consecutive_failures: 0,
+                last_latency: latency,
+            }),
+        };
+        rec.last_attempt = at;
+        rec.last_latency = latency;
+        match outcome {
+            Ok(()) => {
+                rec.last_success = Some(at);
+                rec.last_error = None;
+                rec.consecutive_failures = 0;
+            }
+            Err(e) => {
+                rec.last_error = Some((e.class(), e.to_string()));
+                rec.consecutive_failures = rec.consecutive_failures.saturating_add(1);
+            }
+        }
+    }
+
+    /// Drops records of nodes not in `keep` (deleted or deselected nodes).
+    pub(crate) fn retain(&self, keep: &HashSet<&str>) {
+        self.lock().retain(|name, _| keep.contains(name.as_str()));
+    }
+
+    /// The record of one node.
+    pub fn get(&self, node: &str) -> Option<NodeHealthRecord> {
+        self.lock().get(node).cloned()
+    }
+
+    /// All records, sorted by node name.
+    pub fn snapshot(&self) -> Vec<(String, NodeHealthRecord)> {
+        let mut all: Vec<_> = self
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_accumulate_until_a_success_clears_them() {
+        let h = NodeHealth::new();
+        let t0 = SystemTime::UNIX_EPOCH;
+        let err = ScrapeError::Timeout { url: "u".into() };
+        h.record("n1", Err(&err), Duration::from_secs(1), t0);
+        h.record(
+            "n1",
+            Err(&ScrapeError::Incomplete),
+            Duration::from_secs(1),
+            t0,
+        );
+        let r = h.get("n1").unwrap();
+        assert_eq!(r.consecutive_failures, 2);
+        assert_eq!(r.last_error.as_ref().unwrap().0, ErrorClass::Incomplete);
+        assert_eq!(r.last_success, None);
+
+        let t1 = t0 + Duration::from_secs(15);
+        h.record("n1", Ok(()), Duration::from_millis(20), t1);
+        let r = h.get("n1").unwrap();
+        assert_eq!(
+            (r.consecutive_failures, r.last_success, r.last_error),
+            (0, Some(t1), None)
+        );
+
+        h.record("n2", Ok(()), Duration::ZERO, t1);
+        h.retain(&HashSet::from(["n2"]));
+        assert_eq!(h.snapshot().len(), 1);
+        assert!(h.get("n1").is_none());
+    }
+}

@@ -1,0 +1,149 @@
+//! Kubelet self-metrics with upstream's exact names, labels and buckets (spec E.13).
+//!
+//! Registered explicitly on a caller-provided registry; nothing global.
+//!
+//! | family | type | labels |
+//! |---|---|---|
+//! | `metrics_server_kubelet_request_total` | counter | `success` = `true`/`false` |
+//! | `metrics_server_kubelet_request_duration_seconds` | histogram (default buckets) | `node` |
+//! | `metrics_server_kubelet_last_request_time_seconds` | gauge (unix seconds) | `node` |
+
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Prometheus' `DefBuckets`, which upstream uses for request durations.
+pub const DEFAULT_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SuccessLabels {
+    success: bool,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NodeLabels {
+    node: String,
+}
+
+type HistogramFamily = Family<NodeLabels, Histogram, fn() -> Histogram>;
+
+/// Handles to the kubelet request families. Cloning shares the underlying metrics.
+#[derive(Clone, Debug)]
+pub struct KubeletMetrics {
+    request_total: Family<SuccessLabels, Counter>,
+    request_duration: HistogramFamily,
+    last_request_time: Family<NodeLabels, Gauge<f64, AtomicU64>>,
+}
+
+fn default_histogram() -> Histogram {
+    Histogram::new(DEFAULT_BUCKETS)
+}
+
+impl KubeletMetrics {
+    /// Registers the three families on `registry` (which must not add a prefix).
+    ///
+    /// prometheus-client appends `_total` to counter names itself, so the counter is registered
+    /// as `metrics_server_kubelet_request`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            request_total: Family::default(),
+            request_duration: Family::new_with_constructor(default_histogram),
+            last_request_time: Family::default(),
+        };
+        registry.register(
+            "metrics_server_kubelet_request",
+            "[ALPHA] Number of requests sent to Kubelet API",
+            metrics.request_total.clone(),
+        );
+        registry.register(
+            "metrics_server_kubelet_request_duration_seconds",
+            "[ALPHA] Duration of requests to Kubelet API in seconds",
+            metrics.request_duration.clone(),
+        );
+        registry.register(
+            "metrics_server_kubelet_last_request_time_seconds",
+            "[ALPHA] Time of last request performed to Kubelet API since unix epoch in seconds",
+            metrics.last_request_time.clone(),
+        );
+        metrics
+    }
+
+    /// Records one finished node request, like upstream's `collectNode` defer.
+    pub fn observe(&self, node: &str, success: bool, duration: Duration, finished: SystemTime) {
+        self.request_total
+            .get_or_create(&SuccessLabels { success })
+            .inc();
+        let labels = NodeLabels {
+            node: node.to_owned(),
+        };
+        self.request_duration
+            .get_or_create(&labels)
+            .observe(duration.as_secs_f64());
+        // Upstream sets float64(time.Now().Unix()): whole seconds.
+        let secs = finished
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.last_request_time
+            .get_or_create(&labels)
+            .set(secs as f64);
+    }
+
+    /// Current value of `metrics_server_kubelet_request_total{success}` (for tests and logs).
+    pub fn request_count(&self, success: bool) -> u64 {
+        self.request_total
+            .get_or_create(&SuccessLabels { success })
+            .get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::encoding::text::encode;
+
+    #[test]
+    fn families_use_upstream_names_help_labels_and_buckets() {
+        let mut registry = Registry::default();
+        let m = KubeletMetrics::register(&mut registry);
+        m.observe(
+            "node1",
+            true,
+            Duration::from_millis(30),
+            UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        );
+        m.observe("node1", false, Duration::from_millis(30), UNIX_EPOCH);
+        let mut out = String::new();
+        encode(&mut out, &registry).unwrap();
+        // OpenMetrics names the counter family without `_total` in HELP/TYPE and appends a
+        // period to HELP; the /metrics endpoint rewrites both for the 0.0.4 text format.
+        assert!(out.contains(
+            "# HELP metrics_server_kubelet_request [ALPHA] Number of requests sent to Kubelet API.\n"
+        ));
+        assert!(out.contains("# TYPE metrics_server_kubelet_request counter"));
+        assert!(out.contains("metrics_server_kubelet_request_total{success=\"true\"} 1"));
+        assert!(out.contains("metrics_server_kubelet_request_total{success=\"false\"} 1"));
+        assert!(out.contains("# TYPE metrics_server_kubelet_request_duration_seconds histogram"));
+        for le in [
+            "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0",
+            "+Inf",
+        ] {
+            assert!(
+                out.contains(&format!("metrics_server_kubelet_request_duration_seconds_bucket{{le=\"{le}\",node=\"node1\"}}")),
+                "bucket {le} missing in\n{out}"
+            );
+        }
+        assert!(out.contains("# TYPE metrics_server_kubelet_last_request_time_seconds gauge"));
+        assert!(
+            out.contains("metrics_server_kubelet_last_request_time_seconds{node=\"node1\"} 0.0")
+        );
+        assert_eq!(m.request_count(false), 1);
+    }
+}

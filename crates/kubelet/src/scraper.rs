@@ -1,0 +1,335 @@
+//! One scrape tick over all selected nodes (spec C.5).
+//!
+//! ```text
+//! scrape_tick(targets, tick_deadline)
+//!   ├─ per node (own task): sleep jitter ∈ [0, min(8ms × n, 4s))
+//!   │     → wait for an in-flight permit (bounded by the tick deadline)
+//!   │     → deadline = min(tick deadline, now + request timeout)
+//!   │     → resolve URL → GET → parse → NodeOutcome {Ok(NodeScrape) | Err(ScrapeError)}
+//!   │     → log, self-metrics, health record
+//!   └─ wait for every task (each bounded by its deadline) → TickResult
+//!                                                            └─ into_batch() → core::Batch
+//! ```
+//!
+//! A failed or malformed node fails only itself, never the tick.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use metrics_server_core::{Batch, NodeScrape, parse_exposition};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::client::KubeletClient;
+use crate::error::{ScrapeError, go_duration};
+use crate::health::NodeHealth;
+use crate::metrics::KubeletMetrics;
+use crate::target::{AddressConfig, NodeTarget, resolve_url};
+
+/// Default bound on concurrent kubelet requests.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+
+/// Upstream's jitter per node (`delayPerSourceMs`).
+pub const DEFAULT_SPREAD_PER_NODE: Duration = Duration::from_millis(8);
+
+/// Upstream's jitter ceiling (`maxDelayMs`).
+pub const DEFAULT_MAX_SPREAD: Duration = Duration::from_secs(4);
+
+/// How long after the tick deadline the tick still waits for tasks that are decoding.
+const TICK_GRACE: Duration = Duration::from_millis(500);
+
+/// Scheduling and addressing knobs of the scraper.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScraperConfig {
+    /// Address type priority, port and node-status-port choice.
+    pub address: AddressConfig,
+    /// Maximum requests in flight at once (upstream has no cap).
+    pub max_in_flight: usize,
+    /// Jitter window grows by this much per node...
+    pub spread_per_node: Duration,
+    /// ...up to this ceiling. `Duration::ZERO` for either disables jitter.
+    pub max_spread: Duration,
+}
+
+impl Default for ScraperConfig {
+    fn default() -> Self {
+        Self {
+            address: AddressConfig::default(),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            spread_per_node: DEFAULT_SPREAD_PER_NODE,
+            max_spread: DEFAULT_MAX_SPREAD,
+        }
+    }
+}
+
+/// What one node produced this tick.
+#[derive(Debug)]
+pub struct NodeOutcome {
+    /// Node name.
+    pub node: String,
+    /// The decoded scrape, or why there is none. An `Ok` scrape may lack the node point
+    /// (zero rule); see [`NodeOutcome::incomplete`].
+    pub result: Result<NodeScrape, ScrapeError>,
+    /// The node reported zero or missing CPU or memory, so its node point was dropped.
+    pub incomplete: bool,
+    /// Time from sending (after jitter and queueing) to the end of decoding.
+    pub latency: Duration,
+}
+
+/// Everything one tick produced.
+#[derive(Debug, Default)]
+pub struct TickResult {
+    /// One entry per target that finished, in target order.
+    pub outcomes: Vec<NodeOutcome>,
+    /// Wall time of the whole tick.
+    pub elapsed: Duration,
+}
+
+impl TickResult {
+    /// Nodes whose request and decode succeeded.
+    pub fn succeeded(&self) -> usize {
+        self.outcomes.iter().filter(|o| o.result.is_ok()).count()
+    }
+
+    /// Nodes that failed.
+    pub fn failed(&self) -> usize {
+        self.outcomes.len() - self.succeeded()
+    }
+
+    /// The outcome for `node`, if it finished.
+    pub fn outcome(&self, node: &str) -> Option<&NodeOutcome> {
+        self.outcomes.iter().find(|o| o.node == node)
+    }
+
+    /// Merges successful scrapes into the store's batch. A repeated node name keeps the
+    /// first scrape and logs an error (pod duplicates are resolved and counted by the store).
+    pub fn into_batch(self) -> Batch {
+        let mut seen: HashSet<String> = HashSet::with_capacity(self.outcomes.len());
+        let mut batch = Batch::new();
+        for outcome in self.outcomes {
+            let Ok(scrape) = outcome.result else { continue };
+            if !seen.insert(outcome.node.clone()) {
+                tracing::error!(node = %outcome.node, "Got duplicate node point");
+                continue;
+            }
+            batch.add_node_scrape(outcome.node, scrape);
+        }
+        batch
+    }
+}
+
+/// Scrapes every target of a tick concurrently. Cheap to clone (shared state).
+#[derive(Debug, Clone)]
+pub struct Scraper {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: KubeletClient,
+    config: ScraperConfig,
+    metrics: Option<KubeletMetrics>,
+    health: NodeHealth,
+    permits: Semaphore,
+}
+
+impl Scraper {
+    /// A scraper using `client`; `metrics` is optional so tests and tools can skip it.
+    pub fn new(
+        client: KubeletClient,
+        config: ScraperConfig,
+        metrics: Option<KubeletMetrics>,
+    ) -> Self {
+        let permits = Semaphore::new(config.max_in_flight.clamp(1, Semaphore::MAX_PERMITS));
+        Self {
+            inner: Arc::new(Inner {
+                client,
+                config,
+                metrics,
+                health: NodeHealth::new(),
+                permits,
+            }),
+        }
+    }
+
+    /// The per-node health map (shared; updated by every tick).
+    pub fn health(&self) -> NodeHealth {
+        self.inner.health.clone()
+    }
+
+    /// The underlying client.
+    pub fn client(&self) -> &KubeletClient {
+        &self.inner.client
+    }
+
+    /// Scrapes all `targets`, returning by `tick_deadline` (plus a short grace for decoding).
+    /// An empty target list returns an empty result at once.
+    pub async fn scrape_tick(&self, targets: &[NodeTarget], tick_deadline: Instant) -> TickResult {
+        let start = Instant::now();
+        let spread = self.spread(targets.len());
+        let mut tasks = JoinSet::new();
+        for (index, target) in targets.iter().enumerate() {
+            let jitter = random_below(spread);
+            let inner = Arc::clone(&self.inner);
+            let target = target.clone();
+            tasks.spawn(async move {
+                (
+                    index,
+                    inner.scrape_node(target, jitter, tick_deadline).await,
+                )
+            });
+        }
+
+        let mut slots: Vec<Option<NodeOutcome>> = (0..targets.len()).map(|_| None).collect();
+        let hard_stop = tick_deadline + TICK_GRACE;
+        loop {
+            match tokio::time::timeout_at(hard_stop, tasks.join_next()).await {
+                Ok(Some(Ok((index, outcome)))) => slots[index] = Some(outcome),
+                Ok(Some(Err(err))) => tracing::error!(err = %err, "Scrape task failed"),
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::error!(
+                        pending = tasks.len(),
+                        "Scrape tasks overran the tick deadline, abandoning them"
+                    );
+                    tasks.abort_all();
+                    break;
+                }
+            }
+        }
+
+        let keep: HashSet<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        self.inner.health.retain(&keep);
+        let outcomes: Vec<NodeOutcome> = slots.into_iter().flatten().collect();
+        let result = TickResult {
+            outcomes,
+            elapsed: start.elapsed(),
+        };
+        tracing::debug!(
+            duration = ?result.elapsed,
+            nodes = targets.len(),
+            succeeded = result.succeeded(),
+            failed = result.failed(),
+            "Scrape finished"
+        );
+        result
+    }
+
+    /// The jitter window: min(per-node × n, ceiling).
+    fn spread(&self, nodes: usize) -> Duration {
+        let per = self.inner.config.spread_per_node;
+        let n = u32::try_from(nodes).unwrap_or(u32::MAX);
+        per.checked_mul(n)
+            .unwrap_or(Duration::MAX)
+            .min(self.inner.config.max_spread)
+    }
+}
+
+/// Uniform in [0, bound); zero when the bound is zero.
+fn random_below(bound: Duration) -> Duration {
+    let nanos = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
+    if nanos == 0 {
+        Duration::ZERO
+    } else {
+        Duration::from_nanos(fastrand::u64(0..nanos))
+    }
+}
+
+impl Inner {
+    async fn scrape_node(
+        &self,
+        target: NodeTarget,
+        jitter: Duration,
+        tick_deadline: Instant,
+    ) -> NodeOutcome {
+        // Spreads connection setup over the interval instead of a thundering herd.
+        tokio::time::sleep_until((Instant::now() + jitter).min(tick_deadline)).await;
+        let permit = tokio::time::timeout_at(tick_deadline, self.permits.acquire()).await;
+        let start = Instant::now();
+        let timeout = self.client.request_timeout();
+        let deadline = tick_deadline.min(start + timeout);
+        let result = match permit {
+            Ok(Ok(_permit)) => self.fetch_and_decode(&target, deadline).await,
+            // Closed semaphore cannot happen (never closed); a queue timeout is a tick timeout.
+            _ => Err(ScrapeError::Timeout {
+                url: resolve_url(&target, &self.config.address, self.client.scheme())
+                    .unwrap_or_default(),
+            }),
+        };
+        let latency = start.elapsed();
+        let finished = SystemTime::now();
+
+        let (result, incomplete) = match result {
+            Ok((scrape, incomplete)) => (Ok(scrape), incomplete),
+            Err(e) => (Err(e), false),
+        };
+        if let Some(metrics) = &self.metrics {
+            metrics.observe(&target.name, result.is_ok(), latency, finished);
+        }
+        match &result {
+            Ok(_) if incomplete => {
+                tracing::debug!(node = %target.name, "Failed getting complete node metric");
+                self.health.record(
+                    &target.name,
+                    Err(&ScrapeError::Incomplete),
+                    latency,
+                    finished,
+                );
+            }
+            Ok(_) => self.health.record(&target.name, Ok(()), latency, finished),
+            Err(e) => {
+                log_failure(&target, e, timeout);
+                self.health.record(&target.name, Err(e), latency, finished);
+            }
+        }
+        NodeOutcome {
+            node: target.name,
+            result,
+            incomplete,
+            latency,
+        }
+    }
+
+    /// Returns the scrape and whether the node point was dropped by the zero rule.
+    async fn fetch_and_decode(
+        &self,
+        target: &NodeTarget,
+        deadline: Instant,
+    ) -> Result<(NodeScrape, bool), ScrapeError> {
+        let url = resolve_url(target, &self.config.address, self.client.scheme())?;
+        if Instant::now() >= deadline {
+            // The tick ran out while this node waited for its turn.
+            return Err(ScrapeError::Timeout { url });
+        }
+        let fetched = self.client.get(&url, deadline).await?;
+        let request_time_ns = fetched
+            .request_time
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        let parsed = parse_exposition(&fetched.body, request_time_ns);
+        for (namespace, pod) in &parsed.incomplete_pods {
+            tracing::debug!(node = %target.name, pod = %format_args!("{namespace}/{pod}"), "Failed getting complete Pod metric");
+        }
+        let incomplete = parsed.incomplete_node;
+        Ok((parsed.into_result()?, incomplete))
+    }
+}
+
+/// Upstream's messages; failures of NotReady nodes are expected noise, so they go to debug.
+fn log_failure(target: &NodeTarget, err: &ScrapeError, timeout: Duration) {
+    let timeout = go_duration(timeout);
+    match (target.ready, err.is_deadline()) {
+        (true, true) => tracing::error!(
+            node = %target.name, err = %err, timeout = %timeout,
+            "Failed to scrape node, timeout to access kubelet"
+        ),
+        (true, false) => tracing::error!(node = %target.name, err = %err, "Failed to scrape node"),
+        (false, true) => tracing::debug!(
+            node = %target.name, err = %err, timeout = %timeout,
+            "Failed to scrape node, timeout to access kubelet"
+        ),
+        (false, false) => tracing::debug!(node = %target.name, err = %err, "Failed to scrape node"),
+    }
+}
