@@ -1,0 +1,57 @@
+//! The `metrics.k8s.io/v1beta1` HTTP API of metrics-server-rs, without
+//! transport security: a byte-compatible port of what kubernetes-sigs
+//! metrics-server v0.9.0 (k8s.io/apiserver v0.36) answers on its secure port.
+//!
+//! ```text
+//!   TLS + authn/authz layer (metrics-server-auth)   ── uses request_attributes()
+//!        │
+//!        ▼
+//!   router(ApiState) ── limits::filter (max-in-flight 429, request timeout 504)
+//!        │
+//!        ├─ /apis, /apis/metrics.k8s.io[/v1beta1]      discovery (legacy + aggregated v2, ETag)
+//!        ├─ /apis/metrics.k8s.io/v1beta1/nodes[/name]  ┐ ClusterView (informer caches)
+//!        ├─ .../pods, .../namespaces/{ns}/pods[/name]  ┘ + MetricsSource (core Snapshot)
+//!        │     JSON | Table | PartialObjectMetadata(List), pretty, selectors, Status errors
+//!        ├─ /healthz /livez /readyz [/check]            HealthState + storage readiness + Clock
+//!        ├─ /metrics                                    prometheus-client Registry → text 0.0.4
+//!        ├─ /openapi/v2, /openapi/v3[/apis/metrics.k8s.io/v1beta1]
+//!        └─ /version, /                                 (anything else: 404 page not found)
+//! ```
+//!
+//! Architecture invariants: handlers never await the network (caches and the
+//! published snapshot only); every body is written directly as Go's
+//! `encoding/json` would write it (field order of the Go structs, HTML
+//! escaping, compact + `\n` or `MarshalIndent` without `\n`); request data
+//! never causes a panic.
+
+mod attributes;
+mod cluster;
+mod discovery;
+mod health;
+mod json;
+mod limits;
+mod metrics;
+mod negotiate;
+mod objects;
+mod openapi;
+mod query;
+mod router;
+mod source;
+mod state;
+mod status;
+
+pub use attributes::{Attributes, NonResourceAttributes, ResourceAttributes, request_attributes};
+pub use cluster::{
+    ClusterError, ClusterView, LabelFilter, LabelMap, NodeMeta, PodMeta, StaticCluster,
+};
+pub use health::HealthState;
+pub use metrics::{
+    ApiMetrics, exponential_buckets, format_go_float, openmetrics_to_text, render_openmetrics,
+    render_text,
+};
+pub use objects::{NodeItem, PodItem, encode_node_metrics_list, encode_pod_metrics_list};
+pub use query::Query;
+pub use router::router;
+pub use source::{Clock, MetricsSource, MetricsView, SystemClock};
+pub use state::{ApiConfig, ApiState, VersionInfo};
+pub use status::{Status, StatusDetails};

@@ -1,0 +1,331 @@
+//! Content negotiation (spec E.7, E.8, E.10), ported from
+//! `github.com/munnerz/goautoneg` and
+//! `k8s.io/apiserver/pkg/endpoints/handlers/negotiation`.
+//!
+//! Only JSON is served. A clause naming protobuf or YAML is skipped, so the
+//! `application/vnd.kubernetes.protobuf, */*` that kubectl and the HPA send
+//! gets JSON through `*/*`; 406 only when no clause is left.
+
+use std::collections::BTreeMap;
+
+/// The media type this server can produce.
+pub(crate) const JSON: &str = "application/json";
+
+/// Message of the 406 Status when nothing acceptable remains.
+pub(crate) fn not_acceptable_message() -> String {
+    format!("only the following media types are accepted: {JSON}")
+}
+
+/// One clause of an `Accept` header.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct AcceptClause {
+    pub(crate) ty: String,
+    pub(crate) sub: String,
+    pub(crate) q: f64,
+    pub(crate) params: BTreeMap<String, String>,
+}
+
+fn next_split<'a>(s: &'a str, sep: char) -> (&'a str, &'a str) {
+    match s.find(sep) {
+        Some(i) => (&s[..i], &s[i + sep.len_utf8()..]),
+        None => (s, ""),
+    }
+}
+
+fn trim_spaces(s: &str) -> &str {
+    s.trim_matches(' ')
+}
+
+/// `goautoneg.ParseAccept`: clauses sorted by quality, then specificity.
+pub(crate) fn parse_accept(header: &str) -> Vec<AcceptClause> {
+    let mut out = Vec::new();
+    let mut remaining = header;
+    while !remaining.is_empty() {
+        let (part, rest) = next_split(remaining, ',');
+        remaining = rest;
+        let part = trim_spaces(part);
+        let (sp, mut remaining_part) = next_split(part, ';');
+        let (sp0, sp_rest) = next_split(sp, '/');
+        let ty = trim_spaces(sp0).to_owned();
+        let sub = if sp_rest.is_empty() {
+            if ty == "*" {
+                "*".to_owned()
+            } else {
+                continue;
+            }
+        } else {
+            let (sp1, more) = next_split(sp_rest, '/');
+            if !more.is_empty() {
+                continue;
+            }
+            trim_spaces(sp1).to_owned()
+        };
+        let mut clause = AcceptClause {
+            ty,
+            sub,
+            q: 1.0,
+            params: BTreeMap::new(),
+        };
+        while !remaining_part.is_empty() {
+            let (p, rest) = next_split(remaining_part, ';');
+            remaining_part = rest;
+            let (k, v_rest) = next_split(p, '=');
+            if v_rest.is_empty() {
+                continue;
+            }
+            let (v, extra) = next_split(v_rest, '=');
+            if !extra.is_empty() {
+                continue;
+            }
+            let token = trim_spaces(k);
+            if token == "q" {
+                // strconv.ParseFloat(v, 32); errors give 0.
+                clause.q = v.parse::<f32>().map_or(0.0, f64::from);
+            } else {
+                clause
+                    .params
+                    .insert(token.to_owned(), trim_spaces(v).to_owned());
+            }
+        }
+        out.push(clause);
+    }
+    // sort.Sort on fewer than 13 elements is an insertion sort.
+    for i in 1..out.len() {
+        let mut j = i;
+        while j > 0 && less(&out[j], &out[j - 1]) {
+            out.swap(j, j - 1);
+            j -= 1;
+        }
+    }
+    out
+}
+
+fn less(a: &AcceptClause, b: &AcceptClause) -> bool {
+    a.q > b.q || (a.ty != "*" && b.ty == "*") || (a.sub != "*" && b.sub == "*")
+}
+
+/// What a resource response is converted to before encoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// The object itself.
+    Object,
+    /// `meta.k8s.io` Table (`v1beta1` when true).
+    Table { v1beta1: bool },
+    /// `meta.k8s.io` PartialObjectMetadata.
+    Partial { v1beta1: bool },
+    /// `meta.k8s.io` PartialObjectMetadataList.
+    PartialList { v1beta1: bool },
+}
+
+impl Target {
+    /// The `apiVersion` of the meta types.
+    pub(crate) fn meta_api_version(v1beta1: bool) -> &'static str {
+        if v1beta1 {
+            "meta.k8s.io/v1beta1"
+        } else {
+            "meta.k8s.io/v1"
+        }
+    }
+}
+
+/// Which endpoint restrictions apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    /// metrics.k8s.io resources: Table and PartialObjectMetadata allowed.
+    Resource,
+    /// Everything else (`DefaultEndpointRestrictions`): no conversion.
+    Plain,
+}
+
+/// The outcome of a successful negotiation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Negotiated {
+    pub(crate) target: Target,
+    /// `pretty=1` media type parameter.
+    pub(crate) pretty_param: bool,
+}
+
+/// `NegotiateMediaTypeOptions` against the JSON serializer.
+pub(crate) fn negotiate(accept: &str, endpoint: Endpoint) -> Option<Negotiated> {
+    if accept.is_empty() {
+        return Some(Negotiated {
+            target: Target::Object,
+            pretty_param: false,
+        });
+    }
+    for clause in parse_accept(accept) {
+        let matches = (clause.ty == "application" && (clause.sub == "json" || clause.sub == "*"))
+            || (clause.ty == "*" && clause.sub == "*");
+        if !matches {
+            continue;
+        }
+        if let Some(n) = accept_options(&clause, endpoint) {
+            return Some(n);
+        }
+    }
+    None
+}
+
+fn accept_options(clause: &AcceptClause, endpoint: Endpoint) -> Option<Negotiated> {
+    let mut pretty_param = false;
+    let (mut group, mut version, mut kind) = (None::<&str>, None::<&str>, None::<&str>);
+    for (k, v) in &clause.params {
+        match k.as_str() {
+            "as" => kind = Some(v),
+            "g" => group = Some(v),
+            "v" => version = Some(v),
+            // JSON has a stream serializer and every endpoint allows "watch".
+            "stream" if !v.is_empty() && v != "watch" => return None,
+            "sv" if !v.is_empty() => return None,
+            "pretty" => pretty_param = v == "1",
+            _ => {}
+        }
+    }
+    let convert = group.is_some() || version.is_some() || kind.is_some();
+    let target = if !convert {
+        Target::Object
+    } else {
+        if endpoint == Endpoint::Plain {
+            return None;
+        }
+        if group != Some("meta.k8s.io") {
+            return None;
+        }
+        let v1beta1 = match version {
+            Some("v1") => false,
+            Some("v1beta1") => true,
+            _ => return None,
+        };
+        match kind {
+            Some("Table") => Target::Table { v1beta1 },
+            Some("PartialObjectMetadata") => Target::Partial { v1beta1 },
+            Some("PartialObjectMetadataList") => Target::PartialList { v1beta1 },
+            _ => return None,
+        }
+    };
+    Some(Negotiated {
+        target,
+        pretty_param,
+    })
+}
+
+/// The aggregated-discovery media type this server answers with.
+pub(crate) const DISCOVERY_V2: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// True when `/apis` must answer with the aggregated `APIGroupDiscoveryList`
+/// (`IsAggregatedDiscoveryGVK`; v2beta1 is gone since Kubernetes 1.35, where
+/// `AggregatedDiscoveryRemoveBetaType` is locked on). Also returns the
+/// `pretty=1` parameter.
+pub(crate) fn wants_aggregated_discovery(accept: &str) -> Option<bool> {
+    if accept.is_empty() {
+        return None;
+    }
+    for clause in parse_accept(accept) {
+        let matches = (clause.ty == "application" && (clause.sub == "json" || clause.sub == "*"))
+            || (clause.ty == "*" && clause.sub == "*");
+        if !matches {
+            continue;
+        }
+        let p = &clause.params;
+        if p.get("stream").is_some_and(|v| !v.is_empty() && v != "watch")
+            || p.get("sv").is_some_and(|v| !v.is_empty())
+        {
+            continue;
+        }
+        if p.get("g").map(String::as_str) == Some("apidiscovery.k8s.io")
+            && p.get("v").map(String::as_str) == Some("v2")
+            && p.get("as").map(String::as_str) == Some("APIGroupDiscoveryList")
+        {
+            return Some(p.get("pretty").map(String::as_str) == Some("1"));
+        }
+    }
+    None
+}
+
+/// `strconv.ParseBool`.
+pub(crate) fn go_parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// `isPrettyPrint`: `?pretty=<bool>` wins when present and non-empty;
+/// otherwise curl, Wget and browsers get indented output.
+pub(crate) fn is_pretty_print(raw_query: &str, pretty_value: Option<&str>, user_agent: &str) -> bool {
+    if raw_query.contains("pretty") {
+        if let Some(v) = pretty_value.filter(|v| !v.is_empty()) {
+            return go_parse_bool(v).unwrap_or(false);
+        }
+    }
+    user_agent.starts_with("curl") || user_agent.starts_with("Wget") || user_agent.starts_with("Mozilla/5.0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(accept: &str) -> Option<Target> {
+        negotiate(accept, Endpoint::Resource).map(|n| n.target)
+    }
+
+    #[test]
+    fn protobuf_first_lists_fall_back_to_json() {
+        assert_eq!(
+            target("application/vnd.kubernetes.protobuf, */*"),
+            Some(Target::Object)
+        );
+        assert_eq!(target("application/vnd.kubernetes.protobuf"), None);
+        assert_eq!(target("application/yaml"), None);
+        assert_eq!(target("application/*"), Some(Target::Object));
+        assert_eq!(target(""), Some(Target::Object));
+    }
+
+    #[test]
+    fn kubectl_table_accept_selects_table_v1() {
+        assert_eq!(
+            target("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"),
+            Some(Target::Table { v1beta1: false })
+        );
+        assert_eq!(
+            target("application/json;as=Table;v=v1beta1;g=meta.k8s.io"),
+            Some(Target::Table { v1beta1: true })
+        );
+        assert_eq!(
+            negotiate("application/json;as=Table;v=v1;g=meta.k8s.io", Endpoint::Plain),
+            None
+        );
+        assert_eq!(target("application/json;as=Pod;v=v1;g=meta.k8s.io"), None);
+    }
+
+    #[test]
+    fn quality_orders_clauses() {
+        let c = parse_accept("text/plain;q=0.5, application/json");
+        assert_eq!(c[0].sub, "json");
+        assert_eq!(c[1].q, 0.5);
+    }
+
+    #[test]
+    fn aggregated_discovery_needs_v2() {
+        assert_eq!(
+            wants_aggregated_discovery("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"),
+            Some(false)
+        );
+        assert_eq!(
+            wants_aggregated_discovery("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"),
+            None
+        );
+        assert_eq!(wants_aggregated_discovery("application/json"), None);
+    }
+
+    #[test]
+    fn pretty_follows_query_then_user_agent() {
+        assert!(is_pretty_print("pretty=true", Some("true"), ""));
+        assert!(!is_pretty_print("pretty=false", Some("false"), "curl/8"));
+        assert!(is_pretty_print("", None, "curl/8.5"));
+        assert!(is_pretty_print("", None, "Mozilla/5.0 (X11)"));
+        assert!(!is_pretty_print("", None, "kubectl/v1.36"));
+        assert!(!is_pretty_print("pretty=yes", Some("yes"), ""));
+    }
+}
