@@ -339,7 +339,7 @@ fn request_header_user(
             .leaf()
             .and_then(|c| subject_names(c).map(|(cn, _)| cn))
             .unwrap_or_default();
-        if !rh.allowed_names.iter().any(|n| *n == cn) {
+        if !rh.allowed_names.contains(&cn) {
             return Err(format!(
                 "x509: subject with cn={cn} is not in the allowed list"
             ));

@@ -269,10 +269,10 @@ impl Authorizer {
         if user.in_group(MASTERS_GROUP) {
             return Decision::Allow;
         }
-        if let Attributes::NonResource(n) = attrs {
-            if self.always_allow.matches(&n.path) {
-                return Decision::Allow;
-            }
+        if let Attributes::NonResource(n) = attrs
+            && self.always_allow.matches(&n.path)
+        {
+            return Decision::Allow;
         }
         let Some(reviewer) = &self.reviewer else {
             return Decision::Deny {

@@ -1,0 +1,7 @@
+//! Integration tests: one binary (cheap to link) with a module per area.
+
+mod caches;
+mod certs;
+mod kube_mock;
+mod support;
+mod tls_server;
