@@ -1,0 +1,590 @@
+//! Decoder for the kubelet's `/metrics/resource` Prometheus text exposition
+//! (spec C.6, C.7).
+//!
+//! Hand written over bytes: lines are split with `memchr`, comments and every
+//! family other than the five used ones are skipped after an exact name
+//! match, label values are borrowed (copied only when they contain a `\`),
+//! and samples are keyed by borrowed `(namespace, pod, container)` until the
+//! result is built.
+//!
+//! Parsing never stops at a bad line: [`parse_exposition`] returns what it
+//! decoded together with every line error ([`ParseOutcome`]). Upstream fails
+//! the whole node on any syntax error; [`ParseOutcome::into_result`] and
+//! [`decode_node`] apply that rule.
+//!
+//! Syntax follows Prometheus' `textparse` lexer for the lines it checks:
+//! whitespace between tokens, `name{l="v",...} value [timestamp]`, optional
+//! trailing comma in label sets, Go float syntax for values (`NaN`, `+Inf`,
+//! `1.253376e+07`; no hex, no `_`, overflow is an error), and a timestamp of
+//! ASCII digits only (so `-62135596800000` is an error).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+
+use memchr::{memchr, memchr2};
+use thiserror::Error;
+
+use crate::rate::MetricsPoint;
+
+/// What one kubelet scrape contributes to a batch, after the keep/drop rules
+/// of spec C.7.10.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeScrape {
+    /// The node sample, kept only if CPU and memory are both non-zero.
+    pub node: Option<MetricsPoint>,
+    /// Pods sorted by (namespace, name); containers sorted by name.
+    pub pods: Vec<PodScrape>,
+}
+
+/// The containers of one pod from one scrape.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodScrape {
+    /// Pod namespace (`namespace` label).
+    pub namespace: String,
+    /// Pod name (`pod` label).
+    pub name: String,
+    /// `(container name, sample)`, sorted by name, names unique.
+    pub containers: Vec<(String, MetricsPoint)>,
+}
+
+/// Result of [`parse_exposition`]: the decoded scrape plus everything that
+/// went wrong, so the caller chooses how strict to be.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ParseOutcome {
+    /// Decoded data (lines with errors contribute nothing).
+    pub scrape: NodeScrape,
+    /// Syntax errors, in line order.
+    pub errors: Vec<LineError>,
+    /// Node lines were present but CPU or memory was zero or missing
+    /// (upstream logs `Failed getting complete node metric` at V(1)).
+    pub incomplete_node: bool,
+    /// `(namespace, pod)` of pods dropped because a container had zero or
+    /// missing CPU or memory (upstream: `Failed getting complete Pod metric`).
+    pub incomplete_pods: Vec<(String, String)>,
+}
+
+impl ParseOutcome {
+    /// Applies upstream's rule: any syntax error fails the whole node.
+    pub fn into_result(self) -> Result<NodeScrape, DecodeError> {
+        match self.errors.first() {
+            None => Ok(self.scrape),
+            Some(first) => Err(DecodeError {
+                first: *first,
+                count: self.errors.len(),
+            }),
+        }
+    }
+}
+
+/// A syntax error on one line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LineError {
+    /// 1-based line number.
+    pub line: usize,
+    /// What was wrong.
+    pub kind: LineErrorKind,
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.kind)
+    }
+}
+
+/// The kinds of syntax error the decoder reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Error)]
+pub enum LineErrorKind {
+    /// The line starts with something that is not a metric name or comment.
+    #[error("expected a valid start token")]
+    InvalidStart,
+    /// A label set is not `name="value"` pairs separated by commas.
+    #[error("expected label name")]
+    ExpectedLabelName,
+    /// A label name is not followed by `=`.
+    #[error("expected equal")]
+    ExpectedEqual,
+    /// `=` is not followed by a quoted value.
+    #[error("expected label value")]
+    ExpectedLabelValue,
+    /// A label value or the label set is not closed on the line.
+    #[error("unterminated label set")]
+    UnterminatedLabels,
+    /// A label value is not valid UTF-8.
+    #[error("invalid UTF-8 label value")]
+    InvalidUtf8,
+    /// No value after the metric name or labels.
+    #[error("expected value after metric")]
+    MissingValue,
+    /// The value is not a Go float (or overflows float64).
+    #[error("invalid sample value")]
+    InvalidValue,
+    /// The timestamp starts with `-`.
+    #[error("negative timestamp")]
+    NegativeTimestamp,
+    /// The timestamp is not ASCII digits or overflows int64.
+    #[error("expected timestamp or new record")]
+    InvalidTimestamp,
+    /// Something follows the timestamp.
+    #[error("expected next entry after timestamp")]
+    TrailingData,
+}
+
+/// The node's exposition could not be decoded (upstream: `failed parsing
+/// metrics`), so the node contributes nothing this tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[error("failed parsing metrics: {first} ({count} error(s))")]
+pub struct DecodeError {
+    /// The first error.
+    pub first: LineError,
+    /// How many lines had errors.
+    pub count: usize,
+}
+
+/// Parses one kubelet response body with upstream's all-or-nothing rule.
+///
+/// `request_time_ns` (unix ns, taken just before sending the request) stamps
+/// samples without a timestamp; like upstream it is truncated to milliseconds.
+pub fn decode_node(body: &[u8], request_time_ns: i64) -> Result<NodeScrape, DecodeError> {
+    parse_exposition(body, request_time_ns).into_result()
+}
+
+/// The five families metrics-server reads. Everything else is skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Family {
+    ContainerCpu,
+    ContainerMemory,
+    ContainerStartTime,
+    NodeCpu,
+    NodeMemory,
+}
+
+fn family(name: &[u8]) -> Option<Family> {
+    Some(match name {
+        b"container_cpu_usage_seconds_total" => Family::ContainerCpu,
+        b"container_memory_working_set_bytes" => Family::ContainerMemory,
+        b"container_start_time_seconds" => Family::ContainerStartTime,
+        b"node_cpu_usage_seconds_total" => Family::NodeCpu,
+        b"node_memory_working_set_bytes" => Family::NodeMemory,
+        _ => return None,
+    })
+}
+
+/// Borrowed `(namespace, pod, container)` key.
+type Key<'a> = (Cow<'a, str>, Cow<'a, str>, Cow<'a, str>);
+
+/// Parses a kubelet exposition, collecting per-line errors instead of
+/// stopping, then applies the keep/drop rules of spec C.7.10.
+pub fn parse_exposition(body: &[u8], request_time_ns: i64) -> ParseOutcome {
+    let default_ms = request_time_ns.div_euclid(1_000_000);
+    let mut errors = Vec::new();
+    let mut node = MetricsPoint::default();
+    let mut node_seen = false;
+    let mut containers: HashMap<Key<'_>, MetricsPoint> = HashMap::new();
+
+    let mut rest = body;
+    let mut line_no = 0usize;
+    while !rest.is_empty() {
+        line_no += 1;
+        let (line, next) = match memchr(b'\n', rest) {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        rest = next;
+        let sample = match parse_line(line) {
+            Ok(Some(s)) => s,
+            Ok(None) => continue,
+            Err(kind) => {
+                errors.push(LineError {
+                    line: line_no,
+                    kind,
+                });
+                continue;
+            }
+        };
+        // Upstream: time.Unix(0, ms*1e6), with int64 wrap-around.
+        let ts = sample.timestamp_ms.unwrap_or(default_ms).wrapping_mul(1_000_000);
+        let v = sample.value;
+        match sample.family {
+            Family::NodeCpu => {
+                node.cumulative_cpu_ns = (v * 1e9) as u64;
+                node.timestamp_ns = ts;
+                node_seen = true;
+            }
+            Family::NodeMemory => {
+                node.memory_bytes = v as u64;
+                node.timestamp_ns = ts;
+                node_seen = true;
+            }
+            Family::ContainerCpu | Family::ContainerMemory | Family::ContainerStartTime => {
+                let key = (sample.namespace, sample.pod, sample.container);
+                let c = containers.entry(key).or_default();
+                match sample.family {
+                    Family::ContainerCpu => {
+                        c.cumulative_cpu_ns = (v * 1e9) as u64;
+                        c.timestamp_ns = ts;
+                    }
+                    Family::ContainerMemory => {
+                        c.memory_bytes = v as u64;
+                        c.timestamp_ns = ts;
+                    }
+                    _ => c.start_time_ns = (v * 1e9) as i64,
+                }
+            }
+        }
+    }
+
+    // C.7.10: the node needs non-zero CPU and memory (a CPU or memory line
+    // always sets the timestamp, so upstream's timestamp check is implied).
+    let node_complete = node_seen && node.cumulative_cpu_ns != 0 && node.memory_bytes != 0;
+
+    // Group containers into pods in (namespace, pod, container) order; a pod
+    // with any container lacking CPU or memory is dropped whole.
+    let mut entries: Vec<(Key<'_>, MetricsPoint)> = containers.into_iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut pods = Vec::new();
+    let mut incomplete_pods = Vec::new();
+    let mut i = 0;
+    while i < entries.len() {
+        let (ns, pod) = (&entries[i].0.0, &entries[i].0.1);
+        let mut j = i;
+        let mut complete = true;
+        while j < entries.len() && entries[j].0.0 == *ns && entries[j].0.1 == *pod {
+            let p = &entries[j].1;
+            complete &= p.cumulative_cpu_ns != 0 && p.memory_bytes != 0;
+            j += 1;
+        }
+        if complete {
+            pods.push(PodScrape {
+                namespace: ns.to_string(),
+                name: pod.to_string(),
+                containers: entries[i..j]
+                    .iter()
+                    .map(|(k, p)| (k.2.to_string(), *p))
+                    .collect(),
+            });
+        } else {
+            incomplete_pods.push((ns.to_string(), pod.to_string()));
+        }
+        i = j;
+    }
+
+    ParseOutcome {
+        scrape: NodeScrape {
+            node: node_complete.then_some(node),
+            pods,
+        },
+        errors,
+        incomplete_node: node_seen && !node_complete,
+        incomplete_pods,
+    }
+}
+
+/// One decoded sample line of a used family.
+struct Sample<'a> {
+    family: Family,
+    namespace: Cow<'a, str>,
+    pod: Cow<'a, str>,
+    container: Cow<'a, str>,
+    value: f64,
+    timestamp_ms: Option<i64>,
+}
+
+fn is_ws(c: u8) -> bool {
+    c == b' ' || c == b'\t'
+}
+
+fn skip_ws(l: &[u8], mut i: usize) -> usize {
+    while i < l.len() && is_ws(l[i]) {
+        i += 1;
+    }
+    i
+}
+
+fn is_name_start(c: u8) -> bool {
+    c.is_ascii_alphabetic() || c == b'_' || c == b':'
+}
+
+fn is_name_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b':'
+}
+
+fn is_label_start(c: u8) -> bool {
+    c.is_ascii_alphabetic() || c == b'_'
+}
+
+fn is_label_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+/// Parses one line. `Ok(None)` for blank lines, comments and other families.
+fn parse_line(l: &[u8]) -> Result<Option<Sample<'_>>, LineErrorKind> {
+    let mut i = skip_ws(l, 0);
+    let Some(&first) = l.get(i) else {
+        return Ok(None);
+    };
+    if first == b'#' {
+        return Ok(None);
+    }
+    if !is_name_start(first) {
+        // `{"name",...}` is the quoted-name form of newer exporters; the
+        // kubelet never uses it for the families we read.
+        return if first == b'{' {
+            Ok(None)
+        } else {
+            Err(LineErrorKind::InvalidStart)
+        };
+    }
+    let name_start = i;
+    while i < l.len() && is_name_char(l[i]) {
+        i += 1;
+    }
+    let Some(family) = family(&l[name_start..i]) else {
+        return Ok(None);
+    };
+    let mut sample = Sample {
+        family,
+        namespace: Cow::Borrowed(""),
+        pod: Cow::Borrowed(""),
+        container: Cow::Borrowed(""),
+        value: 0.0,
+        timestamp_ms: None,
+    };
+    let j = skip_ws(l, i);
+    if l.get(j) == Some(&b'{') {
+        if j > i {
+            // Upstream matches the family on the raw series text, which then
+            // has a space before `{`: such a line is not one of ours.
+            return Ok(None);
+        }
+        i = parse_labels(l, j + 1, &mut sample)?;
+        i = skip_ws(l, i);
+    } else {
+        i = j;
+    }
+    // The value token runs to the next blank or `{` (textparse: [^{ \t\n]+).
+    let value_start = i;
+    while i < l.len() && !is_ws(l[i]) && l[i] != b'{' {
+        i += 1;
+    }
+    if i == value_start {
+        return Err(LineErrorKind::MissingValue);
+    }
+    sample.value = parse_go_float(&l[value_start..i]).ok_or(LineErrorKind::InvalidValue)?;
+    i = skip_ws(l, i);
+    if i < l.len() {
+        if l[i] == b'-' {
+            return Err(LineErrorKind::NegativeTimestamp);
+        }
+        let ts_start = i;
+        while i < l.len() && l[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == ts_start {
+            return Err(LineErrorKind::InvalidTimestamp);
+        }
+        let digits = std::str::from_utf8(&l[ts_start..i]).map_err(|_| LineErrorKind::InvalidTimestamp)?;
+        sample.timestamp_ms = Some(digits.parse().map_err(|_| LineErrorKind::InvalidTimestamp)?);
+        if skip_ws(l, i) != l.len() {
+            return Err(LineErrorKind::TrailingData);
+        }
+    }
+    Ok(Some(sample))
+}
+
+/// Parses `l="v", ...}` starting just after `{`; returns the index after `}`.
+fn parse_labels<'a>(l: &'a [u8], mut i: usize, sample: &mut Sample<'a>) -> Result<usize, LineErrorKind> {
+    let (mut have_ns, mut have_pod, mut have_container) = (false, false, false);
+    loop {
+        i = skip_ws(l, i);
+        let Some(&c) = l.get(i) else {
+            return Err(LineErrorKind::UnterminatedLabels);
+        };
+        if c == b'}' {
+            return Ok(i + 1);
+        }
+        if !is_label_start(c) {
+            return Err(LineErrorKind::ExpectedLabelName);
+        }
+        let name_start = i;
+        while i < l.len() && is_label_char(l[i]) {
+            i += 1;
+        }
+        let name = &l[name_start..i];
+        i = skip_ws(l, i);
+        if l.get(i) != Some(&b'=') {
+            return Err(LineErrorKind::ExpectedEqual);
+        }
+        i = skip_ws(l, i + 1);
+        if l.get(i) != Some(&b'"') {
+            return Err(LineErrorKind::ExpectedLabelValue);
+        }
+        i += 1;
+        // Find the closing quote, stepping over `\x` escape pairs.
+        let value_start = i;
+        let mut escaped = false;
+        loop {
+            let Some(off) = memchr2(b'"', b'\\', &l[i..]) else {
+                return Err(LineErrorKind::UnterminatedLabels);
+            };
+            i += off;
+            if l[i] == b'"' {
+                break;
+            }
+            escaped = true;
+            i += 2;
+            if i > l.len() {
+                return Err(LineErrorKind::UnterminatedLabels);
+            }
+        }
+        let raw = std::str::from_utf8(&l[value_start..i]).map_err(|_| LineErrorKind::InvalidUtf8)?;
+        i += 1;
+        let slot = match name {
+            b"namespace" if !have_ns => {
+                have_ns = true;
+                Some(&mut sample.namespace)
+            }
+            b"pod" if !have_pod => {
+                have_pod = true;
+                Some(&mut sample.pod)
+            }
+            b"container" if !have_container => {
+                have_container = true;
+                Some(&mut sample.container)
+            }
+            _ => None,
+        };
+        if let Some(slot) = slot {
+            *slot = if escaped {
+                Cow::Owned(unescape_label_value(raw))
+            } else {
+                Cow::Borrowed(raw)
+            };
+        }
+        i = skip_ws(l, i);
+        if l.get(i) == Some(&b',') {
+            i += 1;
+        }
+    }
+}
+
+/// textparse's `lvalReplacer`: `\"` -> `"`, `\\` -> `\`, `\n` -> newline;
+/// any other backslash is kept as is.
+fn unescape_label_value(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.peek() {
+                Some('"') => {
+                    out.push('"');
+                    chars.next();
+                }
+                Some('\\') => {
+                    out.push('\\');
+                    chars.next();
+                }
+                Some('n') => {
+                    out.push('\n');
+                    chars.next();
+                }
+                _ => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Go `strconv.ParseFloat(s, 64)` as textparse uses it: decimal syntax or
+/// `inf`/`infinity` (any case, optional sign) or `nan` (any case, no sign);
+/// `p`, `P`, `_` rejected up front; overflow to infinity is an error.
+pub fn parse_go_float(s: &[u8]) -> Option<f64> {
+    if s.iter().any(|&c| matches!(c, b'p' | b'P' | b'_')) {
+        return None;
+    }
+    let (sign, body) = match s.first()? {
+        b'+' => (1.0, &s[1..]),
+        b'-' => (-1.0, &s[1..]),
+        _ => (1.0, s),
+    };
+    if body.eq_ignore_ascii_case(b"inf") || body.eq_ignore_ascii_case(b"infinity") {
+        return Some(sign * f64::INFINITY);
+    }
+    if s.eq_ignore_ascii_case(b"nan") {
+        return Some(f64::NAN);
+    }
+    // [digits][.digits] with at least one digit, then [eE][+-]digits.
+    let mut i = 0;
+    let mut digits = 0;
+    while i < body.len() && body[i].is_ascii_digit() {
+        i += 1;
+        digits += 1;
+    }
+    if i < body.len() && body[i] == b'.' {
+        i += 1;
+        while i < body.len() && body[i].is_ascii_digit() {
+            i += 1;
+            digits += 1;
+        }
+    }
+    if digits == 0 {
+        return None;
+    }
+    if i < body.len() && (body[i] == b'e' || body[i] == b'E') {
+        i += 1;
+        if i < body.len() && (body[i] == b'+' || body[i] == b'-') {
+            i += 1;
+        }
+        let exp_start = i;
+        while i < body.len() && body[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == exp_start {
+            return None;
+        }
+    }
+    if i != body.len() {
+        return None;
+    }
+    let v: f64 = std::str::from_utf8(s).ok()?.parse().ok()?;
+    // Go reports ErrRange (a parse error for textparse) on overflow.
+    v.is_finite().then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_float_syntax_is_enforced() {
+        let ok = |s: &str| parse_go_float(s.as_bytes());
+        assert_eq!(ok("1.253376e+07"), Some(12_533_760.0));
+        assert_eq!(ok("+Inf"), Some(f64::INFINITY));
+        assert_eq!(ok("-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(ok("Infinity"), Some(f64::INFINITY));
+        assert!(ok("NaN").unwrap().is_nan());
+        assert_eq!(ok("+NaN"), None);
+        assert_eq!(ok("infin"), None);
+        assert_eq!(ok("0x10"), None);
+        assert_eq!(ok("1_0"), None);
+        assert_eq!(ok("1e400"), None);
+        assert_eq!(ok("1e-400"), Some(0.0));
+        assert_eq!(ok("."), None);
+        assert_eq!(ok("1."), Some(1.0));
+        assert_eq!(ok(".5"), Some(0.5));
+        assert_eq!(ok("1e"), None);
+        assert_eq!(ok(""), None);
+        assert_eq!(ok("1\r"), None);
+    }
+
+    #[test]
+    fn label_values_unescape_like_textparse() {
+        assert_eq!(unescape_label_value(r#"a\"b"#), "a\"b");
+        assert_eq!(unescape_label_value(r"a\\b"), "a\\b");
+        assert_eq!(unescape_label_value(r"a\nb"), "a\nb");
+        assert_eq!(unescape_label_value(r"a\tb"), "a\\tb");
+        assert_eq!(unescape_label_value(r"a\\nb"), "a\\nb");
+    }
+}
