@@ -177,6 +177,13 @@ impl KubeletClient {
                     url: url.to_owned(),
                     detail: e.to_string(),
                 })?;
+        // The connector would also dial https:// in plain-HTTP mode; keep modes strict.
+        if uri.scheme_str() != Some(self.scheme.as_str()) {
+            return Err(ScrapeError::InvalidUrl {
+                url: url.to_owned(),
+                detail: format!("scheme must be {}", self.scheme.as_str()),
+            });
+        }
         let mut req = Request::get(uri)
             .header(USER_AGENT, self.user_agent.clone())
             .body(Empty::new())
@@ -261,6 +268,17 @@ impl KubeletClient {
     }
 }
 
+/// Prefixes of rustls error texts that can surface after the handshake.
+const RUSTLS_MESSAGES: [&str; 7] = [
+    "received fatal alert",
+    "invalid peer certificate",
+    "peer is incompatible",
+    "peer misbehaved",
+    "peer sent no certificates",
+    "received corrupt message",
+    "cannot decrypt peer's message",
+];
+
 fn classify(url: &str, err: &hyper_util::client::legacy::Error) -> ScrapeError {
     classify_dyn(url, err)
 }
@@ -277,20 +295,36 @@ fn classify_dyn(url: &str, err: &(dyn std::error::Error + 'static)) -> ScrapeErr
         if e.is::<rustls::Error>() {
             return ScrapeError::Tls { url, detail };
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if io
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-                .is_some()
-            {
-                return ScrapeError::Tls { url, detail };
-            }
-            io_kind.get_or_insert(io.kind());
-        }
         if e.to_string().starts_with("dns error") {
             return ScrapeError::Dns { url, detail };
         }
-        cur = e.source();
+        cur = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => {
+                // h2 keeps IO errors as (kind, message), so a TLS alert seen on an h2
+                // connection arrives as text; rustls always reports InvalidData.
+                if io.kind() == std::io::ErrorKind::InvalidData
+                    && RUSTLS_MESSAGES
+                        .iter()
+                        .any(|m| io.to_string().starts_with(m))
+                {
+                    return ScrapeError::Tls { url, detail };
+                }
+                // Keep the innermost kind: hyper-rustls re-wraps every error as `Other`.
+                if io.kind() != std::io::ErrorKind::Other || io_kind.is_none() {
+                    io_kind = Some(io.kind());
+                }
+                // io::Error::source() skips the wrapped error itself; descend explicitly.
+                match io.get_ref() {
+                    Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+                    None => e.source(),
+                }
+            }
+            // h2 errors expose no source; their IO cause (e.g. a TLS alert) is behind get_io.
+            None => match e.downcast_ref::<h2::Error>().and_then(h2::Error::get_io) {
+                Some(io) => Some(io as &(dyn std::error::Error + 'static)),
+                None => e.source(),
+            },
+        };
     }
     match io_kind {
         Some(std::io::ErrorKind::ConnectionRefused) => ScrapeError::ConnectRefused { url, detail },
