@@ -322,7 +322,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn windows_format_like_go() {
+    fn q4_windows_format_like_go_durations() {
         for (ns, want) in [
             (0, "0s"),
             (1_000, "1µs"),

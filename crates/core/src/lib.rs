@@ -1,8 +1,9 @@
 //! Pure domain logic of metrics-server-rs (work in progress: formatting, rate
-//! maths and the kubelet exposition decoder).
+//! maths, the kubelet exposition decoder and storage).
 
 pub mod duration;
 pub mod exposition;
 pub mod quantity;
 pub mod rate;
+pub mod store;
 pub mod timefmt;

@@ -616,7 +616,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cpu_examples_from_the_spec_format_canonically() {
+    fn q2_cpu_examples_from_the_spec_format_canonically() {
         for (n, want) in [
             (7_338_891, "7338891n"),
             (5_000_000, "5m"),
@@ -632,7 +632,7 @@ mod tests {
     }
 
     #[test]
-    fn memory_examples_from_the_spec_format_canonically() {
+    fn q2_memory_examples_from_the_spec_format_canonically() {
         for (n, want) in [
             (12_533_760, "12240Ki"),
             (1_616_273_408, "1578392Ki"),
@@ -649,7 +649,7 @@ mod tests {
     }
 
     #[test]
-    fn cpu_above_i64_max_loses_one_digit_like_upstream() {
+    fn q3_cpu_above_i64_max_loses_one_digit_like_upstream() {
         // Q3: MaxInt64+10 becomes (MaxInt64/10+1) x 10^1 nanocores.
         let v = i64::MAX as u64 + 10;
         let expected = Nanocores((i64::MAX as u64 / 10 + 1) * 10).to_string();

@@ -1,0 +1,477 @@
+//! Two-point storage (spec D.1-D.6) as immutable per-tick snapshots.
+//!
+//! The scrape loop owns a [`Store`] and calls [`Store::apply`] once per tick
+//! with the merged [`Batch`]. That builds a new [`Snapshot`] from the previous
+//! one and the batch; readers keep whatever `Arc<Snapshot>` they loaded, so an
+//! API request never waits for a scrape (publish it with [`SharedSnapshot`]).
+//!
+//! Layout: names are interned `Arc<str>` shared across ticks; samples are
+//! fixed-size `Copy` [`MetricsPoint`]s stored inline; nodes and pods live in
+//! sorted vectors (binary search), containers of all pods in one flat vector.
+//!
+//! ```text
+//!   Snapshot
+//!   ├─ nodes:      [NodeSlot{name, last, prev?}]  sorted by name
+//!   ├─ pods:       [PodSlot{ns, name, range}]     sorted by (ns, name)
+//!   └─ containers: [ContainerSlot{name, last, prev?}] ← pod.range, sorted by name
+//! ```
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::exposition::{NodeScrape, PodScrape};
+use crate::rate::{MetricsPoint, RateError, ResourceUsage, resource_usage};
+
+/// A container first scraped this long after it started gets a synthetic
+/// previous point at its start time (upstream `freshContainerMinMetricsResolution`).
+pub const FRESH_CONTAINER_MIN_AGE: Duration = Duration::from_secs(10);
+
+// === batch ===
+
+/// Everything one tick scraped: the merge of all successful node scrapes.
+///
+/// Insertion order matters only for duplicates: like upstream, the first node
+/// or pod seen wins and later ones are counted in [`ApplyStats`].
+#[derive(Clone, Debug, Default)]
+pub struct Batch {
+    nodes: Vec<(String, MetricsPoint)>,
+    pods: Vec<PodScrape>,
+}
+
+impl Batch {
+    /// An empty batch (storing it clears the store).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one node's decoded scrape: its node point (if kept) and its pods.
+    pub fn add_node_scrape(&mut self, node_name: impl Into<String>, scrape: NodeScrape) {
+        if let Some(point) = scrape.node {
+            self.nodes.push((node_name.into(), point));
+        }
+        self.pods.extend(scrape.pods);
+    }
+
+    /// Adds a node point directly.
+    pub fn push_node(&mut self, node_name: impl Into<String>, point: MetricsPoint) {
+        self.nodes.push((node_name.into(), point));
+    }
+
+    /// Adds a pod directly.
+    pub fn push_pod(&mut self, pod: PodScrape) {
+        self.pods.push(pod);
+    }
+
+    /// Number of node points.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Number of pods.
+    pub fn pod_count(&self) -> usize {
+        self.pods.len()
+    }
+}
+
+// === snapshot ===
+
+#[derive(Clone, Debug)]
+struct NodeSlot {
+    name: Arc<str>,
+    last: MetricsPoint,
+    prev: Option<MetricsPoint>,
+}
+
+#[derive(Clone, Debug)]
+struct PodSlot {
+    namespace: Arc<str>,
+    name: Arc<str>,
+    containers: Range<u32>,
+    /// Upstream keeps a `prev` map entry for the pod only if one of its
+    /// containers has a prev.
+    has_prev: bool,
+}
+
+#[derive(Clone, Debug)]
+struct ContainerSlot {
+    name: Arc<str>,
+    last: MetricsPoint,
+    prev: Option<MetricsPoint>,
+}
+
+/// Counters about one [`Store::apply`], for logs and the
+/// `metrics_server_storage_points` gauge.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ApplyStats {
+    /// Nodes with a prev (`storage_points{type="node"}`).
+    pub node_points: usize,
+    /// Containers with a prev (`storage_points{type="container"}`).
+    pub container_points: usize,
+    /// Node names seen more than once in the batch (first kept).
+    pub duplicate_nodes: usize,
+    /// Pods seen more than once in the batch (first kept).
+    pub duplicate_pods: usize,
+    /// Container names repeated inside a pod (first kept).
+    pub duplicate_containers: usize,
+    /// Nodes whose new point was not newer than the stored prev, so the prev
+    /// was dropped (upstream logs this at V(2)).
+    pub dropped_node_prevs: usize,
+    /// Containers in the same situation.
+    pub dropped_container_prevs: usize,
+}
+
+/// Metrics for one pod (spec D.4).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodUsage {
+    /// Timestamp of the container with the earliest `last` timestamp
+    /// (unix ns). `0` when every container was skipped: Go's zero time, which
+    /// the API serializes as `null`.
+    pub timestamp_ns: i64,
+    /// Window of that same container; `0` when every container was skipped.
+    pub window_ns: i64,
+    /// Containers with a usable rate, sorted by name.
+    pub containers: Vec<ContainerUsage>,
+    /// Containers skipped because their rate failed (upstream logs
+    /// `Skipping container usage metric` for each).
+    pub skipped: Vec<(Arc<str>, RateError)>,
+}
+
+/// Metrics for one container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerUsage {
+    /// Container name.
+    pub name: Arc<str>,
+    /// Its usage, timestamp and window.
+    pub usage: ResourceUsage,
+}
+
+/// An immutable view of storage after one tick. Cheap to share (`Arc`).
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    nodes: Vec<NodeSlot>,
+    pods: Vec<PodSlot>,
+    containers: Vec<ContainerSlot>,
+    stats: ApplyStats,
+}
+
+impl Snapshot {
+    /// An empty snapshot (not ready, serves nothing).
+    pub fn empty() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn node_slot(&self, name: &str) -> Option<&NodeSlot> {
+        self.nodes
+            .binary_search_by(|n| (*n.name).cmp(name))
+            .ok()
+            .map(|i| &self.nodes[i])
+    }
+
+    fn pod_slot(&self, namespace: &str, name: &str) -> Option<(&PodSlot, &[ContainerSlot])> {
+        let i = self
+            .pods
+            .binary_search_by(|p| (&*p.namespace, &*p.name).cmp(&(namespace, name)))
+            .ok()?;
+        let pod = &self.pods[i];
+        let r = pod.containers.start as usize..pod.containers.end as usize;
+        Some((pod, &self.containers[r]))
+    }
+
+    /// Node usage, or `None` when the node has no servable metrics (unknown,
+    /// no prev yet, or a failed rate: D.4).
+    pub fn node_metrics(&self, name: &str) -> Option<ResourceUsage> {
+        self.node_rate(name)?.ok()
+    }
+
+    /// Like [`Self::node_metrics`] but tells a failed rate apart, for logging
+    /// (`Skipping node usage metric`). `None` means unknown or no prev.
+    pub fn node_rate(&self, name: &str) -> Option<Result<ResourceUsage, RateError>> {
+        let n = self.node_slot(name)?;
+        let prev = n.prev.as_ref()?;
+        Some(resource_usage(&n.last, prev))
+    }
+
+    /// Pod usage per D.4: `None` unless the pod has a prev and every container
+    /// in `last` has a prev. Containers whose rate fails are skipped; if all
+    /// are skipped the pod is still returned, with no containers, timestamp 0
+    /// and window 0 (upstream quirk).
+    pub fn pod_metrics(&self, namespace: &str, name: &str) -> Option<PodUsage> {
+        let (pod, containers) = self.pod_slot(namespace, name)?;
+        if !pod.has_prev || containers.iter().any(|c| c.prev.is_none()) {
+            return None;
+        }
+        let mut out = PodUsage {
+            containers: Vec::with_capacity(containers.len()),
+            ..PodUsage::default()
+        };
+        let mut earliest: Option<ResourceUsage> = None;
+        for c in containers {
+            let Some(prev) = c.prev.as_ref() else {
+                continue;
+            };
+            match resource_usage(&c.last, prev) {
+                Ok(usage) => {
+                    // Strictly earlier wins; ties keep the first by name.
+                    if earliest.is_none_or(|e| e.timestamp_ns > usage.timestamp_ns) {
+                        earliest = Some(usage);
+                    }
+                    out.containers.push(ContainerUsage {
+                        name: Arc::clone(&c.name),
+                        usage,
+                    });
+                }
+                Err(e) => out.skipped.push((Arc::clone(&c.name), e)),
+            }
+        }
+        if let Some(e) = earliest {
+            out.timestamp_ns = e.timestamp_ns;
+            out.window_ns = e.window_ns;
+        }
+        Some(out)
+    }
+
+    /// D.5: at least one node and at least one pod have a prev.
+    pub fn is_ready(&self) -> bool {
+        self.nodes_ready() && self.pods_ready()
+    }
+
+    /// At least one node has a prev.
+    pub fn nodes_ready(&self) -> bool {
+        self.stats.node_points > 0
+    }
+
+    /// At least one pod has a prev.
+    pub fn pods_ready(&self) -> bool {
+        self.stats.container_points > 0
+    }
+
+    /// D.6: number of nodes with a prev.
+    pub fn node_points(&self) -> usize {
+        self.stats.node_points
+    }
+
+    /// D.6: number of containers with a prev.
+    pub fn container_points(&self) -> usize {
+        self.stats.container_points
+    }
+
+    /// Counters from the apply that built this snapshot.
+    pub fn stats(&self) -> ApplyStats {
+        self.stats
+    }
+
+    /// Names of all stored nodes, sorted.
+    pub fn node_names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.nodes.iter().map(|n| &*n.name)
+    }
+
+    /// `(namespace, name)` of all stored pods, sorted.
+    pub fn pod_keys(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.pods.iter().map(|p| (&*p.namespace, &*p.name))
+    }
+}
+
+// === store ===
+
+/// The writer side: holds the current snapshot and the name interner.
+#[derive(Debug)]
+pub struct Store {
+    resolution_ns: i64,
+    current: Arc<Snapshot>,
+    names: HashSet<Arc<str>>,
+}
+
+impl Store {
+    /// A store for the given `--metric-resolution` (used by the fresh
+    /// container rule, D.3.1).
+    pub fn new(metric_resolution: Duration) -> Self {
+        Self {
+            resolution_ns: i64::try_from(metric_resolution.as_nanos()).unwrap_or(i64::MAX),
+            current: Snapshot::empty(),
+            names: HashSet::new(),
+        }
+    }
+
+    /// The snapshot built by the last [`Self::apply`] (empty before).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.current)
+    }
+
+    /// Stores one tick's batch (D.2, D.3): replaces everything, keeping at
+    /// most a `prev` per node and container, and returns the new snapshot.
+    pub fn apply(&mut self, batch: Batch) -> Arc<Snapshot> {
+        let Batch {
+            mut nodes,
+            mut pods,
+        } = batch;
+        let old = Arc::clone(&self.current);
+        let mut stats = ApplyStats::default();
+
+        // Stable sorts then dedup keep the first occurrence, like upstream.
+        nodes.sort_by(|a, b| a.0.cmp(&b.0));
+        let before = nodes.len();
+        nodes.dedup_by(|later, first| later.0 == first.0);
+        stats.duplicate_nodes = before - nodes.len();
+
+        let mut new_nodes = Vec::with_capacity(nodes.len());
+        for (name, new) in nodes {
+            let prev = match old.node_slot(&name) {
+                Some(o) if new.timestamp_ns > o.last.timestamp_ns => Some(o.last),
+                Some(o) => match o.prev {
+                    Some(p) if p.timestamp_ns < new.timestamp_ns => Some(p),
+                    Some(_) => {
+                        stats.dropped_node_prevs += 1;
+                        None
+                    }
+                    None => None,
+                },
+                None => None,
+            };
+            stats.node_points += usize::from(prev.is_some());
+            new_nodes.push(NodeSlot {
+                name: self.intern(&name),
+                last: new,
+                prev,
+            });
+        }
+
+        pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        let before = pods.len();
+        pods.dedup_by(|later, first| later.namespace == first.namespace && later.name == first.name);
+        stats.duplicate_pods = before - pods.len();
+
+        let mut new_pods = Vec::with_capacity(pods.len());
+        let mut new_containers = Vec::with_capacity(pods.iter().map(|p| p.containers.len()).sum());
+        for mut pod in pods {
+            let old_pod = old.pod_slot(&pod.namespace, &pod.name);
+            pod.containers.sort_by(|a, b| a.0.cmp(&b.0));
+            let before = pod.containers.len();
+            pod.containers.dedup_by(|later, first| later.0 == first.0);
+            stats.duplicate_containers += before - pod.containers.len();
+
+            let start = new_containers.len() as u32;
+            let mut with_prev = 0;
+            for (cname, new) in &pod.containers {
+                let old_c = old_pod.and_then(|(_, cs)| {
+                    cs.binary_search_by(|c| (*c.name).cmp(cname))
+                        .ok()
+                        .map(|i| &cs[i])
+                });
+                let old_pod_has_prev = old_pod.is_some_and(|(p, _)| p.has_prev);
+                let prev = self.container_prev(new, old_c, old_pod_has_prev, &mut stats);
+                with_prev += usize::from(prev.is_some());
+                new_containers.push(ContainerSlot {
+                    name: self.intern(cname),
+                    last: *new,
+                    prev,
+                });
+            }
+            stats.container_points += with_prev;
+            new_pods.push(PodSlot {
+                namespace: self.intern(&pod.namespace),
+                name: self.intern(&pod.name),
+                containers: start..new_containers.len() as u32,
+                has_prev: with_prev > 0,
+            });
+        }
+
+        let snapshot = Arc::new(Snapshot {
+            nodes: new_nodes,
+            pods: new_pods,
+            containers: new_containers,
+            stats,
+        });
+        self.current = Arc::clone(&snapshot);
+        drop(old);
+        // Forget names no snapshot uses any more (the set holds one count).
+        self.names.retain(|n| Arc::strong_count(n) > 1);
+        snapshot
+    }
+
+    /// D.3 rules 1-3 for one container.
+    fn container_prev(
+        &self,
+        new: &MetricsPoint,
+        old: Option<&ContainerSlot>,
+        old_pod_has_prev: bool,
+        stats: &mut ApplyStats,
+    ) -> Option<MetricsPoint> {
+        // Rule 1: a container first seen 10s..resolution after it started gets
+        // a synthetic zero-CPU prev at its start time. A missing start time is
+        // Go's zero time, whose age is never below the resolution.
+        let age = new.timestamp_ns.saturating_sub(new.start_time_ns);
+        if new.start_time_ns != 0
+            && new.start_time_ns < new.timestamp_ns
+            && age < self.resolution_ns
+            && age >= FRESH_CONTAINER_MIN_AGE.as_nanos() as i64
+        {
+            return Some(MetricsPoint {
+                timestamp_ns: new.start_time_ns,
+                cumulative_cpu_ns: 0,
+                ..*new
+            });
+        }
+        // Rules 2-3: keep history only if the container did not restart since
+        // the stored point.
+        let old = old?;
+        if new.start_time_ns >= old.last.timestamp_ns {
+            return None;
+        }
+        if new.timestamp_ns > old.last.timestamp_ns {
+            return Some(old.last);
+        }
+        if !old_pod_has_prev {
+            return None;
+        }
+        match old.prev {
+            Some(p) if p.timestamp_ns < new.timestamp_ns => Some(p),
+            Some(_) => {
+                stats.dropped_container_prevs += 1;
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn intern(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.names.get(s) {
+            return Arc::clone(a);
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.names.insert(Arc::clone(&a));
+        a
+    }
+}
+
+// === publishing ===
+
+/// The latest snapshot, readable from any thread without locks (arc-swap).
+#[derive(Debug)]
+pub struct SharedSnapshot(ArcSwap<Snapshot>);
+
+impl SharedSnapshot {
+    /// Starts with an empty snapshot.
+    pub fn new() -> Self {
+        Self(ArcSwap::new(Snapshot::empty()))
+    }
+
+    /// The current snapshot.
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.0.load_full()
+    }
+
+    /// Replaces the current snapshot.
+    pub fn publish(&self, snapshot: Arc<Snapshot>) {
+        self.0.store(snapshot);
+    }
+}
+
+impl Default for SharedSnapshot {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,415 @@
+//! Storage semantics: spec D.1-D.6 and the J.2 acceptance cases S1-S22.
+
+use std::time::Duration;
+
+use metrics_server_core::exposition::PodScrape;
+use metrics_server_core::quantity::{format_cpu_nanocores, format_memory_bytes};
+use metrics_server_core::rate::{MetricsPoint, RateError};
+use metrics_server_core::store::{Batch, SharedSnapshot, Store};
+
+const S: i64 = 1_000_000_000;
+const CORE_SECOND: u64 = 1_000_000_000;
+const MIB: u64 = 1 << 20;
+/// Plays the role of upstream's `containerStart := time.Now()`.
+const T0: i64 = 1_785_830_400 * S;
+
+fn store() -> Store {
+    Store::new(Duration::from_secs(60))
+}
+
+/// A sample: start time and timestamp as offsets from T0 (`None` start = Go's
+/// zero time), CPU in core-seconds, memory in MiB.
+fn pt(start: Option<i64>, ts_s: i64, cpu_core_s: u64, mem_mib: u64) -> MetricsPoint {
+    MetricsPoint {
+        start_time_ns: start.map_or(0, |s| T0 + s * S),
+        timestamp_ns: T0 + ts_s * S,
+        cumulative_cpu_ns: cpu_core_s * CORE_SECOND,
+        memory_bytes: mem_mib * MIB,
+    }
+}
+
+fn node_batch(points: &[(&str, MetricsPoint)]) -> Batch {
+    let mut b = Batch::new();
+    for (name, p) in points {
+        b.push_node(*name, *p);
+    }
+    b
+}
+
+fn pod(ns: &str, name: &str, containers: &[(&str, MetricsPoint)]) -> PodScrape {
+    PodScrape {
+        namespace: ns.into(),
+        name: name.into(),
+        containers: containers.iter().map(|(n, p)| ((*n).to_owned(), *p)).collect(),
+    }
+}
+
+fn pod_batch(containers: &[(&str, MetricsPoint)]) -> Batch {
+    let mut b = Batch::new();
+    b.push_pod(pod("ns1", "pod1", containers));
+    b
+}
+
+// --- nodes ---
+
+#[test]
+fn s1_node_metrics_are_served_after_two_batches_and_vanish_with_the_node() {
+    let mut s = store();
+    let snap = s.apply(node_batch(&[("node1", pt(Some(0), 10, 10, 2))]));
+    assert!(!snap.nodes_ready());
+    assert_eq!(snap.node_metrics("node1"), None);
+
+    let snap = s.apply(node_batch(&[("node1", pt(Some(0), 20, 20, 3))]));
+    assert!(snap.nodes_ready());
+    let u = snap.node_metrics("node1").unwrap();
+    assert_eq!(format_cpu_nanocores(u.cpu_nanocores), "1");
+    assert_eq!(u.cpu_nanocores, 1_000_000_000);
+    assert_eq!(format_memory_bytes(u.memory_bytes), "3Mi");
+    assert_eq!(u.window_ns, 10 * S);
+    assert_eq!(u.timestamp_ns, T0 + 20 * S);
+    assert_eq!(snap.node_metrics("node2"), None);
+
+    let snap = s.apply(Batch::new());
+    assert_eq!(snap.node_metrics("node1"), None);
+    assert_eq!(snap.node_names().count(), 0);
+}
+
+#[test]
+fn s2_the_same_node_batch_stored_twice_serves_nothing() {
+    let mut s = store();
+    let batch = || node_batch(&[("node1", pt(Some(0), 10, 10, 2))]);
+    s.apply(batch());
+    let snap = s.apply(batch());
+    assert!(!snap.is_ready());
+    assert!(!snap.nodes_ready());
+    assert_eq!(snap.node_metrics("node1"), None);
+}
+
+#[test]
+fn s3_the_node_points_gauge_counts_nodes_with_a_prev() {
+    let mut s = store();
+    let snap = s.apply(node_batch(&[("node1", pt(Some(0), 10, 10, 2))]));
+    assert_eq!(snap.node_points(), 0);
+    let snap = s.apply(node_batch(&[("node1", pt(Some(0), 20, 20, 3))]));
+    assert_eq!(snap.node_points(), 1);
+    assert_eq!(snap.stats().node_points, 1);
+}
+
+#[test]
+fn s4_a_node_cpu_decrease_omits_the_node() {
+    let mut s = store();
+    s.apply(node_batch(&[("node1", pt(Some(0), 10, 20, 2))]));
+    let snap = s.apply(node_batch(&[("node1", pt(Some(0), 20, 10, 3))]));
+    assert_eq!(snap.node_metrics("node1"), None);
+    assert_eq!(snap.node_rate("node1"), Some(Err(RateError::CpuDecrease)));
+}
+
+#[test]
+fn s5_a_node_point_older_than_prev_drops_prev() {
+    let mut s = store();
+    s.apply(node_batch(&[("node1", pt(Some(0), 1115, 20, 2))]));
+    s.apply(node_batch(&[("node1", pt(Some(0), 1125, 40, 2))]));
+    let snap = s.apply(node_batch(&[("node1", pt(Some(0), 115, 10, 2))]));
+    assert_eq!(snap.node_metrics("node1"), None);
+    assert_eq!(snap.node_points(), 0);
+    assert_eq!(snap.stats().dropped_node_prevs, 1);
+}
+
+#[test]
+fn s6_a_node_point_between_prev_and_last_keeps_prev() {
+    let mut s = store();
+    s.apply(node_batch(&[("node1", pt(Some(0), 110, 10, 2))]));
+    s.apply(node_batch(&[("node1", pt(Some(0), 130, 50, 3))]));
+    let snap = s.apply(node_batch(&[("node1", pt(Some(0), 120, 35, 4))]));
+    let u = snap.node_metrics("node1").unwrap();
+    assert_eq!(u.timestamp_ns, T0 + 120 * S);
+    assert_eq!(u.window_ns, 10 * S);
+    assert_eq!(format_cpu_nanocores(u.cpu_nanocores), "2500m");
+    assert_eq!(u.memory_bytes, 4 * MIB);
+}
+
+#[test]
+fn s7_a_node_with_zero_start_time_works_normally() {
+    let mut s = store();
+    s.apply(node_batch(&[("node1", pt(None, 10, 10, 2))]));
+    let snap = s.apply(node_batch(&[("node1", pt(None, 20, 20, 3))]));
+    let u = snap.node_metrics("node1").unwrap();
+    assert_eq!((u.cpu_nanocores, u.window_ns), (1_000_000_000, 10 * S));
+}
+
+// --- pods ---
+
+#[test]
+fn s8_pod_metrics_are_served_after_two_batches_and_vanish_with_the_pod() {
+    let mut s = store();
+    s.apply(pod_batch(&[("container1", pt(Some(0), 120, 1, 4))]));
+    let snap = s.apply(pod_batch(&[("container1", pt(Some(0), 125, 6, 5))]));
+    let p = snap.pod_metrics("ns1", "pod1").unwrap();
+    assert_eq!(p.timestamp_ns, T0 + 125 * S);
+    assert_eq!(p.window_ns, 5 * S);
+    assert_eq!(p.containers.len(), 1);
+    assert_eq!(&*p.containers[0].name, "container1");
+    assert_eq!(format_cpu_nanocores(p.containers[0].usage.cpu_nanocores), "1");
+    assert_eq!(format_memory_bytes(p.containers[0].usage.memory_bytes), "5Mi");
+    assert_eq!(snap.pod_metrics("ns1", "pod2"), None);
+
+    let snap = s.apply(Batch::new());
+    assert_eq!(snap.pod_metrics("ns1", "pod1"), None);
+}
+
+#[test]
+fn s9_a_pod_reports_the_earliest_container_timestamp_and_its_window() {
+    let mut s = store();
+    s.apply(pod_batch(&[
+        ("container1", pt(Some(0), 110, 1, 4)),
+        ("container2", pt(Some(0), 115, 2, 5)),
+    ]));
+    let snap = s.apply(pod_batch(&[
+        ("container1", pt(Some(0), 120, 6, 6)),
+        ("container2", pt(Some(0), 125, 7, 7)),
+    ]));
+    let p = snap.pod_metrics("ns1", "pod1").unwrap();
+    assert_eq!(p.timestamp_ns, T0 + 120 * S);
+    assert_eq!(p.window_ns, 10 * S);
+    let names: Vec<&str> = p.containers.iter().map(|c| &*c.name).collect();
+    assert_eq!(names, ["container1", "container2"]);
+}
+
+#[test]
+fn s10_a_repeated_pod_batch_serves_nothing() {
+    let mut s = store();
+    let batch = || pod_batch(&[("container1", pt(Some(0), 110, 1, 4))]);
+    s.apply(batch());
+    let snap = s.apply(batch());
+    assert!(!snap.pods_ready());
+    assert_eq!(snap.pod_metrics("ns1", "pod1"), None);
+}
+
+#[test]
+fn s11_the_container_points_gauge_counts_containers_with_a_prev() {
+    let mut s = store();
+    let snap = s.apply(pod_batch(&[
+        ("container1", pt(Some(0), 110, 1, 4)),
+        ("container2", pt(Some(0), 115, 2, 5)),
+    ]));
+    assert_eq!((snap.container_points(), snap.node_points()), (0, 0));
+    let snap = s.apply(pod_batch(&[
+        ("container1", pt(Some(0), 120, 6, 6)),
+        ("container2", pt(Some(0), 125, 7, 7)),
+    ]));
+    assert_eq!((snap.container_points(), snap.node_points()), (2, 0));
+}
+
+#[test]
+fn s12_a_restarted_container_is_served_from_its_start_time_when_fresh() {
+    let mut s = store();
+    s.apply(pod_batch(&[("container1", pt(Some(0), 10, 1, 4))]));
+    let snap = s.apply(pod_batch(&[("container1", pt(Some(15), 25, 5, 5))]));
+    let p = snap.pod_metrics("ns1", "pod1").unwrap();
+    assert_eq!(p.timestamp_ns, T0 + 25 * S);
+    assert_eq!(p.window_ns, 10 * S);
+    assert_eq!(format_cpu_nanocores(p.containers[0].usage.cpu_nanocores), "500m");
+    assert_eq!(p.containers[0].usage.memory_bytes, 5 * MIB);
+}
+
+#[test]
+fn s13_a_container_cpu_decrease_returns_the_pod_with_no_containers() {
+    let mut s = store();
+    s.apply(pod_batch(&[("container1", pt(Some(0), 110, 20, 4))]));
+    let snap = s.apply(pod_batch(&[("container1", pt(Some(0), 120, 10, 4))]));
+    let p = snap.pod_metrics("ns1", "pod1").unwrap();
+    assert!(p.containers.is_empty());
+    // Quirk: zero timestamp (JSON null) and a 0s window.
+    assert_eq!((p.timestamp_ns, p.window_ns), (0, 0));
+    assert_eq!(p.skipped.len(), 1);
+    assert_eq!(p.skipped[0].1, RateError::CpuDecrease);
+}
+
+#[test]
+fn s14_a_pod_point_older_than_prev_omits_the_pod() {
+    let mut s = store();
+    s.apply(pod_batch(&[("container1", pt(Some(0), 1115, 20, 4))]));
+    s.apply(pod_batch(&[("container1", pt(Some(0), 1125, 40, 4))]));
+    let snap = s.apply(pod_batch(&[("container1", pt(Some(0), 115, 10, 4))]));
+    assert_eq!(snap.pod_metrics("ns1", "pod1"), None);
+    assert_eq!(snap.stats().dropped_container_prevs, 1);
+}
+
+#[test]
+fn s15_a_pod_point_between_prev_and_last_keeps_prev() {
+    let mut s = store();
+    s.apply(pod_batch(&[("container1", pt(Some(0), 115, 10, 4))]));
+    s.apply(pod_batch(&[("container1", pt(Some(0), 125, 50, 5))]));
+    let snap = s.apply(pod_batch(&[("container1", pt(Some(0), 120, 35, 5))]));
+    let p = snap.pod_metrics("ns1", "pod1").unwrap();
+    assert_eq!(p.timestamp_ns, T0 + 120 * S);
+    assert_eq!(p.window_ns, 5 * S);
+    assert_eq!(format_cpu_nanocores(p.containers[0].usage.cpu_nanocores), "5");
+    assert_eq!(format_memory_bytes(p.containers[0].usage.memory_bytes), "5Mi");
+}
+
+#[test]
+fn s16_a_long_running_container_needs_two_batches() {
+    let mut s = store();
+    let snap = s.apply(pod_batch(&[("container1", pt(Some(0), 120, 1, 4))]));
+    assert!(!snap.pods_ready());
+    assert_eq!(snap.pod_metrics("ns1", "pod1"), None);
+}
+
+#[test]
+fn s17_a_fresh_container_is_served_after_one_batch() {
+    let mut s = store();
+    let mut batch = pod_batch(&[("container1", pt(Some(0), 10, 10, 4))]);
+    let snap = s.apply(batch.clone());
+    assert!(snap.pods_ready());
+    let p = snap.pod_metrics("ns1", "pod1").unwrap();
+    assert_eq!(p.timestamp_ns, T0 + 10 * S);
+    assert_eq!(p.window_ns, 10 * S);
+    assert_eq!(format_cpu_nanocores(p.containers[0].usage.cpu_nanocores), "1");
+    assert_eq!(format_memory_bytes(p.containers[0].usage.memory_bytes), "4Mi");
+
+    // Whole-store readiness (D.5) also needs a node with a prev.
+    assert!(!snap.is_ready());
+    let mut s = store();
+    s.apply(node_batch(&[("node1", pt(None, 0, 1, 1))]));
+    batch.push_node("node1", pt(None, 10, 2, 1));
+    assert!(s.apply(batch).is_ready());
+}
+
+#[test]
+fn s18_a_start_time_after_the_timestamp_gets_no_synthetic_prev() {
+    let mut s = store();
+    let snap = s.apply(pod_batch(&[("container1", pt(Some(0), -10, 10, 4))]));
+    assert!(!snap.pods_ready());
+    assert_eq!(snap.pod_metrics("ns1", "pod1"), None);
+}
+
+#[test]
+fn s19_a_container_nine_seconds_old_gets_no_synthetic_prev() {
+    let mut s = store();
+    let snap = s.apply(pod_batch(&[("container1", pt(Some(0), 9, 10, 4))]));
+    assert!(!snap.pods_ready());
+    assert_eq!(snap.pod_metrics("ns1", "pod1"), None);
+}
+
+#[test]
+fn s20_containers_with_zero_start_time_work_over_two_batches() {
+    let mut s = store();
+    let snap = s.apply(pod_batch(&[("container1", pt(None, 120, 1, 4))]));
+    assert!(!snap.pods_ready());
+    let snap = s.apply(pod_batch(&[("container1", pt(None, 125, 6, 5))]));
+    let p = snap.pod_metrics("ns1", "pod1").unwrap();
+    assert_eq!(p.window_ns, 5 * S);
+    assert_eq!(format_cpu_nanocores(p.containers[0].usage.cpu_nanocores), "1");
+}
+
+#[test]
+fn s21_a_container_added_in_the_second_batch_omits_the_pod() {
+    let mut s = store();
+    s.apply(pod_batch(&[("container1", pt(Some(0), 110, 1, 4))]));
+    let snap = s.apply(pod_batch(&[
+        ("container1", pt(Some(0), 120, 6, 6)),
+        ("container2", pt(Some(0), 120, 7, 7)),
+    ]));
+    assert_eq!(snap.pod_metrics("ns1", "pod1"), None);
+    // The pod still has a prev through container1, so pods are "ready".
+    assert!(snap.pods_ready());
+}
+
+#[test]
+fn s22_readiness_needs_both_node_and_pod_points() {
+    // Only nodes.
+    let mut s = store();
+    s.apply(node_batch(&[("node1", pt(None, 10, 10, 2))]));
+    let snap = s.apply(node_batch(&[("node1", pt(None, 20, 20, 3))]));
+    assert!(snap.nodes_ready() && !snap.is_ready());
+
+    // Only pods.
+    let mut s = store();
+    s.apply(pod_batch(&[("container1", pt(Some(0), 120, 1, 4))]));
+    let snap = s.apply(pod_batch(&[("container1", pt(Some(0), 125, 6, 5))]));
+    assert!(snap.pods_ready() && !snap.is_ready());
+
+    // Both.
+    let mut s = store();
+    let both = |node: MetricsPoint, c: MetricsPoint| {
+        let mut b = pod_batch(&[("container1", c)]);
+        b.push_node("node1", node);
+        b
+    };
+    let snap = s.apply(both(pt(None, 10, 10, 2), pt(Some(0), 120, 1, 4)));
+    assert!(!snap.is_ready());
+    let snap = s.apply(both(pt(None, 20, 20, 3), pt(Some(0), 125, 6, 5)));
+    assert!(snap.is_ready());
+}
+
+// --- beyond the J.2 list ---
+
+#[test]
+fn duplicates_in_a_batch_keep_the_first_seen() {
+    let mut s = store();
+    let mut b = Batch::new();
+    b.push_node("node1", pt(None, 10, 1, 1));
+    b.push_node("node1", pt(None, 11, 2, 2));
+    b.push_pod(pod("ns", "p", &[("c", pt(None, 10, 1, 1)), ("c", pt(None, 10, 9, 9))]));
+    b.push_pod(pod("ns", "p", &[("d", pt(None, 10, 1, 1))]));
+    let snap = s.apply(b);
+    let stats = snap.stats();
+    assert_eq!(
+        (stats.duplicate_nodes, stats.duplicate_pods, stats.duplicate_containers),
+        (1, 1, 1)
+    );
+    let mut b = Batch::new();
+    b.push_node("node1", pt(None, 20, 11, 1));
+    b.push_pod(pod("ns", "p", &[("c", pt(None, 20, 11, 1))]));
+    let snap = s.apply(b);
+    // First node1 (cpu 1 at t=10) and first "c" (cpu 1) were kept.
+    assert_eq!(snap.node_metrics("node1").unwrap().cpu_nanocores, 1_000_000_000);
+    let p = snap.pod_metrics("ns", "p").unwrap();
+    assert_eq!(p.containers[0].usage.cpu_nanocores, 1_000_000_000);
+}
+
+#[test]
+fn readers_keep_their_snapshot_while_the_store_moves_on() {
+    let shared = SharedSnapshot::new();
+    let mut s = store();
+    s.apply(node_batch(&[("node1", pt(None, 10, 10, 2))]));
+    shared.publish(s.apply(node_batch(&[("node1", pt(None, 20, 20, 3))])));
+    let held = shared.load();
+    shared.publish(s.apply(Batch::new()));
+    assert!(held.node_metrics("node1").is_some());
+    assert!(shared.load().node_metrics("node1").is_none());
+}
+
+#[test]
+fn a_container_restart_without_fresh_rule_drops_history() {
+    // Restarted 100s before the new timestamp: too old for the fresh rule
+    // (resolution 60s), and the start time is after the stored timestamp.
+    let mut s = store();
+    s.apply(pod_batch(&[("container1", pt(Some(0), 10, 5, 4))]));
+    let snap = s.apply(pod_batch(&[("container1", pt(Some(20), 120, 1, 4))]));
+    assert_eq!(snap.pod_metrics("ns1", "pod1"), None);
+    assert_eq!(snap.container_points(), 0);
+}
+
+#[test]
+fn a_fresh_container_older_than_the_resolution_is_not_fresh() {
+    let mut s = Store::new(Duration::from_secs(15));
+    let snap = s.apply(pod_batch(&[("container1", pt(Some(0), 15, 10, 4))]));
+    assert_eq!(snap.pod_metrics("ns1", "pod1"), None);
+    let snap = Store::new(Duration::from_secs(15)).apply(pod_batch(&[("container1", pt(Some(0), 14, 10, 4))]));
+    assert!(snap.pod_metrics("ns1", "pod1").is_some());
+}
+
+#[test]
+fn interned_names_are_shared_across_ticks() {
+    let mut s = store();
+    let a = s.apply(pod_batch(&[("container1", pt(Some(0), 110, 1, 4))]));
+    let b = s.apply(pod_batch(&[("container1", pt(Some(0), 120, 2, 4))]));
+    let name_a = a.pod_metrics("ns1", "pod1");
+    assert!(name_a.is_none());
+    let pb = b.pod_metrics("ns1", "pod1").unwrap();
+    let again = s.apply(pod_batch(&[("container1", pt(Some(0), 130, 3, 4))]));
+    let pc = again.pod_metrics("ns1", "pod1").unwrap();
+    assert!(std::sync::Arc::ptr_eq(&pb.containers[0].name, &pc.containers[0].name));
+}
