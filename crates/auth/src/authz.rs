@@ -40,6 +40,11 @@ pub struct ResourceAttributes {
     pub namespace: String,
     /// Object name; empty for collections.
     pub name: String,
+    /// Raw `fieldSelector` of list/watch requests (`AuthorizeWithSelectors`); sent as
+    /// `fieldSelector.rawSelector`, which kube-apiserver parses.
+    pub field_selector: Option<String>,
+    /// Raw `labelSelector` of list/watch requests; sent as `labelSelector.rawSelector`.
+    pub label_selector: Option<String>,
 }
 
 /// A non-resource request: `get /metrics`.
@@ -73,7 +78,18 @@ impl Attributes {
                     subresource: none_if_empty(&r.subresource),
                     namespace: none_if_empty(&r.namespace),
                     name: none_if_empty(&r.name),
-                    ..authzv1::ResourceAttributes::default()
+                    field_selector: r.field_selector.as_deref().and_then(none_if_empty).map(
+                        |raw| authzv1::FieldSelectorAttributes {
+                            raw_selector: Some(raw),
+                            requirements: None,
+                        },
+                    ),
+                    label_selector: r.label_selector.as_deref().and_then(none_if_empty).map(
+                        |raw| authzv1::LabelSelectorAttributes {
+                            raw_selector: Some(raw),
+                            requirements: None,
+                        },
+                    ),
                 }),
                 None,
             ),
@@ -97,12 +113,13 @@ impl Attributes {
 
     /// Go's `forbiddenMessage` + `NewForbidden`: the 403 Status message.
     pub fn forbidden_message(&self, user: &User, reason: &str) -> String {
-        let name = &user.name;
+        let name = go_quote(&user.name);
         let mut msg = match self {
             Self::NonResource(n) => {
                 format!(
-                    "forbidden: User {name:?} cannot {} path {:?}",
-                    n.verb, n.path
+                    "forbidden: User {name} cannot {} path {}",
+                    n.verb,
+                    go_quote(&n.path)
                 )
             }
             Self::Resource(r) => {
@@ -113,11 +130,13 @@ impl Attributes {
                 let scope = if r.namespace.is_empty() {
                     "at the cluster scope".to_owned()
                 } else {
-                    format!("in the namespace {:?}", r.namespace)
+                    format!("in the namespace {}", go_quote(&r.namespace))
                 };
                 let detail = format!(
-                    "User {name:?} cannot {} resource {resource:?} in API group {:?} {scope}",
-                    r.verb, r.group
+                    "User {name} cannot {} resource {} in API group {} {scope}",
+                    r.verb,
+                    go_quote(&resource),
+                    go_quote(&r.group)
                 );
                 let qualified = if r.group.is_empty() {
                     r.resource.clone()
@@ -127,7 +146,7 @@ impl Attributes {
                 if r.name.is_empty() {
                     format!("{qualified} is forbidden: {detail}")
                 } else {
-                    format!("{qualified} {:?} is forbidden: {detail}", r.name)
+                    format!("{qualified} {} is forbidden: {detail}", go_quote(&r.name))
                 }
             }
         };
@@ -137,6 +156,38 @@ impl Attributes {
         }
         msg
     }
+}
+
+/// Go's `%q` (`strconv.Quote`): printable characters kept, control characters escaped.
+fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\u{b}' => out.push_str("\\v"),
+            c if c.is_control() => {
+                let n = u32::from(c);
+                if n < 0x80 {
+                    out.push_str(&format!("\\x{n:02x}"));
+                } else if n <= 0xffff {
+                    out.push_str(&format!("\\u{n:04x}"));
+                } else {
+                    out.push_str(&format!("\\U{n:08x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 // === Always-allow paths ===
@@ -370,6 +421,33 @@ mod tests {
             name: "alice".into(),
             ..User::default()
         }
+    }
+
+    #[test]
+    fn selectors_are_sent_as_raw_selectors() {
+        let attrs = Attributes::Resource(ResourceAttributes {
+            verb: "list".into(),
+            resource: "pods".into(),
+            field_selector: Some("metadata.name=x".into()),
+            label_selector: Some(String::new()),
+            ..ResourceAttributes::default()
+        });
+        let spec = attrs.to_spec(&alice());
+        let ra = spec.resource_attributes.expect("resource attributes");
+        assert_eq!(
+            ra.field_selector.and_then(|f| f.raw_selector).as_deref(),
+            Some("metadata.name=x")
+        );
+        assert!(ra.label_selector.is_none(), "an empty selector is omitted");
+        assert_eq!(spec.user.as_deref(), Some("alice"));
+        assert!(spec.groups.is_none() && spec.extra.is_none() && spec.uid.is_none());
+    }
+
+    #[test]
+    fn names_are_quoted_like_go() {
+        assert_eq!(go_quote("a\"b\\c"), r#""a\"b\\c""#);
+        assert_eq!(go_quote("x\u{1}y\n"), r#""x\x01y\n""#);
+        assert_eq!(go_quote("ümlaut"), "\"ümlaut\"");
     }
 
     #[test]
