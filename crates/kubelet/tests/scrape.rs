@@ -666,3 +666,113 @@ async fn health_forgets_nodes_that_are_no_longer_targeted() {
     let names: Vec<String> = s.health().snapshot().into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["b"]);
 }
+
+#[tokio::test]
+async fn connections_are_reused_across_ticks_over_http1_too() {
+    let tls = Tls::new();
+    let kubelet = tls
+        .loopback_kubelet()
+        .http1_only()
+        .resource_metrics(body(1))
+        .start()
+        .await
+        .unwrap();
+    let s = scraper(&tls.verifying());
+    for _ in 0..3 {
+        assert_eq!(
+            s.scrape_tick(&[target("node1", &kubelet)], far())
+                .await
+                .succeeded(),
+            1
+        );
+    }
+    assert_eq!(kubelet.seen_requests()[0].version, "HTTP/1.1");
+    assert_eq!((kubelet.connections(), kubelet.requests()), (1, 3));
+}
+
+#[tokio::test]
+async fn a_rotated_token_file_is_picked_up() {
+    let tls = Tls::new();
+    let kubelet = tls
+        .loopback_kubelet()
+        .require_bearer_token(TOKEN)
+        .resource_metrics(body(1))
+        .start()
+        .await
+        .unwrap();
+    let mut config = tls.verifying();
+    config.token = TokenSource::File {
+        path: tls.dir.path().join("token"),
+        refresh: Duration::ZERO,
+    };
+    let s = scraper(&config);
+    let targets = [target("node1", &kubelet)];
+    assert!(
+        s.scrape_tick(&targets, far())
+            .await
+            .outcome("node1")
+            .unwrap()
+            .result
+            .is_ok()
+    );
+
+    tls.dir.write("token", "rotated-token\n").unwrap();
+    kubelet.set_bearer_token(Some("rotated-token"));
+    assert!(
+        s.scrape_tick(&targets, far())
+            .await
+            .outcome("node1")
+            .unwrap()
+            .result
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn samples_without_timestamps_are_stamped_with_the_request_time() {
+    let node = NodeSample {
+        timestamp_ms: None,
+        ..NodeSample::new(10.0, 1e9, 0)
+    };
+    let kubelet = FakeKubelet::http()
+        .resource_metrics(render_resource_metrics(&node, &[]))
+        .start()
+        .await
+        .unwrap();
+    let s = scraper(&KubeletClientConfig::new(Transport::Http));
+    let ms = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 * 1_000_000
+    };
+    let before = ms(std::time::SystemTime::now());
+    let result = s.scrape_tick(&[target("node1", &kubelet)], far()).await;
+    let after = ms(std::time::SystemTime::now());
+    let point = result
+        .outcome("node1")
+        .unwrap()
+        .result
+        .as_ref()
+        .unwrap()
+        .node
+        .unwrap();
+    assert!(
+        (before..=after).contains(&point.timestamp_ns),
+        "{before} <= {} <= {after}",
+        point.timestamp_ns
+    );
+}
+
+#[tokio::test]
+async fn the_path_annotation_is_requested() {
+    let kubelet = FakeKubelet::http()
+        .route("/virtual/metrics", Route::ok(body(1)))
+        .start()
+        .await
+        .unwrap();
+    let mut t = target("node1", &kubelet);
+    t.metrics_path_annotation = Some("/virtual/metrics".into());
+    let result = scraper(&KubeletClientConfig::new(Transport::Http))
+        .scrape_tick(&[t], far())
+        .await;
+    assert!(result.outcome("node1").unwrap().result.is_ok());
+    assert_eq!(kubelet.seen_requests()[0].path, "/virtual/metrics");
+}

@@ -103,6 +103,7 @@ pub struct FakeKubelet {
     tls: Option<IssuedCert>,
     client_ca_pem: Option<String>,
     bearer_token: Option<String>,
+    http1_only: bool,
 }
 
 impl FakeKubelet {
@@ -113,6 +114,7 @@ impl FakeKubelet {
             tls: None,
             client_ca_pem: None,
             bearer_token: None,
+            http1_only: false,
         }
     }
 
@@ -127,6 +129,12 @@ impl FakeKubelet {
     /// Requires a client certificate signed by this CA (HTTPS only; ignored for HTTP).
     pub fn require_client_cert(mut self, ca_pem: &str) -> Self {
         self.client_ca_pem = Some(ca_pem.to_owned());
+        self
+    }
+
+    /// Offers only `http/1.1` in ALPN (HTTPS), to exercise HTTP/1.1 keep-alive.
+    pub fn http1_only(mut self) -> Self {
+        self.http1_only = true;
         self
     }
 
@@ -150,9 +158,16 @@ impl FakeKubelet {
     /// Binds `127.0.0.1:0` and starts serving in the background.
     pub async fn start(self) -> Result<Listening, FakeKubeletError> {
         let acceptor = match &self.tls {
-            Some(cert) => Some(TlsAcceptor::from(
-                cert.server_config(self.client_ca_pem.as_deref())?,
-            )),
+            Some(cert) => {
+                let mut config = cert.server_config(self.client_ca_pem.as_deref())?;
+                if self.http1_only {
+                    // Freshly built, so this Arc is not shared yet.
+                    if let Some(c) = Arc::get_mut(&mut config) {
+                        c.alpn_protocols = vec![b"http/1.1".to_vec()];
+                    }
+                }
+                Some(TlsAcceptor::from(config))
+            }
             None => None,
         };
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
