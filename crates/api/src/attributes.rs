@@ -168,12 +168,10 @@ pub fn request_attributes(method: &str, path: &str, query: &str) -> Attributes {
         .to_owned();
     }
 
-    if parts[0] == "namespaces" {
-        if parts.len() > 1 {
-            info.namespace = parts[1].to_owned();
-            if parts.len() > 2 && parts[2] != "status" && parts[2] != "finalize" {
-                parts.drain(..2);
-            }
+    if parts[0] == "namespaces" && parts.len() > 1 {
+        info.namespace = parts[1].to_owned();
+        if parts.len() > 2 && parts[2] != "status" && parts[2] != "finalize" {
+            parts.drain(..2);
         }
     }
 
@@ -189,13 +187,17 @@ pub fn request_attributes(method: &str, path: &str, query: &str) -> Attributes {
 
     if info.name.is_empty() && info.verb == "get" {
         let decoded_opts = list_options_decode(&query);
-        info.verb = if watch_requested(&query) { "watch" } else { "list" }.to_owned();
-        if let Some(Some(fields)) = decoded_opts {
-            if let Some(name) = fields.requires_exact_match("metadata.name") {
-                if is_path_segment_name(name) {
-                    info.name = name.to_owned();
-                }
-            }
+        info.verb = if watch_requested(&query) {
+            "watch"
+        } else {
+            "list"
+        }
+        .to_owned();
+        if let Some(Some(fields)) = decoded_opts
+            && let Some(name) = fields.requires_exact_match("metadata.name")
+            && is_path_segment_name(name)
+        {
+            info.name = name.to_owned();
         }
     }
     if info.name.is_empty() && info.verb == "delete" {
@@ -221,7 +223,11 @@ mod tests {
 
     #[test]
     fn listing_pods_in_a_namespace_is_list_with_namespace() {
-        let r = res("GET", "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods", "labelSelector=app%3Dx");
+        let r = res(
+            "GET",
+            "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods",
+            "labelSelector=app%3Dx",
+        );
         assert_eq!(r.verb, "list");
         assert_eq!(r.group, "metrics.k8s.io");
         assert_eq!(r.version, "v1beta1");
@@ -234,37 +240,76 @@ mod tests {
     #[test]
     fn getting_a_node_is_get_with_name() {
         let r = res("GET", "/apis/metrics.k8s.io/v1beta1/nodes/n1", "");
-        assert_eq!((r.verb.as_str(), r.resource.as_str(), r.name.as_str()), ("get", "nodes", "n1"));
+        assert_eq!(
+            (r.verb.as_str(), r.resource.as_str(), r.name.as_str()),
+            ("get", "nodes", "n1")
+        );
         assert_eq!(r.namespace, "");
         assert_eq!(r.field_selector, None);
     }
 
     #[test]
     fn watch_query_makes_the_verb_watch() {
-        assert_eq!(res("GET", "/apis/metrics.k8s.io/v1beta1/pods", "watch=true").verb, "watch");
-        assert_eq!(res("GET", "/apis/metrics.k8s.io/v1beta1/pods", "watch=1").verb, "watch");
-        assert_eq!(res("GET", "/apis/metrics.k8s.io/v1beta1/pods", "watch=false").verb, "list");
-        assert_eq!(res("GET", "/apis/metrics.k8s.io/v1beta1/pods", "watch=0").verb, "list");
+        assert_eq!(
+            res("GET", "/apis/metrics.k8s.io/v1beta1/pods", "watch=true").verb,
+            "watch"
+        );
+        assert_eq!(
+            res("GET", "/apis/metrics.k8s.io/v1beta1/pods", "watch=1").verb,
+            "watch"
+        );
+        assert_eq!(
+            res("GET", "/apis/metrics.k8s.io/v1beta1/pods", "watch=false").verb,
+            "list"
+        );
+        assert_eq!(
+            res("GET", "/apis/metrics.k8s.io/v1beta1/pods", "watch=0").verb,
+            "list"
+        );
     }
 
     #[test]
     fn name_field_selector_names_the_object() {
-        let r = res("GET", "/apis/metrics.k8s.io/v1beta1/nodes", "fieldSelector=metadata.name%3Dn2");
+        let r = res(
+            "GET",
+            "/apis/metrics.k8s.io/v1beta1/nodes",
+            "fieldSelector=metadata.name%3Dn2",
+        );
         assert_eq!((r.verb.as_str(), r.name.as_str()), ("list", "n2"));
-        let r = res("GET", "/apis/metrics.k8s.io/v1beta1/pods", "fieldSelector=spec.nodeName%3Dx,metadata.name%3Dp");
+        let r = res(
+            "GET",
+            "/apis/metrics.k8s.io/v1beta1/pods",
+            "fieldSelector=spec.nodeName%3Dx,metadata.name%3Dp",
+        );
         assert_eq!(r.name, "p");
     }
 
     #[test]
     fn write_methods_map_to_write_verbs() {
-        assert_eq!(res("POST", "/apis/metrics.k8s.io/v1beta1/nodes", "").verb, "create");
-        assert_eq!(res("DELETE", "/apis/metrics.k8s.io/v1beta1/nodes", "").verb, "deletecollection");
-        assert_eq!(res("DELETE", "/apis/metrics.k8s.io/v1beta1/nodes/a", "").verb, "delete");
+        assert_eq!(
+            res("POST", "/apis/metrics.k8s.io/v1beta1/nodes", "").verb,
+            "create"
+        );
+        assert_eq!(
+            res("DELETE", "/apis/metrics.k8s.io/v1beta1/nodes", "").verb,
+            "deletecollection"
+        );
+        assert_eq!(
+            res("DELETE", "/apis/metrics.k8s.io/v1beta1/nodes/a", "").verb,
+            "delete"
+        );
     }
 
     #[test]
     fn discovery_and_health_paths_are_non_resource() {
-        for path in ["/apis", "/apis/metrics.k8s.io", "/apis/metrics.k8s.io/v1beta1", "/readyz", "/metrics", "/"] {
+        for path in [
+            "/apis",
+            "/apis/metrics.k8s.io",
+            "/apis/metrics.k8s.io/v1beta1",
+            "/readyz",
+            "/metrics",
+            "/",
+        ] {
             assert_eq!(
                 request_attributes("GET", path, ""),
                 Attributes::NonResource(NonResourceAttributes {

@@ -87,7 +87,12 @@ impl StaticCluster {
 impl ClusterView for StaticCluster {
     fn list_nodes(&self, filter: LabelFilter<'_>) -> Result<Vec<Arc<NodeMeta>>, ClusterError> {
         self.check()?;
-        Ok(self.nodes.iter().filter(|n| filter(&n.labels)).cloned().collect())
+        Ok(self
+            .nodes
+            .iter()
+            .filter(|n| filter(&n.labels))
+            .cloned()
+            .collect())
     }
 
     fn get_node(&self, name: &str) -> Result<Option<Arc<NodeMeta>>, ClusterError> {

@@ -9,7 +9,10 @@ pub(crate) const VERSION: &str = "v1beta1";
 pub(crate) const GROUP_VERSION: &str = "metrics.k8s.io/v1beta1";
 
 /// The two resources: (name, namespaced, kind).
-const RESOURCES: [(&str, bool, &str); 2] = [("nodes", false, "NodeMetrics"), ("pods", true, "PodMetrics")];
+const RESOURCES: [(&str, bool, &str); 2] = [
+    ("nodes", false, "NodeMetrics"),
+    ("pods", true, "PodMetrics"),
+];
 
 /// Precomputed discovery state.
 #[derive(Debug)]

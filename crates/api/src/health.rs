@@ -58,7 +58,8 @@ impl HealthState {
 
     /// A scrape tick starts now (`tickLastStart`).
     pub fn record_tick_start(&self, at: SystemTime) {
-        self.tick_last_start.store(unix_nanos(at), Ordering::Release);
+        self.tick_last_start
+            .store(unix_nanos(at), Ordering::Release);
     }
 
     /// The termination signal arrived: `/readyz` fails from now on.
@@ -101,7 +102,13 @@ impl Endpoint {
     fn checks(self) -> &'static [Check] {
         use Check::*;
         match self {
-            Self::Healthz => &[Ping, Log, MaxInFlightHook, ObjectCountHook, MetadataInformerSync],
+            Self::Healthz => &[
+                Ping,
+                Log,
+                MaxInFlightHook,
+                ObjectCountHook,
+                MetadataInformerSync,
+            ],
             Self::Livez => &[
                 Ping,
                 Log,

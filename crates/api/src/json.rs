@@ -280,7 +280,10 @@ mod tests {
     #[test]
     fn strings_are_escaped_like_go_encoding_json() {
         let mut out = Vec::new();
-        write_go_string(&mut out, "a\"b\\c\n\r\t\u{8}\u{c}\u{1}<>&\u{2028}\u{2029}é\u{7f}µ");
+        write_go_string(
+            &mut out,
+            "a\"b\\c\n\r\t\u{8}\u{c}\u{1}<>&\u{2028}\u{2029}é\u{7f}µ",
+        );
         assert_eq!(
             String::from_utf8(out).unwrap_or_default(),
             r#""a\"b\\c\n\r\t\b\f\u0001\u003c\u003e\u0026\u2028\u2029é"#.to_owned() + "\u{7f}µ\""

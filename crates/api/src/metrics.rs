@@ -84,6 +84,9 @@ struct Family {
     samples: Vec<Sample>,
 }
 
+/// One child of a family: its labels and its samples.
+type Child = (Vec<(String, String)>, Vec<Sample>);
+
 #[derive(Debug)]
 struct Sample {
     name: String,
@@ -163,7 +166,7 @@ fn write_family(out: &mut String, f: Family) {
     out.push('\n');
 
     // Group samples into children (same labels), keeping first-seen order.
-    let mut children: Vec<(Vec<(String, String)>, Vec<Sample>)> = Vec::new();
+    let mut children: Vec<Child> = Vec::new();
     for mut s in f.samples {
         s.labels.sort_by(|a, b| a.0.cmp(&b.0));
         match children.iter_mut().find(|(l, _)| *l == s.labels) {
@@ -383,6 +386,8 @@ mod tests {
         let b = exponential_buckets(1.0, 1.364, 20);
         assert_eq!(b.len(), 20);
         assert_eq!(format_go_float(b[1]), "1.364");
-        assert_eq!(format_go_float(b[2]), "1.860496");
+        // Same IEEE products as Go's `start *= factor`.
+        assert_eq!(format_go_float(b[2]), "1.8604960000000004");
+        assert_eq!(format_go_float(b[19]), "364.31163045936864");
     }
 }

@@ -25,7 +25,7 @@ pub(crate) struct AcceptClause {
     pub(crate) params: BTreeMap<String, String>,
 }
 
-fn next_split<'a>(s: &'a str, sep: char) -> (&'a str, &'a str) {
+fn next_split(s: &str, sep: char) -> (&str, &str) {
     match s.find(sep) {
         Some(i) => (&s[..i], &s[i + sep.len_utf8()..]),
         None => (s, ""),
@@ -210,7 +210,8 @@ fn accept_options(clause: &AcceptClause, endpoint: Endpoint) -> Option<Negotiate
 }
 
 /// The aggregated-discovery media type this server answers with.
-pub(crate) const DISCOVERY_V2: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+pub(crate) const DISCOVERY_V2: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
 /// True when `/apis` must answer with the aggregated `APIGroupDiscoveryList`
 /// (`IsAggregatedDiscoveryGVK`; v2beta1 is gone since Kubernetes 1.35, where
@@ -227,7 +228,8 @@ pub(crate) fn wants_aggregated_discovery(accept: &str) -> Option<bool> {
             continue;
         }
         let p = &clause.params;
-        if p.get("stream").is_some_and(|v| !v.is_empty() && v != "watch")
+        if p.get("stream")
+            .is_some_and(|v| !v.is_empty() && v != "watch")
             || p.get("sv").is_some_and(|v| !v.is_empty())
         {
             continue;
@@ -253,13 +255,19 @@ pub(crate) fn go_parse_bool(s: &str) -> Option<bool> {
 
 /// `isPrettyPrint`: `?pretty=<bool>` wins when present and non-empty;
 /// otherwise curl, Wget and browsers get indented output.
-pub(crate) fn is_pretty_print(raw_query: &str, pretty_value: Option<&str>, user_agent: &str) -> bool {
-    if raw_query.contains("pretty") {
-        if let Some(v) = pretty_value.filter(|v| !v.is_empty()) {
-            return go_parse_bool(v).unwrap_or(false);
-        }
+pub(crate) fn is_pretty_print(
+    raw_query: &str,
+    pretty_value: Option<&str>,
+    user_agent: &str,
+) -> bool {
+    if raw_query.contains("pretty")
+        && let Some(v) = pretty_value.filter(|v| !v.is_empty())
+    {
+        return go_parse_bool(v).unwrap_or(false);
     }
-    user_agent.starts_with("curl") || user_agent.starts_with("Wget") || user_agent.starts_with("Mozilla/5.0")
+    user_agent.starts_with("curl")
+        || user_agent.starts_with("Wget")
+        || user_agent.starts_with("Mozilla/5.0")
 }
 
 #[cfg(test)]
@@ -285,7 +293,9 @@ mod tests {
     #[test]
     fn kubectl_table_accept_selects_table_v1() {
         assert_eq!(
-            target("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"),
+            target(
+                "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+            ),
             Some(Target::Table { v1beta1: false })
         );
         assert_eq!(
@@ -293,7 +303,10 @@ mod tests {
             Some(Target::Table { v1beta1: true })
         );
         assert_eq!(
-            negotiate("application/json;as=Table;v=v1;g=meta.k8s.io", Endpoint::Plain),
+            negotiate(
+                "application/json;as=Table;v=v1;g=meta.k8s.io",
+                Endpoint::Plain
+            ),
             None
         );
         assert_eq!(target("application/json;as=Pod;v=v1;g=meta.k8s.io"), None);
@@ -309,11 +322,15 @@ mod tests {
     #[test]
     fn aggregated_discovery_needs_v2() {
         assert_eq!(
-            wants_aggregated_discovery("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"),
+            wants_aggregated_discovery(
+                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
+            ),
             Some(false)
         );
         assert_eq!(
-            wants_aggregated_discovery("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"),
+            wants_aggregated_discovery(
+                "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+            ),
             None
         );
         assert_eq!(wants_aggregated_discovery("application/json"), None);

@@ -136,12 +136,16 @@ impl Item for PodItem {
             return None;
         }
         // Quantity.Add over containers: same scale, so a plain sum.
-        let (cpu, mem) = self.usage.containers.iter().fold((0u64, 0u64), |(c, m), x| {
-            (
-                c.saturating_add(x.usage.cpu_nanocores),
-                m.saturating_add(x.usage.memory_bytes),
-            )
-        });
+        let (cpu, mem) = self
+            .usage
+            .containers
+            .iter()
+            .fold((0u64, 0u64), |(c, m), x| {
+                (
+                    c.saturating_add(x.usage.cpu_nanocores),
+                    m.saturating_add(x.usage.memory_bytes),
+                )
+            });
         Some([
             ("cpu", Nanocores(cpu).to_string()),
             ("memory", Bytes(mem).to_string()),
@@ -225,7 +229,13 @@ pub(crate) fn encode_one<T: Item>(item: &T, created: &str, enc: Encoding) -> Vec
     let mut w = JsonWriter::new(&mut out, enc.pretty);
     match enc.target {
         Target::Table { v1beta1 } => {
-            write_table(&mut w, std::slice::from_ref(item), created, enc.include, v1beta1);
+            write_table(
+                &mut w,
+                std::slice::from_ref(item),
+                created,
+                enc.include,
+                v1beta1,
+            );
         }
         Target::Partial { v1beta1 } => write_partial(&mut w, item, created, v1beta1),
         Target::Object | Target::PartialList { .. } => write_item(&mut w, item, created, true),
@@ -310,7 +320,13 @@ fn write_column(w: &mut JsonWriter<'_>, name: &str, format: &str, description: &
 
 /// `metav1.Table` built like metrics-server's `addNodeMetricsToTable` /
 /// `addPodMetricsToTable`.
-fn write_table<T: Item>(w: &mut JsonWriter<'_>, items: &[T], created: &str, include: IncludeObject, v1beta1: bool) {
+fn write_table<T: Item>(
+    w: &mut JsonWriter<'_>,
+    items: &[T],
+    created: &str,
+    include: IncludeObject,
+    v1beta1: bool,
+) {
     // Columns come from the first item with usage (Go's `names == nil`
     // test); rows before it only have Name and Window.
     let mut names: Vec<&'static str> = Vec::new();
@@ -319,7 +335,10 @@ fn write_table<T: Item>(w: &mut JsonWriter<'_>, items: &[T], created: &str, incl
     for item in items {
         let usage = item.table_usage();
         if names.is_empty() {
-            names = usage.as_ref().map(|u| u.iter().map(|(n, _)| *n).collect()).unwrap_or_default();
+            names = usage
+                .as_ref()
+                .map(|u| u.iter().map(|(n, _)| *n).collect())
+                .unwrap_or_default();
             columns_set = true;
         }
         let mut cells = Vec::with_capacity(names.len() + 2);

@@ -83,6 +83,9 @@ mod tests {
 
     #[test]
     fn minify_keeps_string_whitespace() {
-        assert_eq!(minify("{ \"a b\" : [ 1, \"\\\" x\" ] }"), b"{\"a b\":[1,\"\\\" x\"]}".to_vec());
+        assert_eq!(
+            minify("{ \"a b\" : [ 1, \"\\\" x\" ] }"),
+            b"{\"a b\":[1,\"\\\" x\"]}".to_vec()
+        );
     }
 }

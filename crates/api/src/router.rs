@@ -32,7 +32,10 @@ use crate::status::{Status, json_response};
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .fallback(dispatch)
-        .layer(middleware::from_fn_with_state(state.clone(), limits::filter))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::filter,
+        ))
         .with_state(state)
 }
 
@@ -144,21 +147,21 @@ fn route(state: &ApiState, ctx: &Ctx, path: &str) -> Response<Body> {
         return apis_root(state, ctx);
     }
     let group_root = "/apis/metrics.k8s.io";
-    if let Some(rest) = path.strip_prefix(group_root) {
-        if rest.is_empty() || rest.starts_with('/') {
-            return api_group(state, ctx, path);
-        }
+    if let Some(rest) = path.strip_prefix(group_root)
+        && (rest.is_empty() || rest.starts_with('/'))
+    {
+        return api_group(state, ctx, path);
     }
-    if let Some(rest) = path.strip_prefix("/version") {
-        if rest.is_empty() || rest.starts_with('/') {
-            if path.trim_matches('/') != "version" {
-                return ctx.error(Status::route_not_found());
-            }
-            if ctx.method != Method::GET {
-                return ctx.error(Status::route_method_not_allowed());
-            }
-            return version(state);
+    if let Some(rest) = path.strip_prefix("/version")
+        && (rest.is_empty() || rest.starts_with('/'))
+    {
+        if path.trim_matches('/') != "version" {
+            return ctx.error(Status::route_not_found());
         }
+        if ctx.method != Method::GET {
+            return ctx.error(Status::route_method_not_allowed());
+        }
+        return version(state);
     }
     // The non-go-restful mux: any method.
     match path {
@@ -208,7 +211,10 @@ fn openapi_v3_group_version(state: &ApiState, ctx: &Ctx) -> Response<Body> {
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, immutable"),
         );
-        h.insert(header::EXPIRES, HeaderValue::from_static("Fri, 01 Jan 2100 00:00:00 GMT"));
+        h.insert(
+            header::EXPIRES,
+            HeaderValue::from_static("Fri, 01 Jan 2100 00:00:00 GMT"),
+        );
     }
     resp
 }
@@ -291,13 +297,12 @@ fn metrics(state: &ApiState, ctx: &Ctx) -> Response<Body> {
     // expfmt.Negotiate keeps a valid `escaping` parameter of the Accept clause.
     let mut escaping = "underscores";
     for c in negotiate::parse_accept(&ctx.accept) {
-        if let Some(e) = c.params.get("escaping") {
-            if let Some(known) = ["allow-utf-8", "underscores", "dots", "values"]
+        if let Some(e) = c.params.get("escaping")
+            && let Some(known) = ["allow-utf-8", "underscores", "dots", "values"]
                 .into_iter()
                 .find(|k| k == e)
-            {
-                escaping = known;
-            }
+        {
+            escaping = known;
         }
         if c.ty == "text" && c.sub == "plain" {
             break;
@@ -372,7 +377,15 @@ fn api_group(state: &ApiState, ctx: &Ctx, path: &str) -> Response<Body> {
         ["apis", GROUP, discovery::VERSION, "nodes", name] => Route::Node(name),
         ["apis", GROUP, discovery::VERSION, "pods"] => Route::Pods(None),
         ["apis", GROUP, discovery::VERSION, "namespaces", ns, "pods"] => Route::Pods(Some(ns)),
-        ["apis", GROUP, discovery::VERSION, "namespaces", ns, "pods", name] => Route::Pod(ns, name),
+        [
+            "apis",
+            GROUP,
+            discovery::VERSION,
+            "namespaces",
+            ns,
+            "pods",
+            name,
+        ] => Route::Pod(ns, name),
         _ => return ctx.error(Status::route_not_found()),
     };
     if ctx.method != Method::GET {
@@ -441,7 +454,11 @@ fn go_parse_int_error(value: &str) -> String {
         let digits = value.strip_prefix(['+', '-']).unwrap_or(value);
         !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
     };
-    let kind = if all_digits { "value out of range" } else { "invalid syntax" };
+    let kind = if all_digits {
+        "value out of range"
+    } else {
+        "invalid syntax"
+    };
     format!(
         "strconv.ParseInt: parsing {}: {kind}",
         crate::status::go_quote(value)
@@ -451,10 +468,10 @@ fn go_parse_int_error(value: &str) -> String {
 fn list_selectors(ctx: &Ctx) -> Result<ListSelectors, Status> {
     // url.Values -> v1.ListOptions (integers), then -> internal (selectors).
     for key in ["timeoutSeconds", "limit"] {
-        if let Some(v) = ctx.query.get(key) {
-            if v.parse::<i64>().is_err() {
-                return Err(Status::bad_request(go_parse_int_error(v)));
-            }
+        if let Some(v) = ctx.query.get(key)
+            && v.parse::<i64>().is_err()
+        {
+            return Err(Status::bad_request(go_parse_int_error(v)));
         }
     }
     let labels = match ctx.query.get("labelSelector") {

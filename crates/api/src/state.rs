@@ -134,7 +134,9 @@ impl ApiState {
         registry: Arc<Registry>,
         api_metrics: ApiMetrics,
     ) -> Self {
-        let discovery = Arc::new(crate::discovery::Discovery::new(config.server_address.as_deref()));
+        let discovery = Arc::new(crate::discovery::Discovery::new(
+            config.server_address.as_deref(),
+        ));
         let openapi = Arc::new(crate::openapi::OpenApi::new(&config.version.git_version));
         let limits = Arc::new(crate::limits::Limits::new(
             config.max_requests_inflight,

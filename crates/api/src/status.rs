@@ -220,7 +220,11 @@ mod tests {
     #[test]
     fn pod_metrics_not_found_matches_spec_example() {
         assert_eq!(
-            body(&Status::not_found("metrics.k8s.io", "podmetrics", "default/foo")),
+            body(&Status::not_found(
+                "metrics.k8s.io",
+                "podmetrics",
+                "default/foo"
+            )),
             "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"podmetrics.metrics.k8s.io \\\"default/foo\\\" not found\",\"reason\":\"NotFound\",\"details\":{\"name\":\"default/foo\",\"group\":\"metrics.k8s.io\",\"kind\":\"podmetrics\"},\"code\":404}\n"
         );
     }
@@ -244,7 +248,11 @@ mod tests {
     #[test]
     fn watch_is_method_not_allowed_with_group_and_kind() {
         assert_eq!(
-            body(&Status::method_not_supported("metrics.k8s.io", "pods", "watch")),
+            body(&Status::method_not_supported(
+                "metrics.k8s.io",
+                "pods",
+                "watch"
+            )),
             "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"watch is not supported on resources of kind \\\"pods.metrics.k8s.io\\\"\",\"reason\":\"MethodNotAllowed\",\"details\":{\"group\":\"metrics.k8s.io\",\"kind\":\"pods\"},\"code\":405}\n"
         );
     }
