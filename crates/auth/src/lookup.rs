@@ -218,7 +218,7 @@ pub fn spawn_reloader(
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(opts.reload_interval.max(Duration::from_secs(1)));
+        let mut tick = tokio::time::interval(opts.reload_interval.max(Duration::from_millis(10)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await; // the first tick is immediate; startup already loaded
         loop {

@@ -3,5 +3,6 @@
 mod caches;
 mod certs;
 mod kube_mock;
+mod reload;
 mod support;
 mod tls_server;
