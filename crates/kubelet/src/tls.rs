@@ -10,12 +10,22 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
 /// PEM material, from a file (flags, in-cluster `ca.crt`) or inline (kubeconfig `*-data`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` never prints inline bytes (they may be a private key).
+#[derive(Clone, PartialEq, Eq)]
 pub enum PemSource {
     /// A PEM file, read when the client is built.
     File(PathBuf),
     /// PEM bytes.
     Inline(Vec<u8>),
+}
+
+impl std::fmt::Debug for PemSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(path) => f.debug_tuple("File").field(path).finish(),
+            Self::Inline(bytes) => write!(f, "Inline(<{} bytes>)", bytes.len()),
+        }
+    }
 }
 
 impl PemSource {

@@ -14,8 +14,8 @@ use tokio::time::Instant;
 /// How often a token file is re-read by default (client-go uses one minute).
 pub const DEFAULT_TOKEN_REFRESH: Duration = Duration::from_secs(60);
 
-/// Where the bearer token comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Where the bearer token comes from. `Debug` never prints a static token.
+#[derive(Clone, PartialEq, Eq, Default)]
 pub enum TokenSource {
     /// No `Authorization` header.
     #[default]
@@ -30,6 +30,20 @@ pub enum TokenSource {
         /// Re-read period.
         refresh: Duration,
     },
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Static(_) => f.write_str("Static(<redacted>)"),
+            Self::File { path, refresh } => f
+                .debug_struct("File")
+                .field("path", path)
+                .field("refresh", refresh)
+                .finish(),
+        }
+    }
 }
 
 /// Errors loading the initial token. Fatal at startup.

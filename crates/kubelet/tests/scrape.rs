@@ -776,3 +776,23 @@ async fn the_path_annotation_is_requested() {
     assert!(result.outcome("node1").unwrap().result.is_ok());
     assert_eq!(kubelet.seen_requests()[0].path, "/virtual/metrics");
 }
+
+#[tokio::test]
+async fn unreadable_or_empty_credentials_fail_client_construction() {
+    let tls = Tls::new();
+    let missing_ca = tls.client_config(ServerVerification::Ca(PemSource::File(
+        tls.dir.path().join("nope.crt"),
+    )));
+    let err = KubeletClient::new(&missing_ca).unwrap_err();
+    assert!(err.to_string().contains("nope.crt"), "{err}");
+
+    let empty_ca = tls.client_config(ServerVerification::Ca(PemSource::Inline(Vec::new())));
+    assert!(KubeletClient::new(&empty_ca).is_err());
+
+    let mut missing_token = tls.verifying();
+    missing_token.token = TokenSource::File {
+        path: tls.dir.path().join("no-token"),
+        refresh: Duration::from_secs(60),
+    };
+    assert!(KubeletClient::new(&missing_token).is_err());
+}
