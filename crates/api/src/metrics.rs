@@ -390,4 +390,40 @@ mod tests {
         assert_eq!(format_go_float(b[2]), "1.8604960000000004");
         assert_eq!(format_go_float(b[19]), "364.31163045936864");
     }
+
+    #[test]
+    fn labelled_histograms_and_gauges_convert_to_go_order() {
+        let om = "# HELP x_seconds Some help.\n\
+                  # TYPE x_seconds histogram\n\
+                  x_seconds_sum{node=\"b\"} 0.5\n\
+                  x_seconds_count{node=\"b\"} 1\n\
+                  x_seconds_bucket{le=\"0.005\",node=\"b\"} 0\n\
+                  x_seconds_bucket{le=\"+Inf\",node=\"b\"} 1\n\
+                  x_seconds_sum{node=\"a\"} 1.0\n\
+                  x_seconds_count{node=\"a\"} 1\n\
+                  x_seconds_bucket{node=\"a\",le=\"0.005\"} 0\n\
+                  x_seconds_bucket{node=\"a\",le=\"+Inf\"} 1\n\
+                  # HELP g Last time.\n\
+                  # TYPE g gauge\n\
+                  g{node=\"a\"} 1785837605.0\n\
+                  # HELP c Requests.\n\
+                  # TYPE c counter\n\
+                  # UNIT c requests\n\
+                  # HELP empty Nothing.\n\
+                  # TYPE empty gauge\n\
+                  # EOF\n";
+        assert_eq!(
+            openmetrics_to_text(om),
+            "# HELP g Last time\n# TYPE g gauge\ng{node=\"a\"} 1.785837605e+09\n\
+             # HELP x_seconds Some help\n# TYPE x_seconds histogram\n\
+             x_seconds_bucket{node=\"a\",le=\"0.005\"} 0\n\
+             x_seconds_bucket{node=\"a\",le=\"+Inf\"} 1\n\
+             x_seconds_sum{node=\"a\"} 1\n\
+             x_seconds_count{node=\"a\"} 1\n\
+             x_seconds_bucket{node=\"b\",le=\"0.005\"} 0\n\
+             x_seconds_bucket{node=\"b\",le=\"+Inf\"} 1\n\
+             x_seconds_sum{node=\"b\"} 0.5\n\
+             x_seconds_count{node=\"b\"} 1\n"
+        );
+    }
 }
