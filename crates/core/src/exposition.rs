@@ -203,7 +203,10 @@ pub fn parse_exposition(body: &[u8], request_time_ns: i64) -> ParseOutcome {
             }
         };
         // Upstream: time.Unix(0, ms*1e6), with int64 wrap-around.
-        let ts = sample.timestamp_ms.unwrap_or(default_ms).wrapping_mul(1_000_000);
+        let ts = sample
+            .timestamp_ms
+            .unwrap_or(default_ms)
+            .wrapping_mul(1_000_000);
         let v = sample.value;
         match sample.family {
             Family::NodeCpu => {
@@ -383,8 +386,13 @@ fn parse_line(l: &[u8]) -> Result<Option<Sample<'_>>, LineErrorKind> {
         if i == ts_start {
             return Err(LineErrorKind::InvalidTimestamp);
         }
-        let digits = std::str::from_utf8(&l[ts_start..i]).map_err(|_| LineErrorKind::InvalidTimestamp)?;
-        sample.timestamp_ms = Some(digits.parse().map_err(|_| LineErrorKind::InvalidTimestamp)?);
+        let digits =
+            std::str::from_utf8(&l[ts_start..i]).map_err(|_| LineErrorKind::InvalidTimestamp)?;
+        sample.timestamp_ms = Some(
+            digits
+                .parse()
+                .map_err(|_| LineErrorKind::InvalidTimestamp)?,
+        );
         if skip_ws(l, i) != l.len() {
             return Err(LineErrorKind::TrailingData);
         }
@@ -393,7 +401,11 @@ fn parse_line(l: &[u8]) -> Result<Option<Sample<'_>>, LineErrorKind> {
 }
 
 /// Parses `l="v", ...}` starting just after `{`; returns the index after `}`.
-fn parse_labels<'a>(l: &'a [u8], mut i: usize, sample: &mut Sample<'a>) -> Result<usize, LineErrorKind> {
+fn parse_labels<'a>(
+    l: &'a [u8],
+    mut i: usize,
+    sample: &mut Sample<'a>,
+) -> Result<usize, LineErrorKind> {
     let (mut have_ns, mut have_pod, mut have_container) = (false, false, false);
     loop {
         i = skip_ws(l, i);
@@ -437,7 +449,8 @@ fn parse_labels<'a>(l: &'a [u8], mut i: usize, sample: &mut Sample<'a>) -> Resul
                 return Err(LineErrorKind::UnterminatedLabels);
             }
         }
-        let raw = std::str::from_utf8(&l[value_start..i]).map_err(|_| LineErrorKind::InvalidUtf8)?;
+        let raw =
+            std::str::from_utf8(&l[value_start..i]).map_err(|_| LineErrorKind::InvalidUtf8)?;
         i += 1;
         let slot = match name {
             b"namespace" if !have_ns => {

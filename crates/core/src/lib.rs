@@ -42,7 +42,9 @@ pub use exposition::{
     DecodeError, LineError, LineErrorKind, NodeScrape, ParseOutcome, PodScrape, decode_node,
     parse_exposition,
 };
-pub use quantity::{Bytes, Nanocores, Quantity, QuantityError, format_cpu_nanocores, format_memory_bytes};
+pub use quantity::{
+    Bytes, Nanocores, Quantity, QuantityError, format_cpu_nanocores, format_memory_bytes,
+};
 pub use rate::{MetricsPoint, RateError, ResourceUsage, resource_usage};
 pub use selector::{FieldSelector, FieldSelectorError, LabelSelector, LabelSelectorError, Labels};
 pub use store::{ApplyStats, Batch, ContainerUsage, PodUsage, SharedSnapshot, Snapshot, Store};

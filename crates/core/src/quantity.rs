@@ -424,8 +424,7 @@ fn parse_quantity(s: &str) -> Result<Quantity, QuantityError> {
         }
         QuantityFormat::BinarySI => {
             if exponent >= 0 && sc.denom.is_empty() {
-                let precision =
-                    15 - sc.num.len() as i64 - i64::from(exponent) * 3 / 10 - 1;
+                let precision = 15 - sc.num.len() as i64 - i64::from(exponent) * 3 / 10 - 1;
                 (0, precision, 1i64 << exponent)
             } else {
                 (0, -1, 1)

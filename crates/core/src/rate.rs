@@ -64,7 +64,10 @@ pub enum RateError {
 /// let last = MetricsPoint { timestamp_ns: 20 * ms, cumulative_cpu_ns: 500, ..Default::default() };
 /// assert_eq!(resource_usage(&last, &prev).unwrap().cpu_nanocores, 20_000);
 /// ```
-pub fn resource_usage(last: &MetricsPoint, prev: &MetricsPoint) -> Result<ResourceUsage, RateError> {
+pub fn resource_usage(
+    last: &MetricsPoint,
+    prev: &MetricsPoint,
+) -> Result<ResourceUsage, RateError> {
     if last.start_time_ns < prev.start_time_ns {
         return Err(RateError::StartTimeDecrease);
     }
@@ -118,7 +121,10 @@ mod tests {
         };
         let u = resource_usage(&last, &prev).unwrap();
         assert_eq!(u.cpu_nanocores, 20_000);
-        assert_eq!(crate::quantity::format_cpu_nanocores(u.cpu_nanocores), "20u");
+        assert_eq!(
+            crate::quantity::format_cpu_nanocores(u.cpu_nanocores),
+            "20u"
+        );
         assert_eq!(u.memory_bytes, 2);
         assert_eq!(u.window_ns, 10 * MS);
         assert_eq!(u.timestamp_ns, 20 * MS);

@@ -107,7 +107,9 @@ impl Requirement {
             Operator::In | Operator::Equals | Operator::DoubleEquals => {
                 labels.get_label(&self.key).is_some_and(has)
             }
-            Operator::NotIn | Operator::NotEquals => labels.get_label(&self.key).is_none_or(|v| !has(v)),
+            Operator::NotIn | Operator::NotEquals => {
+                labels.get_label(&self.key).is_none_or(|v| !has(v))
+            }
             Operator::Exists => labels.get_label(&self.key).is_some(),
             Operator::DoesNotExist => labels.get_label(&self.key).is_none(),
             Operator::GreaterThan | Operator::LessThan => {
@@ -429,14 +431,20 @@ impl Parser {
                         Tok::Comma => {
                             let (t2, l2) = self.lookahead(Ctx::Values);
                             if t2 != Tok::Identifier && t2 != Tok::DoesNotExist {
-                                return Err(format!("found '{l2}', expected: identifier after ','"));
+                                return Err(format!(
+                                    "found '{l2}', expected: identifier after ','"
+                                ));
                             }
                         }
                         _ => return Err(format!("found '{l}', expected: ',' or 'end of string'")),
                     }
                 }
                 Tok::EndOfString => return Ok(reqs),
-                _ => return Err(format!("found '{lit}', expected: !, identifier, or 'end of string'")),
+                _ => {
+                    return Err(format!(
+                        "found '{lit}', expected: !, identifier, or 'end of string'"
+                    ));
+                }
             }
         }
     }
@@ -485,7 +493,11 @@ impl Parser {
             Tok::LessThan => Operator::LessThan,
             Tok::NotIn => Operator::NotIn,
             Tok::NotEquals => Operator::NotEquals,
-            _ => return Err(format!("found '{lit}', expected: in, notin, =, ==, !=, gt, lt")),
+            _ => {
+                return Err(format!(
+                    "found '{lit}', expected: in, notin, =, ==, !=, gt, lt"
+                ));
+            }
         })
     }
 
@@ -605,7 +617,11 @@ fn aggregate(errs: Vec<String>) -> String {
 
 /// `field.Invalid(path, value, detail).Error()` for a string value.
 fn field_invalid(path: &str, value: &str, msgs: &[String]) -> String {
-    format!("{path}: Invalid value: {}: {}", go_strconv_quote(value), msgs.join("; "))
+    format!(
+        "{path}: Invalid value: {}: {}",
+        go_strconv_quote(value),
+        msgs.join("; ")
+    )
 }
 
 /// Go `strconv.Quote` for the strings that reach error messages.
@@ -645,7 +661,8 @@ const LABEL_KEY_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
 const LABEL_KEY_MSG: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
 const LABEL_VALUE_FMT: &str = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?";
 const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
-const DNS1123_SUBDOMAIN_FMT: &str = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const DNS1123_SUBDOMAIN_FMT: &str =
+    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
 
 /// `content.RegexError`.
@@ -668,7 +685,8 @@ fn is_qualified_token(s: &str) -> bool {
         (Some(f), Some(l)) => {
             f.is_ascii_alphanumeric()
                 && l.is_ascii_alphanumeric()
-                && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
         }
         _ => false,
     }
@@ -703,7 +721,11 @@ fn label_key_errors(key: &str) -> Option<Vec<String>> {
                 if !is_dns1123_subdomain(prefix) {
                     errs.push(format!(
                         "prefix part {}",
-                        regex_error(DNS1123_SUBDOMAIN_MSG, DNS1123_SUBDOMAIN_FMT, &["example.com"])
+                        regex_error(
+                            DNS1123_SUBDOMAIN_MSG,
+                            DNS1123_SUBDOMAIN_FMT,
+                            &["example.com"]
+                        )
                     ));
                 }
             }
@@ -712,7 +734,11 @@ fn label_key_errors(key: &str) -> Option<Vec<String>> {
         _ => {
             return Some(vec![format!(
                 "a valid label key {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
-                regex_error(LABEL_KEY_MSG, LABEL_KEY_FMT, &["MyName", "my.name", "123-abc"])
+                regex_error(
+                    LABEL_KEY_MSG,
+                    LABEL_KEY_FMT,
+                    &["MyName", "my.name", "123-abc"]
+                )
             )]);
         }
     };
@@ -724,7 +750,11 @@ fn label_key_errors(key: &str) -> Option<Vec<String>> {
     if !is_qualified_token(name) {
         errs.push(format!(
             "name part {}",
-            regex_error(LABEL_KEY_MSG, LABEL_KEY_FMT, &["MyName", "my.name", "123-abc"])
+            regex_error(
+                LABEL_KEY_MSG,
+                LABEL_KEY_FMT,
+                &["MyName", "my.name", "123-abc"]
+            )
         ));
     }
     (!errs.is_empty()).then_some(errs)
@@ -998,7 +1028,8 @@ mod tests {
             err.to_string(),
             r#""spec.nodeName" is not a known field selector: only "metadata.name", "metadata.namespace""#
         );
-        let err = FieldSelector::parse_with_fields("metadata.namespace=x", &["metadata.name"]).unwrap_err();
+        let err = FieldSelector::parse_with_fields("metadata.namespace=x", &["metadata.name"])
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             r#""metadata.namespace" is not a known field selector: only "metadata.name""#
@@ -1042,7 +1073,11 @@ mod tests {
             ("a=1,b=x", true),
             ("a=1,b=y", false),
         ] {
-            assert_eq!(LabelSelector::parse(sel).unwrap().matches(&labels), want, "{sel}");
+            assert_eq!(
+                LabelSelector::parse(sel).unwrap().matches(&labels),
+                want,
+                "{sel}"
+            );
         }
     }
 

@@ -341,7 +341,9 @@ impl Store {
 
         pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         let before = pods.len();
-        pods.dedup_by(|later, first| later.namespace == first.namespace && later.name == first.name);
+        pods.dedup_by(|later, first| {
+            later.namespace == first.namespace && later.name == first.name
+        });
         stats.duplicate_pods = before - pods.len();
 
         let mut new_pods = Vec::with_capacity(pods.len());

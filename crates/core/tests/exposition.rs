@@ -89,7 +89,10 @@ fn d1_the_upstream_fixture_decodes_to_the_expected_values() {
         (coredns.namespace.as_str(), coredns.name.as_str()),
         ("kube-system", "coredns-558bd4d5db-4dpjz")
     );
-    assert_eq!(coredns.containers, vec![("coredns".to_owned(), coredns_point())]);
+    assert_eq!(
+        coredns.containers,
+        vec![("coredns".to_owned(), coredns_point())]
+    );
     let ms = &s.pods[1];
     assert_eq!(ms.name, "metrics-server-66547b68cb-z9lkj");
     assert_eq!(ms.containers[0].0, "metrics-server");
@@ -153,7 +156,10 @@ fn d4_to_d7_a_container_without_cpu_or_memory_drops_the_pod() {
         assert_eq!(outcome.scrape, NodeScrape::default(), "{body}");
         assert_eq!(
             outcome.incomplete_pods,
-            vec![("kube-system".to_owned(), "coredns-558bd4d5db-4dpjz".to_owned())]
+            vec![(
+                "kube-system".to_owned(),
+                "coredns-558bd4d5db-4dpjz".to_owned()
+            )]
         );
     }
 }
@@ -212,7 +218,10 @@ node_memory_working_set_bytes 1.616273408e+09 1633253809720
     assert!(outcome.scrape.node.is_some());
     let err = decode_node(body.as_bytes(), 0).unwrap_err();
     assert_eq!(err.count, 1);
-    assert!(err.to_string().starts_with("failed parsing metrics: line 4"));
+    assert!(
+        err.to_string()
+            .starts_with("failed parsing metrics: line 4")
+    );
 }
 
 #[test]
@@ -222,13 +231,19 @@ fn d14_a_realistic_seventy_pod_kubelet_gives_one_node_and_seventy_pods() {
     let pods = realistic_pods(&mut rng, 70, now_ms);
     let body = render_kubelet(123_456.789, 7.5e9, now_ms, &pods);
     let lines = body.lines().filter(|l| !l.starts_with('#')).count();
-    assert!(lines > 300, "a 70-pod body has hundreds of samples ({lines})");
+    assert!(
+        lines > 300,
+        "a 70-pod body has hundreds of samples ({lines})"
+    );
 
     let s = decode_node(body.as_bytes(), now_ms * 1_000_000).unwrap();
     assert_eq!(s.node.map(|n| n.timestamp_ns), Some(now_ms * 1_000_000));
     assert_eq!(s.pods.len(), 70);
     let containers: usize = s.pods.iter().map(|p| p.containers.len()).sum();
-    assert_eq!(containers, pods.iter().map(|p| p.containers.len()).sum::<usize>());
+    assert_eq!(
+        containers,
+        pods.iter().map(|p| p.containers.len()).sum::<usize>()
+    );
     for fake in &pods {
         let got = s
             .pods
@@ -244,8 +259,16 @@ fn d14_a_realistic_seventy_pod_kubelet_gives_one_node_and_seventy_pods() {
         }
     }
     // Output order is deterministic: pods by (namespace, name), containers by name.
-    assert!(s.pods.windows(2).all(|w| (&w[0].namespace, &w[0].name) < (&w[1].namespace, &w[1].name)));
-    assert!(s.pods.iter().all(|p| p.containers.windows(2).all(|w| w[0].0 < w[1].0)));
+    assert!(
+        s.pods
+            .windows(2)
+            .all(|w| (&w[0].namespace, &w[0].name) < (&w[1].namespace, &w[1].name))
+    );
+    assert!(
+        s.pods
+            .iter()
+            .all(|p| p.containers.windows(2).all(|w| w[0].0 < w[1].0))
+    );
 }
 
 #[test]
@@ -261,7 +284,8 @@ fn d15_standard_families_with_non_negative_timestamps_never_error() {
             }
             for c in &mut p.containers {
                 c.timestamp_ms = *rng.pick(&[0, 1, i64::MAX, c.timestamp_ms]);
-                c.cpu_seconds = *rng.pick(&[f64::NAN, f64::INFINITY, -1.0, 0.0, 1e300, c.cpu_seconds]);
+                c.cpu_seconds =
+                    *rng.pick(&[f64::NAN, f64::INFINITY, -1.0, 0.0, 1e300, c.cpu_seconds]);
             }
         }
         let body = render_kubelet(1.0, 2.0, rng.below(i64::MAX as u64) as i64, &pods);
@@ -303,7 +327,10 @@ node_memory_working_set_bytes{} 2 1000\n\
 xnode_memory_working_set_bytes 3 1000\n";
     let s = decode(body);
     let node = s.node.unwrap();
-    assert_eq!((node.cumulative_cpu_ns, node.memory_bytes), (1_000_000_000, 2));
+    assert_eq!(
+        (node.cumulative_cpu_ns, node.memory_bytes),
+        (1_000_000_000, 2)
+    );
 }
 
 #[test]
@@ -383,7 +410,9 @@ fn a_container_with_only_a_start_time_drops_its_pod() {
         }],
     };
     let mut body = render_kubelet(1.0, 1.0, 1, &[fake]);
-    body.push_str("container_start_time_seconds{container=\"init\",namespace=\"ns\",pod=\"p\"} 5\n");
+    body.push_str(
+        "container_start_time_seconds{container=\"init\",namespace=\"ns\",pod=\"p\"} 5\n",
+    );
     let s = decode(&body);
     assert!(s.pods.is_empty());
     assert!(s.node.is_some());

@@ -75,9 +75,13 @@ fn parsed_quantities_match_go_values_and_errors() {
                     )
                 })
             }
-            ("err", Err(e)) => (e.to_string() != r[2])
-                .then(|| format!("{:?}: error {e:?} (go {:?})", r[0], r[2])),
-            (_, got) => Some(format!("{:?}: got {got:?}, go says {} {}", r[0], r[1], r[2])),
+            ("err", Err(e)) => {
+                (e.to_string() != r[2]).then(|| format!("{:?}: error {e:?} (go {:?})", r[0], r[2]))
+            }
+            (_, got) => Some(format!(
+                "{:?}: got {got:?}, go says {} {}",
+                r[0], r[1], r[2]
+            )),
         }
     });
 }
@@ -135,7 +139,9 @@ fn field_selectors_parse_validate_and_print_like_go() {
     compare("field_selectors.tsv", |r| {
         let got = match FieldSelector::parse(&r[0]) {
             Ok(s) => format!("ok\t{s}"),
-            Err(e @ metrics_server_core::FieldSelectorError::Syntax(_)) => format!("parse-err\t{e}"),
+            Err(e @ metrics_server_core::FieldSelectorError::Syntax(_)) => {
+                format!("parse-err\t{e}")
+            }
             Err(e) => format!("field-err\t{e}"),
         };
         let want = format!("{}\t{}", r[1], r[2]);

@@ -40,7 +40,10 @@ fn pod(ns: &str, name: &str, containers: &[(&str, MetricsPoint)]) -> PodScrape {
     PodScrape {
         namespace: ns.into(),
         name: name.into(),
-        containers: containers.iter().map(|(n, p)| ((*n).to_owned(), *p)).collect(),
+        containers: containers
+            .iter()
+            .map(|(n, p)| ((*n).to_owned(), *p))
+            .collect(),
     }
 }
 
@@ -149,8 +152,14 @@ fn s8_pod_metrics_are_served_after_two_batches_and_vanish_with_the_pod() {
     assert_eq!(p.window_ns, 5 * S);
     assert_eq!(p.containers.len(), 1);
     assert_eq!(&*p.containers[0].name, "container1");
-    assert_eq!(format_cpu_nanocores(p.containers[0].usage.cpu_nanocores), "1");
-    assert_eq!(format_memory_bytes(p.containers[0].usage.memory_bytes), "5Mi");
+    assert_eq!(
+        format_cpu_nanocores(p.containers[0].usage.cpu_nanocores),
+        "1"
+    );
+    assert_eq!(
+        format_memory_bytes(p.containers[0].usage.memory_bytes),
+        "5Mi"
+    );
     assert_eq!(snap.pod_metrics("ns1", "pod2"), None);
 
     let snap = s.apply(Batch::new());
@@ -208,7 +217,10 @@ fn s12_a_restarted_container_is_served_from_its_start_time_when_fresh() {
     let p = snap.pod_metrics("ns1", "pod1").unwrap();
     assert_eq!(p.timestamp_ns, T0 + 25 * S);
     assert_eq!(p.window_ns, 10 * S);
-    assert_eq!(format_cpu_nanocores(p.containers[0].usage.cpu_nanocores), "500m");
+    assert_eq!(
+        format_cpu_nanocores(p.containers[0].usage.cpu_nanocores),
+        "500m"
+    );
     assert_eq!(p.containers[0].usage.memory_bytes, 5 * MIB);
 }
 
@@ -244,8 +256,14 @@ fn s15_a_pod_point_between_prev_and_last_keeps_prev() {
     let p = snap.pod_metrics("ns1", "pod1").unwrap();
     assert_eq!(p.timestamp_ns, T0 + 120 * S);
     assert_eq!(p.window_ns, 5 * S);
-    assert_eq!(format_cpu_nanocores(p.containers[0].usage.cpu_nanocores), "5");
-    assert_eq!(format_memory_bytes(p.containers[0].usage.memory_bytes), "5Mi");
+    assert_eq!(
+        format_cpu_nanocores(p.containers[0].usage.cpu_nanocores),
+        "5"
+    );
+    assert_eq!(
+        format_memory_bytes(p.containers[0].usage.memory_bytes),
+        "5Mi"
+    );
 }
 
 #[test]
@@ -265,8 +283,14 @@ fn s17_a_fresh_container_is_served_after_one_batch() {
     let p = snap.pod_metrics("ns1", "pod1").unwrap();
     assert_eq!(p.timestamp_ns, T0 + 10 * S);
     assert_eq!(p.window_ns, 10 * S);
-    assert_eq!(format_cpu_nanocores(p.containers[0].usage.cpu_nanocores), "1");
-    assert_eq!(format_memory_bytes(p.containers[0].usage.memory_bytes), "4Mi");
+    assert_eq!(
+        format_cpu_nanocores(p.containers[0].usage.cpu_nanocores),
+        "1"
+    );
+    assert_eq!(
+        format_memory_bytes(p.containers[0].usage.memory_bytes),
+        "4Mi"
+    );
 
     // Whole-store readiness (D.5) also needs a node with a prev.
     assert!(!snap.is_ready());
@@ -300,7 +324,10 @@ fn s20_containers_with_zero_start_time_work_over_two_batches() {
     let snap = s.apply(pod_batch(&[("container1", pt(None, 125, 6, 5))]));
     let p = snap.pod_metrics("ns1", "pod1").unwrap();
     assert_eq!(p.window_ns, 5 * S);
-    assert_eq!(format_cpu_nanocores(p.containers[0].usage.cpu_nanocores), "1");
+    assert_eq!(
+        format_cpu_nanocores(p.containers[0].usage.cpu_nanocores),
+        "1"
+    );
 }
 
 #[test]
@@ -351,12 +378,20 @@ fn duplicates_in_a_batch_keep_the_first_seen() {
     let mut b = Batch::new();
     b.push_node("node1", pt(None, 10, 1, 1));
     b.push_node("node1", pt(None, 11, 2, 2));
-    b.push_pod(pod("ns", "p", &[("c", pt(None, 10, 1, 1)), ("c", pt(None, 10, 9, 9))]));
+    b.push_pod(pod(
+        "ns",
+        "p",
+        &[("c", pt(None, 10, 1, 1)), ("c", pt(None, 10, 9, 9))],
+    ));
     b.push_pod(pod("ns", "p", &[("d", pt(None, 10, 1, 1))]));
     let snap = s.apply(b);
     let stats = snap.stats();
     assert_eq!(
-        (stats.duplicate_nodes, stats.duplicate_pods, stats.duplicate_containers),
+        (
+            stats.duplicate_nodes,
+            stats.duplicate_pods,
+            stats.duplicate_containers
+        ),
         (1, 1, 1)
     );
     let mut b = Batch::new();
@@ -364,7 +399,10 @@ fn duplicates_in_a_batch_keep_the_first_seen() {
     b.push_pod(pod("ns", "p", &[("c", pt(None, 20, 11, 1))]));
     let snap = s.apply(b);
     // First node1 (cpu 1 at t=10) and first "c" (cpu 1) were kept.
-    assert_eq!(snap.node_metrics("node1").unwrap().cpu_nanocores, 1_000_000_000);
+    assert_eq!(
+        snap.node_metrics("node1").unwrap().cpu_nanocores,
+        1_000_000_000
+    );
     let p = snap.pod_metrics("ns", "p").unwrap();
     assert_eq!(p.containers[0].usage.cpu_nanocores, 1_000_000_000);
 }
@@ -397,7 +435,8 @@ fn a_fresh_container_older_than_the_resolution_is_not_fresh() {
     let mut s = Store::new(Duration::from_secs(15));
     let snap = s.apply(pod_batch(&[("container1", pt(Some(0), 15, 10, 4))]));
     assert_eq!(snap.pod_metrics("ns1", "pod1"), None);
-    let snap = Store::new(Duration::from_secs(15)).apply(pod_batch(&[("container1", pt(Some(0), 14, 10, 4))]));
+    let snap = Store::new(Duration::from_secs(15))
+        .apply(pod_batch(&[("container1", pt(Some(0), 14, 10, 4))]));
     assert!(snap.pod_metrics("ns1", "pod1").is_some());
 }
 
@@ -411,5 +450,8 @@ fn interned_names_are_shared_across_ticks() {
     let pb = b.pod_metrics("ns1", "pod1").unwrap();
     let again = s.apply(pod_batch(&[("container1", pt(Some(0), 130, 3, 4))]));
     let pc = again.pod_metrics("ns1", "pod1").unwrap();
-    assert!(std::sync::Arc::ptr_eq(&pb.containers[0].name, &pc.containers[0].name));
+    assert!(std::sync::Arc::ptr_eq(
+        &pb.containers[0].name,
+        &pc.containers[0].name
+    ));
 }

@@ -39,7 +39,9 @@ impl Rng {
 
 /// Escapes a label value the way the Prometheus text format requires.
 pub fn escape_label_value(v: &str) -> String {
-    v.replace('\\', r"\\").replace('"', "\\\"").replace('\n', r"\n")
+    v.replace('\\', r"\\")
+        .replace('"', "\\\"")
+        .replace('\n', r"\n")
 }
 
 /// Renders a float in one of the spellings exporters use.
@@ -152,7 +154,12 @@ pub fn render_kubelet(node_cpu: f64, node_mem: f64, node_ts_ms: i64, pods: &[Fak
     );
     for (p, c) in &series {
         let l = labels(p, c);
-        writeln!(out, "container_swap_usage_bytes{{{l}}} 0 {}", c.timestamp_ms).unwrap();
+        writeln!(
+            out,
+            "container_swap_usage_bytes{{{l}}} 0 {}",
+            c.timestamp_ms
+        )
+        .unwrap();
     }
     header(
         &mut out,
@@ -233,10 +240,26 @@ pub fn render_kubelet(node_cpu: f64, node_mem: f64, node_ts_ms: i64, pods: &[Fak
 /// A realistic node: `n` pods across a few namespaces, 1-3 containers each,
 /// all values non-zero.
 pub fn realistic_pods(rng: &mut Rng, n: usize, now_ms: i64) -> Vec<FakePod> {
-    const NAMESPACES: &[&str] = &["default", "kube-system", "monitoring", "payments", "ingress-nginx"];
+    const NAMESPACES: &[&str] = &[
+        "default",
+        "kube-system",
+        "monitoring",
+        "payments",
+        "ingress-nginx",
+    ];
     const APPS: &[&str] = &[
-        "api", "web", "worker", "coredns", "kube-proxy", "fluent-bit", "redis", "postgres", "envoy",
-        "node-exporter", "cert-manager", "metrics-server",
+        "api",
+        "web",
+        "worker",
+        "coredns",
+        "kube-proxy",
+        "fluent-bit",
+        "redis",
+        "postgres",
+        "envoy",
+        "node-exporter",
+        "cert-manager",
+        "metrics-server",
     ];
     const SIDECARS: &[&str] = &["istio-proxy", "log-shipper", "config-reloader"];
     (0..n)
@@ -250,7 +273,11 @@ pub fn realistic_pods(rng: &mut Rng, n: usize, now_ms: i64) -> Vec<FakePod> {
                 name: format!("{app}-{}-{}-{i}", &hash[..8], &suffix),
                 containers: (0..containers)
                     .map(|c| FakeContainer {
-                        name: if c == 0 { (*app).to_owned() } else { (*SIDECARS[c - 1]).to_owned() },
+                        name: if c == 0 {
+                            (*app).to_owned()
+                        } else {
+                            (*SIDECARS[c - 1]).to_owned()
+                        },
                         cpu_seconds: 0.001 + rng.below(5_000_000) as f64 / 1000.0,
                         memory_bytes: (1 + rng.below(2_000_000)) as f64 * 4096.0,
                         start_seconds: (now_ms / 1000 - 60 - rng.below(86_400 * 30) as i64) as f64,
