@@ -622,6 +622,7 @@ fn list_pods(state: &ApiState, ctx: &Ctx, namespace: Option<&str>) -> Response<B
         })
         .filter_map(|meta| {
             let usage = view.pod_metrics(&meta.namespace, &meta.name)?;
+            log_skipped(&meta.namespace, &meta.name, &usage);
             Some(PodItem { meta, usage })
         })
         .collect();
@@ -657,9 +658,22 @@ fn get_pod(state: &ApiState, ctx: &Ctx, namespace: &str, name: &str) -> Response
             &format!("{namespace}/{name}"),
         ));
     };
+    log_skipped(namespace, name, &usage);
     let (now, created) = now_string(state);
     state
         .api_metrics
         .observe_freshness(age_seconds(now, usage.timestamp_ns));
     respond_one(ctx, &PodItem { meta, usage }, &created, n)
+}
+
+/// Upstream logs each container whose rate failed when serving its pod.
+fn log_skipped(namespace: &str, name: &str, usage: &metrics_server_core::PodUsage) {
+    for (container, err) in &usage.skipped {
+        tracing::error!(
+            error = %err,
+            container = %container,
+            pod = %format!("{namespace}/{name}"),
+            "Skipping container usage metric"
+        );
+    }
 }
