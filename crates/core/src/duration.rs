@@ -222,7 +222,8 @@ pub fn parse_duration(input: &str) -> Result<i64, DurationError> {
                 return Err(invalid());
             }
         }
-        d += v;
+        // Go's uint64 addition wraps (2^63 + 2^63 = 0); so does this.
+        d = d.wrapping_add(v);
         if d > LIMIT {
             return Err(invalid());
         }

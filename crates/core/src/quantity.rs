@@ -220,6 +220,7 @@ impl Quantity {
     pub fn scaled_value(&self, scale: i32) -> i64 {
         match self.amount {
             Amount::Int { value, scale: own } => {
+                let (own, scale) = (i64::from(own), i64::from(scale));
                 if own < scale {
                     negative_scale_int64(value, scale - own)
                 } else {
@@ -229,7 +230,7 @@ impl Quantity {
             Amount::Dec {
                 unscaled,
                 scale: own,
-            } => dec_scaled_value(unscaled, own, -scale),
+            } => dec_scaled_value(unscaled, own, -i64::from(scale)),
         }
     }
 
@@ -532,7 +533,7 @@ fn pow10_u128(exp: i64) -> Option<u128> {
 }
 
 /// `negativeScaleInt64`: divide by 10^scale, rounding away from zero.
-fn negative_scale_int64(base: i64, scale: i32) -> i64 {
+fn negative_scale_int64(base: i64, scale: i64) -> i64 {
     if scale == 0 {
         return base;
     }
@@ -560,8 +561,9 @@ fn negative_scale_int64(base: i64, scale: i32) -> i64 {
 
 /// `positiveScaleInt64`: multiply by 10^scale. Like Go, a 1-3 digit shift
 /// that overflows returns the wrapped product, a longer one returns 0.
-fn positive_scale_int64(base: i64, scale: i32) -> i64 {
+fn positive_scale_int64(base: i64, scale: i64) -> i64 {
     match scale {
+        _ if base == 0 => 0,
         0 => base,
         1..=3 => base.wrapping_mul(10i64.pow(scale as u32)),
         _ => {
@@ -578,18 +580,19 @@ fn positive_scale_int64(base: i64, scale: i32) -> i64 {
 }
 
 /// `scaledValue(unscaled, scale, newScale)` for the inf.Dec representation.
-fn dec_scaled_value(unscaled: i128, scale: i32, new_scale: i32) -> i64 {
+fn dec_scaled_value(unscaled: i128, scale: i32, new_scale: i64) -> i64 {
     let go_int64 = |v: i128| -> i64 {
         // big.Int.Int64(): low 64 bits of the magnitude, then the sign.
         let low = v.unsigned_abs() as u64 as i64;
         if v < 0 { low.wrapping_neg() } else { low }
     };
-    let dif = i64::from(scale) - i64::from(new_scale);
+    let dif = i64::from(scale) - new_scale;
     if dif == 0 {
         return go_int64(unscaled);
     }
     if dif < 0 {
-        let factor = 10f64.powi((-dif) as i32) as i64;
+        // Go: int64(math.Pow10(-dif)), which saturates like `as` does here.
+        let factor = 10f64.powi((-dif).min(400) as i32) as i64;
         return go_int64(unscaled).wrapping_mul(factor);
     }
     if unscaled < i128::from(i64::MAX) && dif < 19 {
@@ -669,5 +672,22 @@ mod tests {
         );
         assert_eq!(Quantity::parse("1x"), Err(QuantityError::FormatWrong));
         assert_eq!(Quantity::parse("1ki"), Err(QuantityError::Suffix));
+    }
+
+    #[test]
+    fn extreme_exponents_neither_panic_nor_loop() {
+        for s in [
+            "1e2147483647",
+            "0e2147483647",
+            "1e-2147483648",
+            "9e9223372036854775807",
+            "-7e-99",
+        ] {
+            if let Ok(q) = Quantity::parse(s) {
+                for scale in [i32::MIN, -9, 0, 9, i32::MAX] {
+                    let _ = q.scaled_value(scale);
+                }
+            }
+        }
     }
 }

@@ -149,3 +149,54 @@ fn d15_generated_bodies_with_non_negative_timestamps_never_error() {
         assert_eq!(out.scrape.pods.len(), n);
     }
 }
+
+#[test]
+fn token_soup_with_extreme_numbers_never_panics_quantity_or_duration_parsers() {
+    const PIECES: &[&str] = &[
+        "0",
+        "1",
+        "9",
+        ".",
+        "e",
+        "E",
+        "-",
+        "+",
+        "i",
+        "Ki",
+        "Ei",
+        "m",
+        "n",
+        "u",
+        "k",
+        "G",
+        "P",
+        "ns",
+        "us",
+        "µs",
+        "ms",
+        "s",
+        "h",
+        "2147483647",
+        "2147483648",
+        "9223372036854775807",
+        "9223372036854775808",
+        "18446744073709551616",
+        "000000000000000000001",
+        "99999999999999999999999999999999999999999",
+    ];
+    let mut rng = Rng::new(7);
+    for _ in 0..20_000 {
+        let s: String = (0..1 + rng.below(6)).map(|_| *rng.pick(PIECES)).collect();
+        if let Ok(q) = Quantity::parse(&s) {
+            for scale in [i32::MIN, -40, -9, -3, 0, 3, 40, i32::MAX] {
+                let _ = q.scaled_value(scale);
+            }
+        }
+        if let Ok(ns) = parse_duration(&s) {
+            assert_eq!(
+                parse_duration(&metrics_server_core::format_duration(ns)),
+                Ok(ns)
+            );
+        }
+    }
+}

@@ -32,6 +32,7 @@ fn unescape(field: &str) -> String {
             Some('n') => out.push('\n'),
             Some('r') => out.push('\r'),
             Some('\\') => out.push('\\'),
+            Some('0') => out.push('\0'),
             other => panic!("bad escape \\{other:?} in {field:?}"),
         }
     }

@@ -8,8 +8,8 @@
 //	cd hack/tools/golden && go run .
 //
 // Output goes to crates/core/tests/golden/*.tsv. Every file is tab separated,
-// one case per line, with `\`, tab, CR and LF escaped as `\\`, `\t`, `\r`,
-// `\n` in every field. Lines starting with `#` are comments.
+// one case per line, with `\`, tab, CR, LF and NUL escaped as `\\`, `\t`,
+// `\r`, `\n`, `\0` in every field. Lines starting with `#` are comments.
 package main
 
 import (
@@ -32,7 +32,7 @@ import (
 const outDir = "../../../crates/core/tests/golden"
 
 func esc(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, "\t", `\t`, "\r", `\r`, "\n", `\n`)
+	r := strings.NewReplacer(`\`, `\\`, "\t", `\t`, "\r", `\r`, "\n", `\n`, "\x00", `\0`)
 	return r.Replace(s)
 }
 
@@ -229,6 +229,8 @@ func parseDurations() {
 		"100000000000000000000ns", "5m0s", "60s", "10s", "9s", "59.999s", "1m", "1h", "4000h", "0.1ns",
 		"1.9ns", "0.000000001s", "0.0000000001s", "1\x00s", "1\ts", "1\"s", "1\\s", "1ŝ", "1.5µs",
 		"1.5ms", "-1.5h", "--1s", "+-1s", "1s-1s", "hms", "s",
+		"9223372036854775808ns9223372036854775808ns", "-9223372036854775808ns1ns", "9223372036854775807ns1ns",
+		"2562047h47m16.854775807s1ns", "0.9999999999999999999999h",
 	}
 	for _, in := range inputs {
 		d, err := time.ParseDuration(in)
