@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# A local Kubernetes cluster for the demo and the end-to-end tests, on loopback only.
+#
+# Real: etcd, kube-apiserver (with the aggregation layer), kube-controller-manager (runs the HPA),
+# kube-scheduler, kubectl, and the metrics-server process (ours or upstream's), all built from their Go
+# modules by hack/build-tools.sh and started by `kwokctl create cluster --runtime binary`.
+# Simulated by KWOK: the nodes, their kubelets' /metrics/resource endpoints, and pod lifecycles.
+#
+# Usage: hack/cluster.sh up|down|status
+# Variables: METRICS_SERVER=ours|upstream (default ours), NODES (default 3), CLUSTER_NAME (default msrs),
+#            METRICS_SERVER_BIN (overrides the binary), METRICS_SERVER_ARGS (extra flags, space separated).
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+state=$repo/.cluster
+bin=$state/bin
+cluster=${CLUSTER_NAME:-msrs}
+nodes=${NODES:-3}
+which_server=${METRICS_SERVER:-ours}
+export KWOK_WORKDIR=$state/kwok
+export PATH=$bin:$PATH
+kubeconfig=$KWOK_WORKDIR/clusters/$cluster/kubeconfig.yaml
+
+log() { echo "[cluster] $*"; }
+kc() { kubectl --kubeconfig "$kubeconfig" "$@"; }
+
+server_binary() {
+  if [ -n "${METRICS_SERVER_BIN:-}" ]; then echo "$METRICS_SERVER_BIN"; return; fi
+  case "$which_server" in
+    ours) echo "$repo/target/release/metrics-server" ;;
+    upstream) echo "$bin/metrics-server-upstream" ;;
+    *) echo "METRICS_SERVER must be 'ours' or 'upstream', not '$which_server'" >&2; exit 2 ;;
+  esac
+}
+
+# kwokctl starts every component at once, and metrics-server exits if kube-apiserver is not serving yet
+# (in a real cluster the kubelet would restart it). This launcher waits for kube-apiserver's /readyz and
+# then execs the server, so the process kwokctl tracks (and kills) is the server itself.
+write_launcher() {
+  local real=$1 launcher=$state/metrics-server-$cluster
+  cat >"$launcher" <<EOF
+#!/usr/bin/env bash
+real='$real'
+kubeconfig=
+for a in "\$@"; do case "\$a" in --kubeconfig=*) kubeconfig=\${a#--kubeconfig=} ;; esac; done
+if [ -n "\$kubeconfig" ]; then
+  for _ in \$(seq 1 120); do
+    '$bin/kubectl' --kubeconfig "\$kubeconfig" get --raw /readyz >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+fi
+exec -a metrics-server "\$real" "\$@"
+EOF
+  chmod +x "$launcher"
+  echo "$launcher"
+}
+
+write_config() {
+  local ms_bin cfg=$state/kwokctl-$cluster.yaml extra=""
+  ms_bin=$(write_launcher "$1")
+  for a in ${METRICS_SERVER_ARGS:-}; do
+    a=${a#--}
+    extra="$extra
+    - key: ${a%%=*}
+      value: \"${a#*=}\""
+  done
+  cat >"$cfg" <<EOF
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  runtime: binary
+  bindAddress: 127.0.0.1
+  kubeApiserverBinary: $bin/kube-apiserver
+  kubeControllerManagerBinary: $bin/kube-controller-manager
+  kubeSchedulerBinary: $bin/kube-scheduler
+  kubectlBinary: $bin/kubectl
+  etcdBinary: $bin/etcd
+  kwokControllerBinary: $bin/kwok
+  metricsServerBinary: $ms_bin
+  metricsServerManifests:
+  - $repo/hack/cluster/aggregation
+  enableMetricsServer: true
+  enableCRDs:
+  - ResourceUsage
+  - ClusterResourceUsage
+  quietPull: true
+componentsPatches:
+# A separate front-proxy CA and client certificate, as kubeadm sets up: the aggregator then authenticates
+# to metrics-server with the request-header scheme (X-Remote-User/X-Remote-Group) instead of kwokctl's
+# default of reusing the admin certificate, so the real delegation path is exercised.
+- name: kube-apiserver
+  extraArgs:
+  - {key: requestheader-client-ca-file, value: "$state/pki/front-proxy-ca.crt"}
+  - {key: requestheader-allowed-names, value: front-proxy-client}
+  - {key: requestheader-username-headers, value: X-Remote-User}
+  - {key: requestheader-group-headers, value: X-Remote-Group}
+  - {key: requestheader-extra-headers-prefix, value: X-Remote-Extra-}
+  - {key: proxy-client-cert-file, value: "$state/pki/front-proxy-client.crt", override: true}
+  - {key: proxy-client-key-file, value: "$state/pki/front-proxy-client.key", override: true}
+- name: metrics-server
+  extraArgs:
+  - key: node-selector
+    value: metrics-server-skip!=true$extra
+- name: kube-controller-manager
+  extraArgs:
+  # The HPA e2e case should not wait for the default 15s sync and 5m downscale stabilization.
+  - key: horizontal-pod-autoscaler-sync-period
+    value: "5s"
+---
+$(cat "$repo/hack/cluster/kubelet-resource-metrics.yaml")
+EOF
+  echo "$cfg"
+}
+
+front_proxy_pki() {
+  local d=$state/pki
+  [ -f "$d/front-proxy-client.crt" ] && return
+  mkdir -p "$d"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=front-proxy-ca" \
+    -keyout "$d/front-proxy-ca.key" -out "$d/front-proxy-ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=front-proxy-client" \
+    -keyout "$d/front-proxy-client.key" -out "$d/front-proxy-client.csr" 2>/dev/null
+  printf 'extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n' >"$d/client.ext"
+  openssl x509 -req -in "$d/front-proxy-client.csr" -CA "$d/front-proxy-ca.crt" -CAkey "$d/front-proxy-ca.key" \
+    -CAcreateserial -days 3650 -extfile "$d/client.ext" -out "$d/front-proxy-client.crt" 2>/dev/null
+}
+
+# Fake nodes: loopback addresses, the KWOK-served resource-metrics path, and one node that metrics-server
+# must skip (labelled metrics-server-skip=true), as in upstream's e2e setup.
+apply_nodes() {
+  local i name skip
+  for i in $(seq 1 "$nodes"); do
+    name=kwok-node-$i
+    skip=false
+    [ "$i" -eq "$nodes" ] && [ "$nodes" -gt 1 ] && skip=true
+    cat <<EOF
+apiVersion: v1
+kind: Node
+metadata:
+  name: $name
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+    metrics.k8s.io/resource-metrics-path: /metrics/nodes/$name/metrics/resource
+  labels:
+    kubernetes.io/arch: amd64
+    kubernetes.io/hostname: $name
+    kubernetes.io/os: linux
+    kubernetes.io/role: agent
+    node-role.kubernetes.io/agent: ""
+    type: kwok
+$( [ "$skip" = true ] && echo "    metrics-server-skip: \"true\"" )
+status:
+  allocatable: {cpu: "4", memory: 16Gi, pods: "110"}
+  capacity: {cpu: "4", memory: 16Gi, pods: "110"}
+  addresses:
+  - {type: InternalIP, address: 127.0.0.1}
+  - {type: Hostname, address: localhost}
+---
+EOF
+  done
+}
+
+up() {
+  local ms_bin cfg
+  "$repo/hack/build-tools.sh" kubernetes etcd kwok metrics-server
+  ms_bin=$(server_binary)
+  [ -x "$ms_bin" ] || { echo "metrics-server binary $ms_bin not found (for METRICS_SERVER=ours run: cargo build --release -p metrics-server)" >&2; exit 1; }
+  if kwokctl get clusters 2>/dev/null | grep -qx "$cluster"; then
+    log "cluster $cluster exists; deleting it first"
+    down
+  fi
+  front_proxy_pki
+  cfg=$(write_config "$ms_bin")
+  log "creating cluster $cluster with $nodes nodes, metrics-server=$which_server ($ms_bin)"
+  kwokctl create cluster --name "$cluster" --config "$cfg" --wait 3m
+  kc apply -f "$repo/hack/cluster/default-usage.yaml" >/dev/null
+  apply_nodes | kc apply -f - >/dev/null
+  # Every node runs one baseline pod (as kube-proxy would in a real cluster): a node with no pods reports
+  # zero usage, which metrics-server rightly drops.
+  kc apply -f "$repo/hack/cluster/node-baseline.yaml" >/dev/null
+  kc wait --for=condition=Ready node --all --timeout=120s >/dev/null
+  log "cluster $cluster is up; KUBECONFIG=$kubeconfig"
+}
+
+down() {
+  if kwokctl get clusters 2>/dev/null | grep -qx "$cluster"; then
+    log "deleting cluster $cluster"
+    kwokctl delete cluster --name "$cluster"
+  else
+    log "no cluster $cluster"
+  fi
+}
+
+status() {
+  kwokctl get clusters
+  [ -f "$kubeconfig" ] && kc get nodes -o wide && kc get apiservice v1beta1.metrics.k8s.io
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  kubeconfig) echo "$kubeconfig" ;;
+  *) echo "usage: $0 up|down|status|kubeconfig" >&2; exit 2 ;;
+esac
