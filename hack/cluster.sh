@@ -190,6 +190,14 @@ down() {
   else
     log "no cluster $cluster"
   fi
+  # kwokctl kills the processes it started; anything still running from the cluster's folder (a
+  # component that forked, a launcher still waiting) is a leak that must not survive cluster-down.
+  local leftover
+  leftover=$(pgrep -f "$KWOK_WORKDIR/clusters/$cluster/|$state/metrics-server-$cluster" || true)
+  if [ -n "$leftover" ]; then
+    log "killing leftover processes: $leftover"
+    kill -9 $leftover 2>/dev/null || true
+  fi
 }
 
 status() {
