@@ -13,7 +13,7 @@ CARGO ?= cargo
 KUBECONFIG_PATH = $(CURDIR)/.cluster/kwok/clusters/$(or $(CLUSTER_NAME),msrs)/kubeconfig.yaml
 KUBECTL = $(CURDIR)/.cluster/bin/kubectl
 
-.PHONY: all build release tools cluster-up cluster-down demo test unit e2e e2e-run lint fmt clean
+.PHONY: all build release tools cluster-up cluster-down demo test unit e2e e2e-run differential lint fmt clean
 
 all: build
 
@@ -53,6 +53,13 @@ e2e: release
 
 e2e-run:
 	KUBECONFIG=$(KUBECONFIG) KUBECTL=$(KUBECTL) $(CARGO) test -p metrics-server-e2e --test e2e
+
+# Ours behind the APIService, upstream started beside it on the same cluster; both must answer alike.
+differential: release
+	@METRICS_SERVER=ours hack/cluster.sh up && \
+	  status=0; KUBECONFIG=$(KUBECONFIG_PATH) DIFF_OTHER_BIN=$(CURDIR)/.cluster/bin/metrics-server-upstream \
+	    $(CARGO) test -p metrics-server-e2e --test differential || status=$$?; \
+	  hack/cluster.sh down; exit $$status
 
 # Until our server passes the e2e suite, the suite runs against upstream metrics-server.
 test: lint unit

@@ -80,6 +80,8 @@ fn load(data: Option<&str>, file: Option<&str>) -> Result<Option<Vec<u8>>> {
 pub struct Response {
     /// The HTTP status code.
     pub status: u16,
+    /// The `Content-Type` header (empty when absent).
+    pub content_type: String,
     /// The body, as UTF-8 (lossy).
     pub body: String,
 }
@@ -124,16 +126,33 @@ impl InsecureClient {
 
     /// GETs `url` and returns status and body, whatever the status.
     pub async fn get(&self, url: &str) -> Result<Response> {
-        let request = http::Request::get(url)
-            .header(http::header::USER_AGENT, "metrics-server-e2e")
+        self.get_with(url, &[]).await
+    }
+
+    /// GETs `url` with extra request headers (e.g. `Accept`) and returns status, body and the
+    /// `Content-Type`, whatever the status.
+    pub async fn get_with(&self, url: &str, headers: &[(&str, &str)]) -> Result<Response> {
+        let mut builder =
+            http::Request::get(url).header(http::header::USER_AGENT, "metrics-server-e2e");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder
             .body(Empty::<Bytes>::new())
             .with_context(|| format!("building a request for {url}"))?;
         let fetch = async {
             let response = self.inner.request(request).await?;
             let status = response.status().as_u16();
+            let content_type = response
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
             let body = response.into_body().collect().await?.to_bytes();
             Ok::<_, anyhow::Error>(Response {
                 status,
+                content_type,
                 body: String::from_utf8_lossy(&body).into_owned(),
             })
         };

@@ -1,0 +1,509 @@
+//! The differential test: two metrics-servers, ours and upstream's, against the same cluster at the same
+//! time. The cluster (`hack/cluster.sh`) runs one of them behind the APIService; this runner starts the
+//! other one (`DIFF_OTHER_BIN`) with exactly the arguments kwokctl gave the first (read from its
+//! `/proc/<pid>/cmdline`) on another port, then sends the same requests to both and compares what clients
+//! depend on: discovery documents, Status errors, Table column definitions, health texts, the set of
+//! self-metric families, and usage values, which must agree within one scrape.
+//!
+//! Output: `ok <name>` / `FAILED <name>: <reason>` per case and a closing `N passed, N failed` line.
+#![allow(clippy::print_stdout)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow, bail, ensure};
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+use kube::api::{Api, ListParams};
+use metrics_server_e2e::https::{Identity, InsecureClient, Response, truncate};
+use metrics_server_e2e::prom;
+use metrics_server_e2e::quantity::Quantity;
+use serde_json::Value;
+
+const METRICS: &str = "/apis/metrics.k8s.io/v1beta1";
+const SKIP_LABEL: &str = "metrics-server-skip";
+const TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+const AGGREGATED_ACCEPT: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+/// Kubelet-like clients (kubectl top, the HPA) ask for protobuf first.
+const CLIENT_ACCEPT: &str = "application/vnd.kubernetes.protobuf, */*";
+/// How long data-dependent comparisons retry: the two servers scrape at different moments.
+const AGREE_DEADLINE: Duration = Duration::from_secs(90);
+
+fn main() -> ExitCode {
+    if std::env::var_os("KUBECONFIG").is_none_or(|v| v.is_empty()) {
+        println!("differential: KUBECONFIG not set, skipping");
+        println!("0 passed, 0 failed");
+        return ExitCode::SUCCESS;
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            println!("FAILED starting the tokio runtime: {err}");
+            println!("0 passed, 1 failed");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run())
+}
+
+struct Ctx {
+    https: InsecureClient,
+    /// The server kwokctl started (behind the APIService).
+    primary: String,
+    /// The server this runner started.
+    other: String,
+    skipped_nodes: Vec<String>,
+}
+
+impl Ctx {
+    /// GETs `path` from both servers.
+    async fn both(&self, path: &str, headers: &[(&str, &str)]) -> Result<(Response, Response)> {
+        let a = self
+            .https
+            .get_with(&format!("{}{path}", self.primary), headers)
+            .await?;
+        let b = self
+            .https
+            .get_with(&format!("{}{path}", self.other), headers)
+            .await?;
+        Ok((a, b))
+    }
+
+    /// Fails unless both servers answer `path` with the same status, content type and body.
+    async fn same(&self, path: &str, headers: &[(&str, &str)]) -> Result<()> {
+        let (a, b) = self.both(path, headers).await?;
+        ensure!(
+            a.status == b.status,
+            "GET {path}: status {} vs {} (bodies {:?} vs {:?})",
+            a.status,
+            b.status,
+            truncate(&a.body, 300),
+            truncate(&b.body, 300)
+        );
+        ensure!(
+            a.content_type == b.content_type,
+            "GET {path}: Content-Type {:?} vs {:?}",
+            a.content_type,
+            b.content_type
+        );
+        ensure!(
+            a.body == b.body,
+            "GET {path}: bodies differ:\n  primary: {}\n  other:   {}",
+            truncate(&a.body, 800),
+            truncate(&b.body, 800)
+        );
+        Ok(())
+    }
+}
+
+async fn run() -> ExitCode {
+    let mut passed = 0;
+    let mut failed = 0;
+    let mut record = |name: &str, result: Result<()>| match result {
+        Ok(()) => {
+            passed += 1;
+            println!("ok {name}");
+        }
+        Err(err) => {
+            failed += 1;
+            println!("FAILED {name}: {err:#}");
+        }
+    };
+
+    let (ctx, mut other_process) = match setup().await {
+        Ok(v) => v,
+        Err(err) => {
+            record(
+                "setup: start the second metrics-server beside the first",
+                Err(err),
+            );
+            println!("{passed} passed, {failed} failed");
+            return ExitCode::FAILURE;
+        }
+    };
+    record(
+        "setup: start the second metrics-server beside the first",
+        Ok(()),
+    );
+
+    record(
+        "legacy discovery documents are byte-identical",
+        discovery_is_identical(&ctx).await,
+    );
+    record(
+        "aggregated discovery (apidiscovery.k8s.io/v2) is byte-identical",
+        ctx.same("/apis", &[("Accept", AGGREGATED_ACCEPT)]).await,
+    );
+    record(
+        "Status errors are byte-identical (404s, 400 selectors, 405 watch, unknown resource)",
+        status_errors_are_identical(&ctx).await,
+    );
+    record(
+        "health texts are byte-identical (verbose, plain, single checks)",
+        health_is_identical(&ctx).await,
+    );
+    record(
+        "Table column definitions are identical for nodes and pods",
+        eventually(|| table_columns_are_identical(&ctx)).await,
+    );
+    record(
+        "the same metrics_server_* families are exposed on /metrics",
+        eventually(|| self_metrics_are_identical(&ctx)).await,
+    );
+    record(
+        "node usage agrees within one scrape",
+        eventually(|| node_usage_agrees(&ctx)).await,
+    );
+    record(
+        "pod usage agrees within one scrape",
+        eventually(|| pod_usage_agrees(&ctx)).await,
+    );
+
+    let _ = other_process.kill().await;
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Retries `check` every 5 s until it passes or `AGREE_DEADLINE` runs out, returning the last error.
+async fn eventually<F, Fut>(mut check: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let deadline = Instant::now() + AGREE_DEADLINE;
+    loop {
+        match check().await {
+            Ok(()) => return Ok(()),
+            Err(err) if Instant::now() >= deadline => return Err(err),
+            Err(_) => tokio::time::sleep(Duration::from_secs(5)).await,
+        }
+    }
+}
+
+async fn setup() -> Result<(Ctx, tokio::process::Child)> {
+    let kubeconfig_path = PathBuf::from(std::env::var("KUBECONFIG")?);
+    let other_bin = std::env::var("DIFF_OTHER_BIN")
+        .context("DIFF_OTHER_BIN must name the second metrics-server binary")?;
+    let config = kube::Config::infer()
+        .await
+        .context("loading the kubeconfig")?;
+    let identity = Identity::from_auth_info(&config.auth_info)?;
+    let https = InsecureClient::new(identity.as_ref())?;
+    let client = kube::Client::try_from(config)?;
+
+    let apiservice = Api::<APIService>::all(client.clone())
+        .get("v1beta1.metrics.k8s.io")
+        .await
+        .context("reading APIService v1beta1.metrics.k8s.io")?;
+    let port = apiservice
+        .spec
+        .and_then(|s| s.service)
+        .and_then(|s| s.port)
+        .ok_or_else(|| anyhow!("the APIService has no service port"))?;
+    let primary = format!("https://127.0.0.1:{port}");
+
+    let nodes = Api::<Node>::all(client.clone())
+        .list(&ListParams::default().labels(&format!("{SKIP_LABEL}=true")))
+        .await?;
+    let skipped_nodes = nodes
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect();
+
+    // The first server's own command line is the reference: the second gets the same flags.
+    let cluster_dir = kubeconfig_path
+        .parent()
+        .ok_or_else(|| anyhow!("KUBECONFIG has no parent folder"))?;
+    let args = primary_args(cluster_dir)?;
+    let other_port = free_port()?;
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| {
+            if a.starts_with("--secure-port=") {
+                format!("--secure-port={other_port}")
+            } else {
+                a
+            }
+        })
+        .collect();
+    let log_path = cluster_dir
+        .join("logs")
+        .join("metrics-server-differential.log");
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
+    let child = tokio::process::Command::new(&other_bin)
+        .args(&args)
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {other_bin}"))?;
+    let other = format!("https://127.0.0.1:{other_port}");
+    println!(
+        "  primary {primary}, other {other} ({other_bin}; log {})",
+        log_path.display()
+    );
+
+    let ctx = Ctx {
+        https,
+        primary,
+        other,
+        skipped_nodes,
+    };
+    // Ready means two scrapes stored: about two resolutions.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let ready = ctx
+            .https
+            .get(&format!("{}/readyz", ctx.other))
+            .await
+            .map(|r| r.status == 200)
+            .unwrap_or(false);
+        if ready {
+            break;
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "{other_bin} did not become ready within 120 s (see {})",
+                log_path.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    Ok((ctx, child))
+}
+
+/// The arguments of the metrics-server process kwokctl started, from its pid file.
+fn primary_args(cluster_dir: &Path) -> Result<Vec<String>> {
+    let pid_file = cluster_dir.join("pids").join("metrics-server.pid");
+    let pid = std::fs::read_to_string(&pid_file)
+        .with_context(|| format!("reading {}", pid_file.display()))?;
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", pid.trim()))
+        .with_context(|| format!("reading the command line of pid {}", pid.trim()))?;
+    let mut parts = cmdline
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(p).into_owned());
+    parts.next(); // the program
+    let args: Vec<String> = parts.collect();
+    ensure!(
+        args.iter().any(|a| a.starts_with("--secure-port=")),
+        "the first server's command line has no --secure-port= ({args:?})"
+    );
+    Ok(args)
+}
+
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+async fn discovery_is_identical(ctx: &Ctx) -> Result<()> {
+    for path in ["/apis", "/apis/metrics.k8s.io", METRICS] {
+        ctx.same(path, &[("Accept", "application/json")]).await?;
+        ctx.same(path, &[("Accept", CLIENT_ACCEPT)]).await?;
+    }
+    Ok(())
+}
+
+async fn status_errors_are_identical(ctx: &Ctx) -> Result<()> {
+    let mut paths = vec![
+        format!("{METRICS}/nodes/no-such-node"),
+        format!("{METRICS}/namespaces/default/pods/no-such-pod"),
+        format!("{METRICS}/pods?labelSelector=a%20b%20c"),
+        format!("{METRICS}/nodes?fieldSelector=spec.unschedulable%3Dtrue"),
+        format!("{METRICS}/pods?fieldSelector=status.phase%3DRunning"),
+        format!("{METRICS}/pods?watch=true"),
+        format!("{METRICS}/nodes?watch=1"),
+        format!("{METRICS}/foos"),
+    ];
+    paths.extend(
+        ctx.skipped_nodes
+            .iter()
+            .map(|n| format!("{METRICS}/nodes/{n}")),
+    );
+    for path in &paths {
+        ctx.same(path, &[("Accept", CLIENT_ACCEPT)]).await?;
+    }
+    Ok(())
+}
+
+async fn health_is_identical(ctx: &Ctx) -> Result<()> {
+    for path in [
+        "/readyz?verbose&",
+        "/livez?verbose&",
+        "/healthz?verbose",
+        "/readyz",
+        "/livez",
+        "/healthz",
+        "/readyz/ping",
+        "/readyz/metric-storage-ready",
+        "/livez/metric-collection-timely",
+        "/readyz?verbose&exclude=shutdown",
+        "/readyz?verbose&exclude=no-such-check",
+    ] {
+        ctx.same(path, &[]).await?;
+    }
+    Ok(())
+}
+
+async fn table_columns_are_identical(ctx: &Ctx) -> Result<()> {
+    for path in [
+        format!("{METRICS}/nodes"),
+        format!("{METRICS}/namespaces/kube-system/pods"),
+    ] {
+        let (a, b) = ctx.both(&path, &[("Accept", TABLE_ACCEPT)]).await?;
+        ensure!(
+            a.status == 200 && b.status == 200,
+            "GET {path}: {} vs {}",
+            a.status,
+            b.status
+        );
+        let a: Value = serde_json::from_str(&a.body)?;
+        let b: Value = serde_json::from_str(&b.body)?;
+        ensure!(
+            !a["columnDefinitions"].is_null(),
+            "GET {path}: the primary returned no rows yet"
+        );
+        ensure!(
+            a["columnDefinitions"] == b["columnDefinitions"],
+            "GET {path}: column definitions differ: {} vs {}",
+            a["columnDefinitions"],
+            b["columnDefinitions"]
+        );
+        ensure!(
+            a["kind"] == b["kind"] && a["apiVersion"] == b["apiVersion"],
+            "GET {path}: {} {} vs {} {}",
+            a["kind"],
+            a["apiVersion"],
+            b["kind"],
+            b["apiVersion"]
+        );
+        let names = |v: &Value| -> BTreeSet<String> {
+            v["rows"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["cells"][0].as_str().map(str::to_owned))
+                .collect()
+        };
+        ensure!(names(&a) == names(&b), "GET {path}: row names differ");
+    }
+    Ok(())
+}
+
+async fn self_metrics_are_identical(ctx: &Ctx) -> Result<()> {
+    let (a, b) = ctx.both("/metrics", &[]).await?;
+    ensure!(
+        a.status == 200 && b.status == 200,
+        "GET /metrics: {} vs {}",
+        a.status,
+        b.status
+    );
+    let ours = |text: &str| -> BTreeSet<String> {
+        prom::family_names(text)
+            .into_iter()
+            .filter(|n| n.starts_with("metrics_server_"))
+            .collect()
+    };
+    ensure!(
+        ours(&a.body) == ours(&b.body),
+        "families differ: {:?} vs {:?}",
+        ours(&a.body),
+        ours(&b.body)
+    );
+    Ok(())
+}
+
+/// usage per object: name → (cpu millicores as f64, memory bytes)
+type Usage = BTreeMap<String, (f64, i128)>;
+
+fn cpu_close(a: f64, b: f64) -> bool {
+    // Both servers rate the same simulated counters over windows that start at different moments.
+    (a - b).abs() <= f64::max(5.0, 0.1 * a.max(b))
+}
+
+fn parse_usage(usage: &Value) -> Result<(f64, i128)> {
+    let cpu = Quantity::parse(usage["cpu"].as_str().unwrap_or_default())
+        .map_err(|e| anyhow!("cpu: {e}"))?;
+    let memory = Quantity::parse(usage["memory"].as_str().unwrap_or_default())
+        .map_err(|e| anyhow!("memory: {e}"))?;
+    // Nanocore precision matters for the comparison; milli_value rounds up.
+    #[allow(clippy::cast_precision_loss)]
+    let cpu_milli = cpu.milli_value() as f64;
+    Ok((cpu_milli, memory.value()))
+}
+
+async fn node_usage(ctx: &Ctx, base: &str) -> Result<Usage> {
+    let body = ctx.https.get_ok(&format!("{base}{METRICS}/nodes")).await?;
+    let list: Value = serde_json::from_str(&body)?;
+    let mut out = Usage::new();
+    for item in list["items"].as_array().into_iter().flatten() {
+        let name = item["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        out.insert(name, parse_usage(&item["usage"])?);
+    }
+    Ok(out)
+}
+
+async fn node_usage_agrees(ctx: &Ctx) -> Result<()> {
+    let a = node_usage(ctx, &ctx.primary).await?;
+    let b = node_usage(ctx, &ctx.other).await?;
+    ensure!(!a.is_empty(), "the primary serves no nodes yet");
+    compare(&a, &b)
+}
+
+async fn pod_usage(ctx: &Ctx, base: &str) -> Result<Usage> {
+    let body = ctx.https.get_ok(&format!("{base}{METRICS}/pods")).await?;
+    let list: Value = serde_json::from_str(&body)?;
+    let mut out = Usage::new();
+    for item in list["items"].as_array().into_iter().flatten() {
+        let pod = format!(
+            "{}/{}",
+            item["metadata"]["namespace"].as_str().unwrap_or_default(),
+            item["metadata"]["name"].as_str().unwrap_or_default()
+        );
+        for container in item["containers"].as_array().into_iter().flatten() {
+            let name = container["name"].as_str().unwrap_or_default();
+            out.insert(format!("{pod}/{name}"), parse_usage(&container["usage"])?);
+        }
+    }
+    Ok(out)
+}
+
+async fn pod_usage_agrees(ctx: &Ctx) -> Result<()> {
+    let a = pod_usage(ctx, &ctx.primary).await?;
+    let b = pod_usage(ctx, &ctx.other).await?;
+    ensure!(!a.is_empty(), "the primary serves no pods yet");
+    compare(&a, &b)
+}
+
+fn compare(a: &Usage, b: &Usage) -> Result<()> {
+    let a_keys: BTreeSet<_> = a.keys().collect();
+    let b_keys: BTreeSet<_> = b.keys().collect();
+    ensure!(
+        a_keys == b_keys,
+        "different objects: only primary {:?}, only other {:?}",
+        a_keys.difference(&b_keys).collect::<Vec<_>>(),
+        b_keys.difference(&a_keys).collect::<Vec<_>>()
+    );
+    for (key, (cpu_a, mem_a)) in a {
+        let (cpu_b, mem_b) = b[key];
+        ensure!(cpu_close(*cpu_a, cpu_b), "{key}: cpu {cpu_a}m vs {cpu_b}m");
+        ensure!(*mem_a == mem_b, "{key}: memory {mem_a} vs {mem_b} bytes");
+    }
+    Ok(())
+}
