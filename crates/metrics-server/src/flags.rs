@@ -1,0 +1,937 @@
+//! The command line, parsed exactly as upstream's cobra/pflag command line (spec B).
+//!
+//! A hand-written port of pflag's `parseArgs` rather than clap, because drop-in compatibility
+//! is about the edge cases: `--flag value` for non-booleans even when the value starts with a
+//! dash, `--bool false` leaving `false` as a positional argument, `-v3`/`-v=3`/`-v 3`,
+//! repeatable comma lists where the first use replaces the default, `--` ending the flags,
+//! and pflag's and strconv's exact error texts. Every flag upstream v0.9.0 lists in `--help`
+//! is accepted; the ones that mean nothing here (audit, profiling, feature gates, emulation,
+//! log buffering, ...) are recorded in [`Args::ignored`] and logged at debug. `--help` prints
+//! upstream's help text verbatim (`help.txt`).
+//!
+//! Validation ([`Args::validate`]) reports the first error in upstream's order with upstream's
+//! text: the kubelet client checks, then the resolution checks, then logging, then
+//! `--node-selector`.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use metrics_server_core::{LabelSelector, format_duration, parse_duration};
+
+/// `--help` output: upstream v0.9.0's, byte for byte.
+pub const HELP: &str = include_str!("help.txt");
+
+/// The version printed by `--version` (`v` + the crate version).
+pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
+
+/// The value type of a flag, which decides how a value is parsed and whether the flag may
+/// stand alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// `--flag`, `--flag=true|false|1|0|t|f|...`.
+    Bool,
+    /// Any string.
+    Str,
+    /// Comma-separated, repeatable.
+    Strings,
+    /// `strconv.ParseInt(s, 0, 64)`.
+    Int,
+    /// Go `time.ParseDuration`.
+    Duration,
+    /// `net.ParseIP` (empty allowed).
+    Ip,
+    /// `strconv.ParseFloat`.
+    Float,
+    /// klog's verbosity: `strconv.ParseUint(s, 10, 32)`.
+    Level,
+    /// Accepted without checking (flags we ignore whose Go types we do not model).
+    Raw,
+}
+
+/// One flag: long name, optional shorthand, value kind.
+#[derive(Debug)]
+struct Spec {
+    name: &'static str,
+    short: Option<char>,
+    kind: Kind,
+}
+
+const fn f(name: &'static str, kind: Kind) -> Spec {
+    Spec {
+        name,
+        short: None,
+        kind,
+    }
+}
+
+use Kind::{Bool, Duration as Dur, Float, Int, Ip, Level, Raw, Str, Strings};
+
+/// Every flag of upstream v0.9.0, in `--help` order, plus cobra's `--help`.
+static SPECS: &[Spec] = &[
+    // Metrics server flags.
+    f("kubeconfig", Str),
+    f("metric-resolution", Dur),
+    f("version", Bool),
+    // Generic flags.
+    f("advertise-address", Ip),
+    f("cors-allowed-origins", Strings),
+    f("emulated-version", Strings),
+    f("emulation-forward-compatible", Bool),
+    f("external-hostname", Str),
+    f("feature-gates", Raw),
+    f("goaway-chance", Float),
+    f("livez-grace-period", Dur),
+    f("max-mutating-requests-inflight", Int),
+    f("max-requests-inflight", Int),
+    f("min-compatibility-version", Strings),
+    f("min-request-timeout", Int),
+    f("request-timeout", Dur),
+    f("runtime-config-emulation-forward-compatible", Bool),
+    f("shutdown-delay-duration", Dur),
+    f("shutdown-send-retry-after", Bool),
+    f("shutdown-watch-termination-grace-period", Dur),
+    f("storage-initialization-timeout", Dur),
+    f("strict-transport-security-directives", Strings),
+    // Kubelet client flags.
+    f("deprecated-kubelet-completely-insecure", Bool),
+    f("kubelet-certificate-authority", Str),
+    f("kubelet-client-certificate", Str),
+    f("kubelet-client-key", Str),
+    f("kubelet-insecure-tls", Bool),
+    f("kubelet-port", Int),
+    f("kubelet-preferred-address-types", Strings),
+    f("kubelet-request-timeout", Dur),
+    f("kubelet-use-node-status-port", Bool),
+    Spec {
+        name: "node-selector",
+        short: Some('l'),
+        kind: Str,
+    },
+    // Apiserver secure serving flags.
+    f("bind-address", Ip),
+    f("cert-dir", Str),
+    f("disable-http2-serving", Bool),
+    f("http2-max-streams-per-connection", Int),
+    f("permit-address-sharing", Bool),
+    f("permit-port-sharing", Bool),
+    f("secure-port", Int),
+    f("tls-cert-file", Str),
+    f("tls-cipher-suites", Strings),
+    f("tls-curve-preferences", Raw),
+    f("tls-min-version", Str),
+    f("tls-private-key-file", Str),
+    f("tls-sni-cert-key", Raw),
+    // Apiserver authentication flags.
+    f("authentication-kubeconfig", Str),
+    f("authentication-skip-lookup", Bool),
+    f("authentication-token-webhook-cache-ttl", Dur),
+    f("authentication-tolerate-lookup-failure", Bool),
+    f("client-ca-file", Str),
+    f("requestheader-allowed-names", Strings),
+    f("requestheader-client-ca-file", Str),
+    f("requestheader-extra-headers-prefix", Strings),
+    f("requestheader-group-headers", Strings),
+    f("requestheader-uid-headers", Strings),
+    f("requestheader-username-headers", Strings),
+    // Apiserver authorization flags.
+    f("authorization-always-allow-paths", Strings),
+    f("authorization-kubeconfig", Str),
+    f("authorization-webhook-cache-authorized-ttl", Dur),
+    f("authorization-webhook-cache-unauthorized-ttl", Dur),
+    // Apiserver audit log flags (accepted, ignored).
+    f("audit-log-batch-buffer-size", Int),
+    f("audit-log-batch-max-size", Int),
+    f("audit-log-batch-max-wait", Dur),
+    f("audit-log-batch-throttle-burst", Int),
+    f("audit-log-batch-throttle-enable", Bool),
+    f("audit-log-batch-throttle-qps", Float),
+    f("audit-log-compress", Bool),
+    f("audit-log-format", Str),
+    f("audit-log-maxage", Int),
+    f("audit-log-maxbackup", Int),
+    f("audit-log-maxsize", Int),
+    f("audit-log-mode", Str),
+    f("audit-log-path", Str),
+    f("audit-log-truncate-enabled", Bool),
+    f("audit-log-truncate-max-batch-size", Int),
+    f("audit-log-truncate-max-event-size", Int),
+    f("audit-log-version", Str),
+    f("audit-policy-file", Str),
+    f("audit-webhook-batch-buffer-size", Int),
+    f("audit-webhook-batch-max-size", Int),
+    f("audit-webhook-batch-max-wait", Dur),
+    f("audit-webhook-batch-throttle-burst", Int),
+    f("audit-webhook-batch-throttle-enable", Bool),
+    f("audit-webhook-batch-throttle-qps", Float),
+    f("audit-webhook-config-file", Str),
+    f("audit-webhook-initial-backoff", Dur),
+    f("audit-webhook-mode", Str),
+    f("audit-webhook-truncate-enabled", Bool),
+    f("audit-webhook-truncate-max-batch-size", Int),
+    f("audit-webhook-truncate-max-event-size", Int),
+    f("audit-webhook-version", Str),
+    // Features flags (accepted, ignored: no pprof endpoints are served).
+    f("contention-profiling", Bool),
+    f("debug-socket-path", Str),
+    f("enable-priority-and-fairness", Bool),
+    f("profiling", Bool),
+    // Logging flags.
+    f("log-flush-frequency", Dur),
+    f("log-json-info-buffer-size", Raw),
+    f("log-json-split-stream", Bool),
+    f("log-text-info-buffer-size", Raw),
+    f("log-text-split-stream", Bool),
+    f("logging-format", Str),
+    Spec {
+        name: "v",
+        short: Some('v'),
+        kind: Level,
+    },
+    f("vmodule", Raw),
+    // cobra's own.
+    Spec {
+        name: "help",
+        short: Some('h'),
+        kind: Bool,
+    },
+];
+
+impl Spec {
+    fn by_name(name: &str) -> Option<&'static Spec> {
+        SPECS.iter().find(|s| s.name == name)
+    }
+
+    fn by_short(c: char) -> Option<&'static Spec> {
+        SPECS.iter().find(|s| s.short == Some(c))
+    }
+
+    /// How pflag names the flag in `invalid argument` errors.
+    fn display(&self) -> String {
+        match self.short {
+            Some(c) => format!("-{c}, --{}", self.name),
+            None => format!("--{}", self.name),
+        }
+    }
+}
+
+/// A command-line error: printed as `Error: <message>` followed by the usage, exit status 2.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct CliError {
+    /// Upstream's message text.
+    pub message: String,
+}
+
+impl CliError {
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    /// Run the server.
+    Run(Box<Args>),
+    /// `--help` / `-h`: print [`HELP`], exit 0.
+    Help,
+    /// `--version`: print [`VERSION`], exit 0.
+    Version,
+}
+
+/// `--logging-format`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Every flag this server honours, with upstream's defaults. Durations are Go nanoseconds
+/// (they may be negative until validated).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Args {
+    // --- metrics-server ---
+    /// `--kubeconfig` (empty: in-cluster).
+    pub kubeconfig: String,
+    /// `--metric-resolution` (ns).
+    pub metric_resolution: i64,
+    /// `--version`.
+    pub version: bool,
+    // --- generic ---
+    /// `--advertise-address`.
+    pub advertise_address: Option<IpAddr>,
+    /// `--external-hostname`.
+    pub external_hostname: String,
+    /// `--max-mutating-requests-inflight`.
+    pub max_mutating_requests_inflight: i64,
+    /// `--max-requests-inflight`.
+    pub max_requests_inflight: i64,
+    /// `--request-timeout` (ns).
+    pub request_timeout: i64,
+    /// `--shutdown-delay-duration` (ns).
+    pub shutdown_delay_duration: i64,
+    // --- kubelet client ---
+    /// `--deprecated-kubelet-completely-insecure`.
+    pub deprecated_kubelet_completely_insecure: bool,
+    /// `--kubelet-certificate-authority`.
+    pub kubelet_certificate_authority: String,
+    /// `--kubelet-client-certificate`.
+    pub kubelet_client_certificate: String,
+    /// `--kubelet-client-key`.
+    pub kubelet_client_key: String,
+    /// `--kubelet-insecure-tls`.
+    pub kubelet_insecure_tls: bool,
+    /// `--kubelet-port`.
+    pub kubelet_port: i64,
+    /// `--kubelet-preferred-address-types`.
+    pub kubelet_preferred_address_types: Vec<String>,
+    /// `--kubelet-request-timeout` (ns).
+    pub kubelet_request_timeout: i64,
+    /// `--kubelet-use-node-status-port`.
+    pub kubelet_use_node_status_port: bool,
+    /// `-l`, `--node-selector`.
+    pub node_selector: String,
+    // --- secure serving ---
+    /// `--bind-address` (`None` when given empty: all interfaces).
+    pub bind_address: Option<IpAddr>,
+    /// `--cert-dir`.
+    pub cert_dir: String,
+    /// `--disable-http2-serving`.
+    pub disable_http2_serving: bool,
+    /// `--http2-max-streams-per-connection`.
+    pub http2_max_streams_per_connection: i64,
+    /// `--permit-address-sharing` (SO_REUSEADDR).
+    pub permit_address_sharing: bool,
+    /// `--permit-port-sharing` (SO_REUSEPORT).
+    pub permit_port_sharing: bool,
+    /// `--secure-port` (0: do not serve).
+    pub secure_port: i64,
+    /// `--tls-cert-file`.
+    pub tls_cert_file: String,
+    /// `--tls-cipher-suites`.
+    pub tls_cipher_suites: Vec<String>,
+    /// `--tls-min-version`.
+    pub tls_min_version: String,
+    /// `--tls-private-key-file`.
+    pub tls_private_key_file: String,
+    // --- authentication ---
+    /// `--authentication-kubeconfig` (empty: in-cluster).
+    pub authentication_kubeconfig: String,
+    /// `--authentication-skip-lookup`.
+    pub authentication_skip_lookup: bool,
+    /// `--authentication-token-webhook-cache-ttl` (ns).
+    pub authentication_token_webhook_cache_ttl: i64,
+    /// `--authentication-tolerate-lookup-failure`.
+    pub authentication_tolerate_lookup_failure: bool,
+    /// `--client-ca-file`.
+    pub client_ca_file: String,
+    /// `--requestheader-allowed-names`.
+    pub requestheader_allowed_names: Vec<String>,
+    /// `--requestheader-client-ca-file`.
+    pub requestheader_client_ca_file: String,
+    /// `--requestheader-extra-headers-prefix`.
+    pub requestheader_extra_headers_prefix: Vec<String>,
+    /// `--requestheader-group-headers`.
+    pub requestheader_group_headers: Vec<String>,
+    /// `--requestheader-uid-headers` (accepted; the feature gate is off upstream too).
+    pub requestheader_uid_headers: Vec<String>,
+    /// `--requestheader-username-headers`.
+    pub requestheader_username_headers: Vec<String>,
+    // --- authorization ---
+    /// `--authorization-always-allow-paths`.
+    pub authorization_always_allow_paths: Vec<String>,
+    /// `--authorization-kubeconfig` (empty: in-cluster).
+    pub authorization_kubeconfig: String,
+    /// `--authorization-webhook-cache-authorized-ttl` (ns).
+    pub authorization_webhook_cache_authorized_ttl: i64,
+    /// `--authorization-webhook-cache-unauthorized-ttl` (ns).
+    pub authorization_webhook_cache_unauthorized_ttl: i64,
+    // --- logging ---
+    /// `--logging-format` as given (validated later, like upstream).
+    pub logging_format: String,
+    /// `-v`, `--v`.
+    pub v: u32,
+    // --- bookkeeping ---
+    /// Accepted flags that change nothing here, as `name=value`, for a debug log line.
+    pub ignored: Vec<String>,
+    /// Positional arguments (upstream ignores them too).
+    pub positionals: Vec<String>,
+    pub(crate) changed: HashSet<&'static str>,
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| (*s).to_owned()).collect()
+}
+
+const SECOND: i64 = 1_000_000_000;
+
+impl Default for Args {
+    fn default() -> Self {
+        Self {
+            kubeconfig: String::new(),
+            metric_resolution: 60 * SECOND,
+            version: false,
+            advertise_address: None,
+            external_hostname: String::new(),
+            max_mutating_requests_inflight: 200,
+            max_requests_inflight: 400,
+            request_timeout: 60 * SECOND,
+            shutdown_delay_duration: 0,
+            deprecated_kubelet_completely_insecure: false,
+            kubelet_certificate_authority: String::new(),
+            kubelet_client_certificate: String::new(),
+            kubelet_client_key: String::new(),
+            kubelet_insecure_tls: false,
+            kubelet_port: 10250,
+            kubelet_preferred_address_types: strings(&[
+                "Hostname",
+                "InternalDNS",
+                "InternalIP",
+                "ExternalDNS",
+                "ExternalIP",
+            ]),
+            kubelet_request_timeout: 10 * SECOND,
+            kubelet_use_node_status_port: false,
+            node_selector: String::new(),
+            bind_address: Some(IpAddr::from([0, 0, 0, 0])),
+            cert_dir: "apiserver.local.config/certificates".to_owned(),
+            disable_http2_serving: false,
+            http2_max_streams_per_connection: 0,
+            permit_address_sharing: false,
+            permit_port_sharing: false,
+            secure_port: 443,
+            tls_cert_file: String::new(),
+            tls_cipher_suites: Vec::new(),
+            tls_min_version: String::new(),
+            tls_private_key_file: String::new(),
+            authentication_kubeconfig: String::new(),
+            authentication_skip_lookup: false,
+            authentication_token_webhook_cache_ttl: 10 * SECOND,
+            authentication_tolerate_lookup_failure: false,
+            client_ca_file: String::new(),
+            requestheader_allowed_names: Vec::new(),
+            requestheader_client_ca_file: String::new(),
+            requestheader_extra_headers_prefix: strings(&["x-remote-extra-"]),
+            requestheader_group_headers: strings(&["x-remote-group"]),
+            requestheader_uid_headers: Vec::new(),
+            requestheader_username_headers: strings(&["x-remote-user"]),
+            authorization_always_allow_paths: strings(&["/healthz", "/readyz", "/livez"]),
+            authorization_kubeconfig: String::new(),
+            authorization_webhook_cache_authorized_ttl: 10 * SECOND,
+            authorization_webhook_cache_unauthorized_ttl: 10 * SECOND,
+            logging_format: "text".to_owned(),
+            v: 0,
+            ignored: Vec::new(),
+            positionals: Vec::new(),
+            changed: HashSet::new(),
+        }
+    }
+}
+
+/// Parses a command line (without the program name).
+pub fn parse<I, S>(args: I) -> Result<Command, CliError>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let mut out = Args::default();
+    let mut help = false;
+    let mut rest: std::collections::VecDeque<String> = args.into_iter().map(Into::into).collect();
+    while let Some(arg) = rest.pop_front() {
+        if arg.len() < 2 || !arg.starts_with('-') {
+            out.positionals.push(arg);
+            continue;
+        }
+        if let Some(long) = arg.strip_prefix("--") {
+            if long.is_empty() {
+                // `--` ends the flags.
+                out.positionals.extend(rest.drain(..));
+                break;
+            }
+            if long.starts_with('-') || long.starts_with('=') {
+                return Err(CliError::new(format!("bad flag syntax: {arg}")));
+            }
+            let (name, inline) = match long.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_owned())),
+                None => (long, None),
+            };
+            let Some(spec) = Spec::by_name(name) else {
+                return Err(CliError::new(format!("unknown flag: --{name}")));
+            };
+            let value = match inline {
+                Some(v) => v,
+                None if spec.kind == Bool => "true".to_owned(),
+                None => rest
+                    .pop_front()
+                    .ok_or_else(|| CliError::new(format!("flag needs an argument: {arg}")))?,
+            };
+            out.set(spec, &value, &mut help)?;
+        } else {
+            // One or more shorthands: -v3, -v=3, -v 3, -l sel, -h.
+            let mut shorts = &arg[1..];
+            while let Some(c) = shorts.chars().next() {
+                let after = &shorts[c.len_utf8()..];
+                let Some(spec) = Spec::by_short(c) else {
+                    return Err(CliError::new(format!(
+                        "unknown shorthand flag: {} in -{shorts}",
+                        go_quote_char(c)
+                    )));
+                };
+                let value = if after.len() > 1 && after.starts_with('=') {
+                    let v = after[1..].to_owned();
+                    shorts = "";
+                    v
+                } else if spec.kind == Bool {
+                    shorts = after;
+                    "true".to_owned()
+                } else if !after.is_empty() {
+                    let v = after.to_owned();
+                    shorts = "";
+                    v
+                } else {
+                    let missing =
+                        format!("flag needs an argument: {} in -{shorts}", go_quote_char(c));
+                    shorts = "";
+                    rest.pop_front().ok_or_else(|| CliError::new(missing))?
+                };
+                out.set(spec, &value, &mut help)?;
+            }
+        }
+    }
+    if help {
+        return Ok(Command::Help);
+    }
+    if out.version {
+        return Ok(Command::Version);
+    }
+    Ok(Command::Run(Box::new(out)))
+}
+
+/// Go's `%q` of a rune (ASCII is all that can reach here in practice).
+fn go_quote_char(c: char) -> String {
+    match c {
+        '\'' => "'\\''".to_owned(),
+        '\\' => "'\\\\'".to_owned(),
+        c if c.is_ascii_graphic() || c == ' ' => format!("'{c}'"),
+        c => format!("'{}'", c.escape_default()),
+    }
+}
+
+/// `strconv.ParseBool`.
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err(format!(
+            "strconv.ParseBool: parsing {}: invalid syntax",
+            q(v)
+        )),
+    }
+}
+
+/// `strconv.ParseInt(s, 0, 64)`: optional sign, base prefixes (0x, 0o, 0b, leading 0 for
+/// octal) and underscores between digits.
+fn parse_int(v: &str) -> Result<i64, String> {
+    let syntax = || format!("strconv.ParseInt: parsing {}: invalid syntax", q(v));
+    let range = || format!("strconv.ParseInt: parsing {}: value out of range", q(v));
+    let (neg, body) = match v.as_bytes().first() {
+        Some(b'-') => (true, &v[1..]),
+        Some(b'+') => (false, &v[1..]),
+        _ => (false, v),
+    };
+    let lower = body.to_ascii_lowercase();
+    let (radix, digits) = if let Some(d) = lower.strip_prefix("0x") {
+        (16, d.to_owned())
+    } else if let Some(d) = lower.strip_prefix("0o") {
+        (8, d.to_owned())
+    } else if let Some(d) = lower.strip_prefix("0b") {
+        (2, d.to_owned())
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, lower[1..].to_owned())
+    } else {
+        (10, lower.clone())
+    };
+    // Base 0 accepts Go literal underscores between digits.
+    let digits = if digits.contains('_') {
+        if digits.starts_with('_') || digits.ends_with('_') || digits.contains("__") {
+            return Err(syntax());
+        }
+        digits.replace('_', "")
+    } else {
+        digits
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return Err(syntax());
+    }
+    let magnitude = u128::from_str_radix(&digits, radix).map_err(|_| range())?;
+    let signed = if neg {
+        0i128.checked_sub_unsigned(magnitude)
+    } else {
+        i128::try_from(magnitude).ok()
+    };
+    signed.and_then(|n| i64::try_from(n).ok()).ok_or_else(range)
+}
+
+/// `strconv.ParseUint(s, 10, 32)` (klog's `Level.Set`).
+fn parse_level(v: &str) -> Result<u32, String> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "strconv.ParseUint: parsing {}: invalid syntax",
+            q(v)
+        ));
+    }
+    v.parse::<u32>()
+        .map_err(|_| format!("strconv.ParseUint: parsing {}: value out of range", q(v)))
+}
+
+/// Go `%q` of a string (enough for flag values: quotes, backslashes, control characters).
+fn q(v: &str) -> String {
+    let mut out = String::with_capacity(v.len() + 2);
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// pflag's string-slice value: a CSV record (quotes allowed); empty means an empty list.
+fn parse_csv(v: &str) -> Result<Vec<String>, String> {
+    if v.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !v.contains('"') {
+        return Ok(v.split(',').map(str::to_owned).collect());
+    }
+    let mut out = Vec::new();
+    let mut field = String::new();
+    let mut chars = v.chars().peekable();
+    let mut quoted = false;
+    let mut at_start = true;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if at_start => {
+                quoted = true;
+                at_start = false;
+            }
+            '"' if quoted => {
+                if chars.peek() == Some(&'"') {
+                    chars.next();
+                    field.push('"');
+                } else {
+                    quoted = false;
+                    if !matches!(chars.peek(), None | Some(',')) {
+                        return Err("parse error: extraneous or missing \" in quoted-field".into());
+                    }
+                }
+            }
+            '"' => return Err("parse error: bare \" in non-quoted-field".into()),
+            ',' if !quoted => {
+                out.push(std::mem::take(&mut field));
+                at_start = true;
+            }
+            c => {
+                field.push(c);
+                at_start = false;
+            }
+        }
+    }
+    if quoted {
+        return Err("parse error: extraneous or missing \" in quoted-field".into());
+    }
+    out.push(field);
+    Ok(out)
+}
+
+impl Args {
+    /// Sets one flag from one occurrence, like pflag's `Value.Set`.
+    fn set(&mut self, spec: &'static Spec, value: &str, help: &mut bool) -> Result<(), CliError> {
+        let invalid = |reason: String| {
+            CliError::new(format!(
+                "invalid argument {} for {} flag: {reason}",
+                q(value),
+                q(&spec.display())
+            ))
+        };
+        let first = self.changed.insert(spec.name);
+        match spec.kind {
+            Bool => {
+                let b = parse_bool(value).map_err(invalid)?;
+                self.set_bool(spec.name, b, help);
+            }
+            Str => self.set_str(spec.name, value),
+            Strings => {
+                let items = parse_csv(value).map_err(invalid)?;
+                self.set_strings(spec.name, items, first);
+            }
+            Int => {
+                let n = parse_int(value).map_err(invalid)?;
+                self.set_int(spec.name, n);
+            }
+            Dur => {
+                let d = parse_duration(value).map_err(|e| invalid(e.to_string()))?;
+                self.set_duration(spec.name, d);
+            }
+            Ip => {
+                let trimmed = value.trim();
+                let ip = if trimmed.is_empty() {
+                    None
+                } else {
+                    Some(
+                        trimmed
+                            .parse::<IpAddr>()
+                            .map_err(|_| invalid(format!("failed to parse IP: {}", q(value))))?,
+                    )
+                };
+                match spec.name {
+                    "bind-address" => self.bind_address = ip,
+                    "advertise-address" => self.advertise_address = ip,
+                    _ => self.ignore(spec.name, value),
+                }
+            }
+            Float => {
+                value.parse::<f64>().map_err(|_| {
+                    invalid(format!(
+                        "strconv.ParseFloat: parsing {}: invalid syntax",
+                        q(value)
+                    ))
+                })?;
+                self.ignore(spec.name, value);
+            }
+            Level => self.v = parse_level(value).map_err(invalid)?,
+            Raw => self.ignore(spec.name, value),
+        }
+        Ok(())
+    }
+
+    fn ignore(&mut self, name: &str, value: &str) {
+        self.ignored.push(format!("{name}={value}"));
+    }
+
+    fn set_bool(&mut self, name: &'static str, b: bool, help: &mut bool) {
+        match name {
+            "version" => self.version = b,
+            "help" => *help = b,
+            "deprecated-kubelet-completely-insecure" => {
+                self.deprecated_kubelet_completely_insecure = b;
+            }
+            "kubelet-insecure-tls" => self.kubelet_insecure_tls = b,
+            "kubelet-use-node-status-port" => self.kubelet_use_node_status_port = b,
+            "disable-http2-serving" => self.disable_http2_serving = b,
+            "permit-address-sharing" => self.permit_address_sharing = b,
+            "permit-port-sharing" => self.permit_port_sharing = b,
+            "authentication-skip-lookup" => self.authentication_skip_lookup = b,
+            "authentication-tolerate-lookup-failure" => {
+                self.authentication_tolerate_lookup_failure = b;
+            }
+            _ => self.ignore(name, if b { "true" } else { "false" }),
+        }
+    }
+
+    fn set_str(&mut self, name: &'static str, v: &str) {
+        let v = v.to_owned();
+        match name {
+            "kubeconfig" => self.kubeconfig = v,
+            "external-hostname" => self.external_hostname = v,
+            "kubelet-certificate-authority" => self.kubelet_certificate_authority = v,
+            "kubelet-client-certificate" => self.kubelet_client_certificate = v,
+            "kubelet-client-key" => self.kubelet_client_key = v,
+            "node-selector" => self.node_selector = v,
+            "cert-dir" => self.cert_dir = v,
+            "tls-cert-file" => self.tls_cert_file = v,
+            "tls-min-version" => self.tls_min_version = v,
+            "tls-private-key-file" => self.tls_private_key_file = v,
+            "authentication-kubeconfig" => self.authentication_kubeconfig = v,
+            "client-ca-file" => self.client_ca_file = v,
+            "requestheader-client-ca-file" => self.requestheader_client_ca_file = v,
+            "authorization-kubeconfig" => self.authorization_kubeconfig = v,
+            "logging-format" => self.logging_format = v,
+            _ => self.ignore(name, &v),
+        }
+    }
+
+    fn set_strings(&mut self, name: &'static str, items: Vec<String>, first: bool) {
+        let target = match name {
+            "kubelet-preferred-address-types" => &mut self.kubelet_preferred_address_types,
+            "tls-cipher-suites" => &mut self.tls_cipher_suites,
+            "requestheader-allowed-names" => &mut self.requestheader_allowed_names,
+            "requestheader-extra-headers-prefix" => &mut self.requestheader_extra_headers_prefix,
+            "requestheader-group-headers" => &mut self.requestheader_group_headers,
+            "requestheader-uid-headers" => &mut self.requestheader_uid_headers,
+            "requestheader-username-headers" => &mut self.requestheader_username_headers,
+            "authorization-always-allow-paths" => &mut self.authorization_always_allow_paths,
+            _ => {
+                let joined = items.join(",");
+                self.ignore(name, &joined);
+                return;
+            }
+        };
+        // pflag: the first occurrence replaces the default, later ones append.
+        if first {
+            *target = items;
+        } else {
+            target.extend(items);
+        }
+    }
+
+    fn set_int(&mut self, name: &'static str, n: i64) {
+        match name {
+            "max-mutating-requests-inflight" => self.max_mutating_requests_inflight = n,
+            "max-requests-inflight" => self.max_requests_inflight = n,
+            "kubelet-port" => self.kubelet_port = n,
+            "http2-max-streams-per-connection" => self.http2_max_streams_per_connection = n,
+            "secure-port" => self.secure_port = n,
+            _ => self.ignore(name, &n.to_string()),
+        }
+    }
+
+    fn set_duration(&mut self, name: &'static str, d: i64) {
+        match name {
+            "metric-resolution" => self.metric_resolution = d,
+            "request-timeout" => self.request_timeout = d,
+            "shutdown-delay-duration" => self.shutdown_delay_duration = d,
+            "kubelet-request-timeout" => self.kubelet_request_timeout = d,
+            "authentication-token-webhook-cache-ttl" => {
+                self.authentication_token_webhook_cache_ttl = d;
+            }
+            "authorization-webhook-cache-authorized-ttl" => {
+                self.authorization_webhook_cache_authorized_ttl = d;
+            }
+            "authorization-webhook-cache-unauthorized-ttl" => {
+                self.authorization_webhook_cache_unauthorized_ttl = d;
+            }
+            _ => self.ignore(name, &format_duration(d)),
+        }
+    }
+
+    /// Whether a flag was given on the command line.
+    pub fn is_set(&self, name: &str) -> bool {
+        self.changed.contains(name)
+    }
+
+    /// Upstream's validation, first error wins (spec B.1, O1–O3). Returns the parsed
+    /// `--node-selector` and logging format.
+    pub fn validate(&self) -> Result<Validated, CliError> {
+        let err = |m: &str| Err(CliError::new(m));
+        let ca = !self.kubelet_certificate_authority.is_empty();
+        let key = !self.kubelet_client_key.is_empty();
+        let cert = !self.kubelet_client_certificate.is_empty();
+        let insecure = self.kubelet_insecure_tls;
+        let plain = self.deprecated_kubelet_completely_insecure;
+        if ca && insecure {
+            return err(
+                "cannot use both --kubelet-certificate-authority and --kubelet-insecure-tls",
+            );
+        }
+        if key != cert {
+            return err("need both --kubelet-client-key and --kubelet-client-certificate");
+        }
+        if key && plain {
+            return err(
+                "cannot use both --kubelet-client-key and --deprecated-kubelet-completely-insecure",
+            );
+        }
+        if cert && plain {
+            return err(
+                "cannot use both --kubelet-client-certificate and --deprecated-kubelet-completely-insecure",
+            );
+        }
+        if insecure && plain {
+            return err(
+                "cannot use both --kubelet-insecure-tls and --deprecated-kubelet-completely-insecure",
+            );
+        }
+        if ca && plain {
+            return err(
+                "cannot use both --kubelet-certificate-authority and --deprecated-kubelet-completely-insecure",
+            );
+        }
+        if self.kubelet_request_timeout <= 0 {
+            return err("kubelet-request-timeout should be positive");
+        }
+        if self.metric_resolution < 10 * SECOND {
+            return Err(CliError::new(format!(
+                "metric-resolution should be a time duration at least 10s, but value {} provided",
+                format_duration(self.metric_resolution)
+            )));
+        }
+        // Go: MetricResolution*9/10 < KubeletRequestTimeout (integer nanoseconds).
+        if self.metric_resolution.saturating_mul(9) / 10 < self.kubelet_request_timeout {
+            return Err(CliError::new(format!(
+                "metric-resolution should be larger than kubelet-request-timeout, but metric-resolution value {} kubelet-request-timeout value {} provided",
+                format_duration(self.metric_resolution),
+                format_duration(self.kubelet_request_timeout)
+            )));
+        }
+        let log_format = match self.logging_format.as_str() {
+            "text" | "" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(CliError::new(format!(
+                    "format: Invalid value: {}: Unsupported log format",
+                    q(other)
+                )));
+            }
+        };
+        let kubelet_port = u16::try_from(self.kubelet_port).map_err(|_| {
+            CliError::new(format!(
+                "--kubelet-port {} must be between 0 and 65535, inclusive",
+                self.kubelet_port
+            ))
+        })?;
+        let secure_port = u16::try_from(self.secure_port).map_err(|_| {
+            CliError::new(format!(
+                "--secure-port {} must be between 0 and 65535, inclusive. 0 for turning off secure port",
+                self.secure_port
+            ))
+        })?;
+        let node_selector =
+            LabelSelector::parse(&self.node_selector).map_err(|e| CliError::new(e.to_string()))?;
+        Ok(Validated {
+            node_selector,
+            log_format,
+            kubelet_port,
+            secure_port,
+        })
+    }
+}
+
+/// Values that only exist once the flags are validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Validated {
+    /// `--node-selector`, parsed.
+    pub node_selector: LabelSelector,
+    /// `--logging-format`.
+    pub log_format: LogFormat,
+    /// `--kubelet-port`.
+    pub kubelet_port: u16,
+    /// `--secure-port` (0: do not serve).
+    pub secure_port: u16,
+}
+
+/// A Go duration (ns) as a std duration; negatives become zero.
+pub fn std_duration(nanos: i64) -> Duration {
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(0))
+}
+
+/// The usage text cobra prints after an error: the help without its first paragraph.
+pub fn usage() -> &'static str {
+    HELP.find("Usage:").map_or(HELP, |i| &HELP[i..])
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,589 @@
+//! Flag table tests: every argument list our deployments pass, pflag edge cases, and
+//! upstream's validation messages (each checked against the upstream v0.9.0 binary).
+
+use std::net::IpAddr;
+
+use super::*;
+
+fn run(args: &[&str]) -> Args {
+    match parse(args.iter().copied()) {
+        Ok(Command::Run(a)) => *a,
+        other => panic!("{args:?}: expected Run, got {other:?}"),
+    }
+}
+
+fn parse_err(args: &[&str]) -> String {
+    match parse(args.iter().copied()) {
+        Err(e) => e.message,
+        Ok(other) => panic!("{args:?}: expected an error, got {other:?}"),
+    }
+}
+
+fn validate_err(args: &[&str]) -> String {
+    match run(args).validate() {
+        Err(e) => e.message,
+        Ok(v) => panic!("{args:?}: expected a validation error, got {v:?}"),
+    }
+}
+
+const SEC: i64 = 1_000_000_000;
+
+// === Argument lists used in the field ===
+
+#[test]
+fn every_argument_kwokctl_passes_is_accepted() {
+    // local-cluster-notes.md, plus the node-selector patch of hack/cluster.sh.
+    let args = run(&[
+        "--kubelet-preferred-address-types=Hostname,InternalIP,ExternalIP",
+        "--kubelet-use-node-status-port",
+        "--kubelet-insecure-tls",
+        "--metric-resolution=15s",
+        "--kubeconfig=/root/.kwok/clusters/msrs/kubeconfig",
+        "--authentication-kubeconfig=/root/.kwok/clusters/msrs/kubeconfig",
+        "--authorization-kubeconfig=/root/.kwok/clusters/msrs/kubeconfig",
+        "--tls-cert-file=/root/.kwok/clusters/msrs/pki/admin.crt",
+        "--tls-private-key-file=/root/.kwok/clusters/msrs/pki/admin.key",
+        "--bind-address=127.0.0.1",
+        "--secure-port=32415",
+        "--v=4",
+        "--node-selector=metrics-server-skip!=true",
+    ]);
+    assert_eq!(
+        args.kubelet_preferred_address_types,
+        ["Hostname", "InternalIP", "ExternalIP"]
+    );
+    assert!(args.kubelet_use_node_status_port);
+    assert!(args.kubelet_insecure_tls);
+    assert_eq!(args.metric_resolution, 15 * SEC);
+    assert_eq!(args.kubeconfig, "/root/.kwok/clusters/msrs/kubeconfig");
+    assert_eq!(args.authentication_kubeconfig, args.kubeconfig);
+    assert_eq!(args.authorization_kubeconfig, args.kubeconfig);
+    assert_eq!(
+        args.tls_cert_file,
+        "/root/.kwok/clusters/msrs/pki/admin.crt"
+    );
+    assert_eq!(
+        args.tls_private_key_file,
+        "/root/.kwok/clusters/msrs/pki/admin.key"
+    );
+    assert_eq!(args.bind_address, Some(IpAddr::from([127, 0, 0, 1])));
+    assert_eq!(args.secure_port, 32415);
+    assert_eq!(args.v, 4);
+    assert_eq!(args.node_selector, "metrics-server-skip!=true");
+    let v = args.validate().expect("valid");
+    assert_eq!(v.secure_port, 32415);
+    assert!(!v.node_selector.is_empty());
+}
+
+#[test]
+fn the_official_manifest_arguments_are_accepted() {
+    // B.3: components.yaml, the test overlay and the Helm chart defaults.
+    let args = run(&[
+        "--cert-dir=/tmp",
+        "--secure-port=10250",
+        "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
+        "--kubelet-use-node-status-port",
+        "--metric-resolution=15s",
+        "--kubelet-insecure-tls",
+        "--v=4",
+        "--node-selector=metrics-server-skip!=true",
+        "--authorization-always-allow-paths=/metrics",
+        "--tls-cert-file=/tmp/tls-certs/tls.crt",
+        "--tls-private-key-file=/tmp/tls-certs/tls.key",
+    ]);
+    assert_eq!(args.cert_dir, "/tmp");
+    assert_eq!(args.secure_port, 10250);
+    assert_eq!(args.authorization_always_allow_paths, ["/metrics"]);
+    args.validate().expect("valid");
+}
+
+#[test]
+fn defaults_match_upstream() {
+    let args = run(&[]);
+    assert_eq!(args.metric_resolution, 60 * SEC);
+    assert_eq!(args.kubelet_request_timeout, 10 * SEC);
+    assert_eq!(args.kubelet_port, 10250);
+    assert_eq!(
+        args.kubelet_preferred_address_types,
+        [
+            "Hostname",
+            "InternalDNS",
+            "InternalIP",
+            "ExternalDNS",
+            "ExternalIP"
+        ]
+    );
+    assert_eq!(args.secure_port, 443);
+    assert_eq!(args.bind_address, Some(IpAddr::from([0, 0, 0, 0])));
+    assert_eq!(args.cert_dir, "apiserver.local.config/certificates");
+    assert_eq!(
+        args.authorization_always_allow_paths,
+        ["/healthz", "/readyz", "/livez"]
+    );
+    assert_eq!(args.requestheader_username_headers, ["x-remote-user"]);
+    assert_eq!(args.max_requests_inflight, 400);
+    assert_eq!(args.max_mutating_requests_inflight, 200);
+    assert_eq!(args.request_timeout, 60 * SEC);
+    assert_eq!(args.logging_format, "text");
+    assert_eq!(args.v, 0);
+    args.validate().expect("defaults are valid");
+}
+
+// === pflag syntax ===
+
+#[test]
+fn values_may_follow_an_equals_sign_or_come_as_the_next_argument() {
+    let a = run(&["--metric-resolution", "30s", "--kubelet-port", "11250"]);
+    assert_eq!(a.metric_resolution, 30 * SEC);
+    assert_eq!(a.kubelet_port, 11250);
+    // A non-boolean takes the next argument even when it looks like a flag, like pflag.
+    let a = run(&["--kubeconfig", "--weird-name"]);
+    assert_eq!(a.kubeconfig, "--weird-name");
+}
+
+#[test]
+fn booleans_stand_alone_or_take_an_explicit_value() {
+    assert!(run(&["--kubelet-insecure-tls"]).kubelet_insecure_tls);
+    for t in ["true", "1", "t", "T", "TRUE", "True"] {
+        assert!(run(&[&format!("--kubelet-insecure-tls={t}")]).kubelet_insecure_tls);
+    }
+    for f in ["false", "0", "f", "F", "FALSE", "False"] {
+        assert!(!run(&[&format!("--kubelet-insecure-tls={f}")]).kubelet_insecure_tls);
+    }
+    // `--bool false` sets true and leaves `false` as a positional argument.
+    let a = run(&["--kubelet-insecure-tls", "false"]);
+    assert!(a.kubelet_insecure_tls);
+    assert_eq!(a.positionals, ["false"]);
+}
+
+#[test]
+fn verbosity_accepts_every_klog_spelling() {
+    for args in [
+        &["-v", "3"][..],
+        &["-v=3"],
+        &["-v3"],
+        &["--v=3"],
+        &["--v", "3"],
+    ] {
+        assert_eq!(run(args).v, 3, "{args:?}");
+    }
+}
+
+#[test]
+fn the_node_selector_has_the_l_shorthand() {
+    for args in [
+        &["-l", "a=b"][..],
+        &["-la=b"],
+        &["-l=a=b"],
+        &["--node-selector", "a=b"],
+    ] {
+        assert_eq!(run(args).node_selector, "a=b", "{args:?}");
+    }
+}
+
+#[test]
+fn comma_lists_split_and_repeat_with_the_first_use_replacing_the_default() {
+    let a = run(&[
+        "--kubelet-preferred-address-types",
+        "InternalIP",
+        "--kubelet-preferred-address-types=ExternalIP,Hostname",
+    ]);
+    assert_eq!(
+        a.kubelet_preferred_address_types,
+        ["InternalIP", "ExternalIP", "Hostname"]
+    );
+    let a = run(&["--authorization-always-allow-paths="]);
+    assert!(a.authorization_always_allow_paths.is_empty());
+    let a = run(&["--requestheader-allowed-names=\"a,b\",c"]);
+    assert_eq!(a.requestheader_allowed_names, ["a,b", "c"]);
+}
+
+#[test]
+fn a_double_dash_ends_the_flags() {
+    let a = run(&["--v=2", "--", "--unknown", "-x"]);
+    assert_eq!(a.v, 2);
+    assert_eq!(a.positionals, ["--unknown", "-x"]);
+}
+
+#[test]
+fn generic_apiserver_flags_are_accepted_and_recorded_as_ignored() {
+    let a = run(&[
+        "--audit-log-path=-",
+        "--audit-log-maxage=3",
+        "--feature-gates=kube:Foo=true",
+        "--emulated-version=kube=1.31",
+        "--cors-allowed-origins=a,b",
+        "--goaway-chance=0.01",
+        "--livez-grace-period=10s",
+        "--strict-transport-security-directives=max-age=1",
+        "--storage-initialization-timeout=1m",
+        "--shutdown-send-retry-after",
+        "--shutdown-watch-termination-grace-period=5s",
+        "--profiling=false",
+        "--contention-profiling",
+        "--enable-priority-and-fairness=false",
+        "--vmodule=foo=3",
+        "--log-flush-frequency=1s",
+        "--log-json-split-stream",
+        "--log-text-info-buffer-size=1Ki",
+        "--permit-port-sharing",
+        "--permit-address-sharing",
+        "--tls-sni-cert-key=a.crt,a.key",
+        "--tls-curve-preferences=23",
+        "--min-request-timeout=100",
+        "--external-hostname=ms.example",
+        "--advertise-address=10.0.0.1",
+    ]);
+    assert!(a.ignored.contains(&"audit-log-path=-".to_owned()));
+    assert!(a.ignored.contains(&"profiling=false".to_owned()));
+    assert!(
+        a.ignored
+            .contains(&"feature-gates=kube:Foo=true".to_owned())
+    );
+    assert!(a.permit_port_sharing && a.permit_address_sharing);
+    assert_eq!(a.advertise_address, Some(IpAddr::from([10, 0, 0, 1])));
+    a.validate().expect("valid");
+}
+
+#[test]
+fn an_empty_bind_address_means_all_interfaces() {
+    assert_eq!(run(&["--bind-address="]).bind_address, None);
+    assert_eq!(
+        run(&["--bind-address=::"]).bind_address,
+        Some("::".parse().unwrap())
+    );
+}
+
+#[test]
+fn integers_use_go_base_prefixes() {
+    assert_eq!(
+        run(&["--max-requests-inflight=0x10"]).max_requests_inflight,
+        16
+    );
+    assert_eq!(
+        run(&["--max-requests-inflight=010"]).max_requests_inflight,
+        8
+    );
+    assert_eq!(
+        run(&["--max-requests-inflight=0b11"]).max_requests_inflight,
+        3
+    );
+    assert_eq!(
+        run(&["--max-requests-inflight=-5"]).max_requests_inflight,
+        -5
+    );
+    assert_eq!(
+        run(&["--max-requests-inflight=1_0"]).max_requests_inflight,
+        10
+    );
+}
+
+// === Errors: each text is upstream's ===
+
+#[test]
+fn unknown_flags_are_rejected_by_name() {
+    assert_eq!(parse_err(&["--foo"]), "unknown flag: --foo");
+    assert_eq!(parse_err(&["--foo=1"]), "unknown flag: --foo");
+    assert_eq!(parse_err(&["--v=2", "--x=1"]), "unknown flag: --x");
+    assert_eq!(
+        parse_err(&["--kubelet_insecure_tls"]),
+        "unknown flag: --kubelet_insecure_tls"
+    );
+    assert_eq!(parse_err(&["-x"]), "unknown shorthand flag: 'x' in -x");
+    assert_eq!(parse_err(&["---foo"]), "bad flag syntax: ---foo");
+    assert_eq!(parse_err(&["--=x"]), "bad flag syntax: --=x");
+}
+
+#[test]
+fn a_flag_without_its_value_is_rejected() {
+    assert_eq!(
+        parse_err(&["--metric-resolution"]),
+        "flag needs an argument: --metric-resolution"
+    );
+    assert_eq!(parse_err(&["-v"]), "flag needs an argument: 'v' in -v");
+}
+
+#[test]
+fn bad_values_name_the_flag() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--metric-resolution=abc"],
+            r#"invalid argument "abc" for "--metric-resolution" flag: time: invalid duration "abc""#,
+        ),
+        (
+            &["--metric-resolution=15"],
+            r#"invalid argument "15" for "--metric-resolution" flag: time: missing unit in duration "15""#,
+        ),
+        (
+            &["--kubelet-port=abc"],
+            r#"invalid argument "abc" for "--kubelet-port" flag: strconv.ParseInt: parsing "abc": invalid syntax"#,
+        ),
+        (
+            &["--kubelet-port=99999999999999999999"],
+            r#"invalid argument "99999999999999999999" for "--kubelet-port" flag: strconv.ParseInt: parsing "99999999999999999999": value out of range"#,
+        ),
+        (
+            &["--kubelet-insecure-tls=maybe"],
+            r#"invalid argument "maybe" for "--kubelet-insecure-tls" flag: strconv.ParseBool: parsing "maybe": invalid syntax"#,
+        ),
+        (
+            &["--v=abc"],
+            r#"invalid argument "abc" for "-v, --v" flag: strconv.ParseUint: parsing "abc": invalid syntax"#,
+        ),
+        (
+            &["--v=-1"],
+            r#"invalid argument "-1" for "-v, --v" flag: strconv.ParseUint: parsing "-1": invalid syntax"#,
+        ),
+        (
+            &["--v=99999999999"],
+            r#"invalid argument "99999999999" for "-v, --v" flag: strconv.ParseUint: parsing "99999999999": value out of range"#,
+        ),
+        (
+            &["-vh"],
+            r#"invalid argument "h" for "-v, --v" flag: strconv.ParseUint: parsing "h": invalid syntax"#,
+        ),
+        (
+            &["-v="],
+            r#"invalid argument "=" for "-v, --v" flag: strconv.ParseUint: parsing "=": invalid syntax"#,
+        ),
+        (
+            &["--bind-address=abc"],
+            r#"invalid argument "abc" for "--bind-address" flag: failed to parse IP: "abc""#,
+        ),
+        (
+            &["--metric-resolution", "--kubeconfig=/x"],
+            r#"invalid argument "--kubeconfig=/x" for "--metric-resolution" flag: time: invalid duration "--kubeconfig=/x""#,
+        ),
+    ];
+    for (args, want) in cases {
+        assert_eq!(parse_err(args), *want, "{args:?}");
+    }
+}
+
+#[test]
+fn errors_are_reported_in_argument_order() {
+    assert_eq!(
+        parse_err(&["--kubelet-port=abc", "--foo"]),
+        r#"invalid argument "abc" for "--kubelet-port" flag: strconv.ParseInt: parsing "abc": invalid syntax"#
+    );
+    assert_eq!(
+        parse_err(&["--foo", "--kubelet-port=abc"]),
+        "unknown flag: --foo"
+    );
+}
+
+// === Help and version ===
+
+#[test]
+fn help_wins_over_validation_but_not_over_parse_errors() {
+    assert!(matches!(parse(["--help"]), Ok(Command::Help)));
+    assert!(matches!(parse(["-h"]), Ok(Command::Help)));
+    assert!(matches!(
+        parse(["--metric-resolution=5s", "--help"]),
+        Ok(Command::Help)
+    ));
+    assert!(matches!(parse(["--version", "--help"]), Ok(Command::Help)));
+    assert_eq!(parse_err(&["--help", "--foo"]), "unknown flag: --foo");
+    assert!(matches!(parse(["--help=false"]), Ok(Command::Run(_))));
+}
+
+#[test]
+fn version_wins_over_validation() {
+    assert!(matches!(
+        parse(["--version", "--metric-resolution=5s"]),
+        Ok(Command::Version)
+    ));
+    assert!(matches!(parse(["--version=false"]), Ok(Command::Run(_))));
+    assert!(VERSION.starts_with('v'));
+    assert_eq!(VERSION.matches('.').count(), 2);
+}
+
+#[test]
+fn the_help_text_is_upstreams_and_lists_exactly_our_flags() {
+    assert!(HELP.starts_with("Launch metrics-server\n\nUsage:\n   [flags]\n"));
+    assert!(usage().starts_with("Usage:\n"));
+    let mut listed = Vec::new();
+    for line in HELP.lines() {
+        let t = line.trim_start();
+        let t = t
+            .strip_prefix("-l, ")
+            .or_else(|| t.strip_prefix("-v, "))
+            .unwrap_or(t);
+        let Some(rest) = t.strip_prefix("--") else {
+            continue;
+        };
+        if !line.starts_with("  ") || line.starts_with("                  ") {
+            continue;
+        }
+        let mut words = rest.split_whitespace();
+        let name = words.next().unwrap();
+        let ty = words.next().unwrap_or("");
+        let kind = match ty {
+            "string" => Kind::Str,
+            "strings" => Kind::Strings,
+            "int" => Kind::Int,
+            "duration" => Kind::Duration,
+            "ip" => Kind::Ip,
+            "float" | "float32" => Kind::Float,
+            "Level" => Kind::Level,
+            t if t.is_empty() || t.starts_with(|c: char| c.is_uppercase() || c == '[') => {
+                Kind::Bool
+            }
+            _ => Kind::Raw,
+        };
+        let spec = Spec::by_name(name).unwrap_or_else(|| panic!("--{name} is not accepted"));
+        assert_eq!(spec.kind, kind, "--{name}");
+        listed.push(name.to_owned());
+    }
+    assert_eq!(
+        listed.len(),
+        SPECS.len() - 1,
+        "every spec but --help is listed"
+    );
+}
+
+// === Validation (O1–O3) ===
+
+#[test]
+fn the_metric_resolution_must_be_at_least_ten_seconds() {
+    assert_eq!(
+        validate_err(&["--metric-resolution=5s"]),
+        "metric-resolution should be a time duration at least 10s, but value 5s provided"
+    );
+    assert_eq!(
+        validate_err(&["--metric-resolution=9.5s", "--kubelet-request-timeout=1s"]),
+        "metric-resolution should be a time duration at least 10s, but value 9.5s provided"
+    );
+    run(&["--metric-resolution=10s", "--kubelet-request-timeout=9s"])
+        .validate()
+        .expect("10s with a 9s timeout passes");
+}
+
+#[test]
+fn ninety_percent_of_the_resolution_must_cover_the_kubelet_timeout() {
+    assert_eq!(
+        validate_err(&["--metric-resolution=10s"]),
+        "metric-resolution should be larger than kubelet-request-timeout, but metric-resolution value 10s kubelet-request-timeout value 10s provided"
+    );
+    assert_eq!(
+        validate_err(&["--metric-resolution=11s"]),
+        "metric-resolution should be larger than kubelet-request-timeout, but metric-resolution value 11s kubelet-request-timeout value 10s provided"
+    );
+    assert_eq!(
+        validate_err(&[
+            "--metric-resolution=1m",
+            "--kubelet-request-timeout=54001ms"
+        ]),
+        "metric-resolution should be larger than kubelet-request-timeout, but metric-resolution value 1m0s kubelet-request-timeout value 54.001s provided"
+    );
+    run(&["--metric-resolution=1m", "--kubelet-request-timeout=54s"])
+        .validate()
+        .expect("exactly 90% passes");
+}
+
+#[test]
+fn the_kubelet_timeout_must_be_positive_and_is_checked_first() {
+    for t in ["0s", "-1s"] {
+        assert_eq!(
+            validate_err(&[&format!("--kubelet-request-timeout={t}")]),
+            "kubelet-request-timeout should be positive"
+        );
+    }
+    assert_eq!(
+        validate_err(&["--metric-resolution=5s", "--kubelet-request-timeout=0s"]),
+        "kubelet-request-timeout should be positive"
+    );
+}
+
+#[test]
+fn kubelet_client_certificate_and_key_come_together() {
+    for args in [
+        &["--kubelet-client-key=k"][..],
+        &["--kubelet-client-certificate=c"],
+        &["--metric-resolution=5s", "--kubelet-client-key=k"],
+        &[
+            "--deprecated-kubelet-completely-insecure",
+            "--kubelet-client-certificate=c",
+        ],
+    ] {
+        assert_eq!(
+            validate_err(args),
+            "need both --kubelet-client-key and --kubelet-client-certificate",
+            "{args:?}"
+        );
+    }
+    run(&["--kubelet-client-key=k", "--kubelet-client-certificate=c"])
+        .validate()
+        .expect("both is fine");
+}
+
+#[test]
+fn mutually_exclusive_kubelet_flags_name_both_flags() {
+    const PLAIN: &str = "--deprecated-kubelet-completely-insecure";
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "--kubelet-certificate-authority=ca",
+                "--kubelet-insecure-tls",
+            ],
+            "cannot use both --kubelet-certificate-authority and --kubelet-insecure-tls",
+        ),
+        (
+            &[
+                PLAIN,
+                "--kubelet-client-key=k",
+                "--kubelet-client-certificate=c",
+            ],
+            "cannot use both --kubelet-client-key and --deprecated-kubelet-completely-insecure",
+        ),
+        (
+            &[PLAIN, "--kubelet-insecure-tls"],
+            "cannot use both --kubelet-insecure-tls and --deprecated-kubelet-completely-insecure",
+        ),
+        (
+            &[PLAIN, "--kubelet-certificate-authority=ca"],
+            "cannot use both --kubelet-certificate-authority and --deprecated-kubelet-completely-insecure",
+        ),
+        (
+            &[
+                "--kubelet-request-timeout=0s",
+                "--kubelet-client-key=x",
+                PLAIN,
+                "--kubelet-insecure-tls",
+            ],
+            "need both --kubelet-client-key and --kubelet-client-certificate",
+        ),
+    ];
+    for (args, want) in cases {
+        assert_eq!(validate_err(args), *want, "{args:?}");
+    }
+}
+
+#[test]
+fn an_unknown_logging_format_is_rejected_after_the_resolution_checks() {
+    assert_eq!(
+        validate_err(&["--logging-format=foo"]),
+        r#"format: Invalid value: "foo": Unsupported log format"#
+    );
+    assert_eq!(
+        validate_err(&["--metric-resolution=5s", "--logging-format=foo"]),
+        "metric-resolution should be a time duration at least 10s, but value 5s provided"
+    );
+    let v = run(&["--logging-format=json"]).validate().unwrap();
+    assert_eq!(v.log_format, LogFormat::Json);
+}
+
+#[test]
+fn a_bad_node_selector_is_fatal_with_the_go_parser_message() {
+    assert_eq!(
+        validate_err(&["--node-selector=a=("]),
+        "unable to parse requirement: found '(', expected: identifier"
+    );
+}
+
+#[test]
+fn ports_out_of_range_are_rejected() {
+    assert!(validate_err(&["--secure-port=70000"]).contains("--secure-port 70000"));
+    assert!(validate_err(&["--kubelet-port=-1"]).contains("--kubelet-port -1"));
+    assert_eq!(run(&["--secure-port=0"]).validate().unwrap().secure_port, 0);
+}

@@ -1,0 +1,689 @@
+//! `Args::run`: turns validated flags into a running server, in upstream's order.
+//!
+//! ```text
+//! serving cert + TLS options ─► delegated authn/authz clients ─► lister client + kubelet client
+//!   ─► registry (kubelet, api, manager families) ─► authn trust (ConfigMap lookup, retried)
+//!   ─► node + pod watches ─► wait for both to sync ─► scrape loop (first tick now)
+//!   ─► HTTPS listener: serve(TLS ─► AuthLayer ─► router(max-in-flight, timeout, handlers))
+//!   ─► select! { signal, any critical task ending }
+//! shutdown: /readyz fails ─► --shutdown-delay-duration ─► cancel: stop accepting, drain,
+//!           stop the scrape loop and the reloader ─► exit 0
+//! ```
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use arc_swap::ArcSwap;
+use http::{Method, Uri};
+use metrics_server_api::{
+    ApiConfig, ApiMetrics, ApiState, ClusterView, HealthState, MetricsSource, VersionInfo,
+};
+use metrics_server_auth::{
+    AccessReviewer, AuthLayer, AuthenticationOptions, Authenticator, AuthorizationOptions,
+    Authorizer, MASTERS_GROUP, ServeOptions, ServingCerts, TlsOptions, TokenReviewer, User,
+};
+use metrics_server_core::SharedSnapshot;
+use metrics_server_k8s::{Cluster, KubeletCredentialFlags, Synced};
+use metrics_server_kubelet::{
+    AddressConfig, KubeletClient, KubeletMetrics, Scraper, ScraperConfig,
+};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tower::Layer as _;
+
+use crate::flags::{Args, VERSION, Validated, std_duration};
+use crate::metrics::ManagerMetrics;
+use crate::scrape::ScrapeLoop;
+
+/// Why `run` returned with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Configuration or startup failed before serving (upstream exits 2 for these).
+    #[error("{0:#}")]
+    Startup(anyhow::Error),
+    /// A critical task ended while serving.
+    #[error("{0:#}")]
+    Crashed(anyhow::Error),
+}
+
+/// How long startup waits between attempts to read the authentication ConfigMap while
+/// kube-apiserver is unreachable (doubling up to [`LOOKUP_RETRY_MAX`]).
+const LOOKUP_RETRY_START: Duration = Duration::from_millis(500);
+const LOOKUP_RETRY_MAX: Duration = Duration::from_secs(30);
+
+fn startup(e: impl Into<anyhow::Error>) -> RunError {
+    RunError::Startup(e.into())
+}
+
+fn non_empty(s: &str) -> Option<&Path> {
+    (!s.is_empty()).then(|| Path::new(s))
+}
+
+impl Args {
+    /// Runs the server until SIGTERM/SIGINT (Ok) or until a critical task dies (Err).
+    pub async fn run(self, validated: Validated) -> Result<(), RunError> {
+        let Validated {
+            node_selector,
+            log_format: _,
+            kubelet_port,
+            secure_port,
+        } = validated;
+        let Args {
+            kubeconfig,
+            metric_resolution,
+            version: _,
+            advertise_address,
+            external_hostname,
+            max_mutating_requests_inflight,
+            max_requests_inflight,
+            request_timeout,
+            shutdown_delay_duration,
+            deprecated_kubelet_completely_insecure,
+            kubelet_certificate_authority,
+            kubelet_client_certificate,
+            kubelet_client_key,
+            kubelet_insecure_tls,
+            kubelet_port: _,
+            kubelet_preferred_address_types,
+            kubelet_request_timeout,
+            kubelet_use_node_status_port,
+            node_selector: _,
+            bind_address,
+            cert_dir,
+            disable_http2_serving,
+            http2_max_streams_per_connection,
+            permit_address_sharing,
+            permit_port_sharing,
+            secure_port: _,
+            tls_cert_file,
+            tls_cipher_suites,
+            tls_min_version,
+            tls_private_key_file,
+            authentication_kubeconfig,
+            authentication_skip_lookup,
+            authentication_token_webhook_cache_ttl,
+            authentication_tolerate_lookup_failure,
+            client_ca_file,
+            requestheader_allowed_names,
+            requestheader_client_ca_file,
+            requestheader_extra_headers_prefix,
+            requestheader_group_headers,
+            requestheader_uid_headers,
+            requestheader_username_headers,
+            authorization_always_allow_paths,
+            authorization_kubeconfig,
+            authorization_webhook_cache_authorized_ttl,
+            authorization_webhook_cache_unauthorized_ttl,
+            logging_format: _,
+            v: _,
+            ignored,
+            positionals,
+            changed: _,
+        } = self;
+
+        tracing::info!(version = VERSION, "Starting metrics-server");
+        if !ignored.is_empty() {
+            tracing::debug!(flags = ?ignored, "Accepted flags that have no effect here");
+        }
+        if !positionals.is_empty() {
+            tracing::debug!(args = ?positionals, "Ignoring positional arguments");
+        }
+        if !requestheader_uid_headers.is_empty() {
+            tracing::debug!("--requestheader-uid-headers needs a feature gate upstream; ignored");
+        }
+        let resolution = std_duration(metric_resolution);
+        let serving = secure_port != 0;
+
+        // 1. Serving certificate and TLS options (upstream generates the pair first).
+        let bind_ip = bind_address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let tls_options =
+            TlsOptions::from_flags(&tls_min_version, &tls_cipher_suites, disable_http2_serving)
+                .map_err(startup)?;
+        let certs = if serving {
+            let certs = ServingCerts::from_flags(
+                non_empty(&tls_cert_file),
+                non_empty(&tls_private_key_file),
+                Path::new(&cert_dir),
+                bind_ip,
+            )
+            .map_err(|e| startup(anyhow!("error creating self-signed certificates: {e}")))?;
+            if let metrics_server_auth::CertSource::Generated(dir) = &certs.source {
+                tracing::info!(dir = %dir.display(), "Generated self-signed cert");
+            }
+            Some(certs)
+        } else {
+            None
+        };
+
+        // 2. Delegated authentication / authorization clients (empty flag: in-cluster). Like
+        //    upstream, a missing in-cluster config is fatal.
+        let (authn_client, authz_client) = if serving {
+            let authn = delegated_client(&authentication_kubeconfig)
+                .await
+                .map_err(|e| {
+                    startup(anyhow!(
+                        "failed to get delegated authentication kubeconfig: failed to get delegated authentication kubeconfig: {e}"
+                    ))
+                })?;
+            let authz = delegated_client(&authorization_kubeconfig)
+                .await
+                .map_err(|e| {
+                    startup(anyhow!(
+                        "failed to get delegated authorization kubeconfig: {e}"
+                    ))
+                })?;
+            (Some(authn), Some(authz))
+        } else {
+            (None, None)
+        };
+
+        // 3. The lister client and the kubelet client built from the same kubeconfig.
+        let kube_config = metrics_server_k8s::load_config(non_empty(&kubeconfig))
+            .await
+            .map_err(|e| startup(anyhow!("unable to construct lister client config: {e}")))?;
+        let mut kubelet_config = metrics_server_k8s::kubelet_client_config(
+            &kube_config,
+            &KubeletCredentialFlags {
+                insecure_tls: kubelet_insecure_tls,
+                certificate_authority: non_empty(&kubelet_certificate_authority)
+                    .map(Path::to_owned),
+                client_certificate: non_empty(&kubelet_client_certificate).map(Path::to_owned),
+                client_key: non_empty(&kubelet_client_key).map(Path::to_owned),
+                completely_insecure: deprecated_kubelet_completely_insecure,
+            },
+        )
+        .map_err(startup)?;
+        kubelet_config.user_agent = user_agent();
+        kubelet_config.request_timeout = std_duration(kubelet_request_timeout);
+        kubelet_config.pool_idle_timeout = kubelet_config
+            .pool_idle_timeout
+            .max(resolution + Duration::from_secs(30));
+        let kubelet_client = KubeletClient::new(&kubelet_config)
+            .map_err(|e| startup(anyhow!("unable to create the kubelet client: {e}")))?;
+        let client = metrics_server_k8s::client(kube_config).map_err(startup)?;
+
+        // 4. One explicit registry: the six metrics_server_* families of E.13.
+        let mut registry = Registry::default();
+        let kubelet_metrics = KubeletMetrics::register(&mut registry);
+        let api_metrics = ApiMetrics::register(&mut registry);
+        let manager_metrics = ManagerMetrics::register(&mut registry, resolution);
+        let registry = Arc::new(registry);
+
+        let scraper = Scraper::new(
+            kubelet_client,
+            ScraperConfig {
+                address: AddressConfig {
+                    preferred_address_types: kubelet_preferred_address_types,
+                    port: kubelet_port,
+                    use_node_status_port: kubelet_use_node_status_port,
+                },
+                ..ScraperConfig::default()
+            },
+            Some(kubelet_metrics),
+        );
+
+        // 5. Authentication trust (flags + ConfigMap) and the authorizer.
+        let shutdown = CancellationToken::new();
+        let authn_options = AuthenticationOptions {
+            client_ca_file: non_empty(&client_ca_file).map(Path::to_owned),
+            requestheader_client_ca_file: non_empty(&requestheader_client_ca_file)
+                .map(Path::to_owned),
+            requestheader_allowed_names,
+            requestheader_username_headers,
+            requestheader_group_headers,
+            requestheader_extra_headers_prefix,
+            skip_lookup: authentication_skip_lookup,
+            tolerate_lookup_failure: authentication_tolerate_lookup_failure,
+            token_webhook_cache_ttl: std_duration(authentication_token_webhook_cache_ttl),
+            ..AuthenticationOptions::default()
+        };
+        let auth = match (&authn_client, &authz_client) {
+            (Some(authn_client), Some(authz_client)) => {
+                let authn_config = load_authn_with_retry(&authn_options, authn_client).await?;
+                let authn_config = Arc::new(ArcSwap::from_pointee(authn_config));
+                let tokens: Arc<dyn TokenReviewer> = Arc::new(
+                    metrics_server_auth::KubeTokenReviewer::new(authn_client.clone()),
+                );
+                let authenticator = Authenticator::new(
+                    Arc::clone(&authn_config),
+                    Some(tokens),
+                    authn_options.token_webhook_cache_ttl,
+                );
+                let reviewer: Arc<dyn AccessReviewer> = Arc::new(
+                    metrics_server_auth::KubeAccessReviewer::new(authz_client.clone()),
+                );
+                let authorizer = Authorizer::new(
+                    &AuthorizationOptions {
+                        always_allow_paths: authorization_always_allow_paths,
+                        authorized_ttl: std_duration(authorization_webhook_cache_authorized_ttl),
+                        unauthorized_ttl: std_duration(
+                            authorization_webhook_cache_unauthorized_ttl,
+                        ),
+                    },
+                    Some(reviewer),
+                )
+                .map_err(startup)?;
+                Some((authn_config, authenticator, authorizer))
+            }
+            _ => None,
+        };
+
+        // 6. Watches; the listener opens only once both caches are complete (E.11).
+        let cluster = Cluster::new();
+        let health = Arc::new(HealthState::new(resolution));
+        let (node_watch, node_synced) =
+            metrics_server_k8s::node_watch(client.clone(), Arc::clone(cluster.nodes()));
+        let (pod_watch, pod_synced) =
+            metrics_server_k8s::pod_watch(client.clone(), Arc::clone(cluster.pods()));
+        let mut node_task = tokio::spawn(tracing::Instrument::instrument(
+            node_watch,
+            tracing::info_span!("nodes"),
+        ));
+        let mut pod_task = tokio::spawn(tracing::Instrument::instrument(
+            pod_watch,
+            tracing::info_span!("pods"),
+        ));
+        let mut signals = Signals::new().map_err(startup)?;
+        tokio::select! {
+            r = wait_for_sync(node_synced, pod_synced) => r.map_err(RunError::Crashed)?,
+            () = signals.recv() => {
+                tracing::info!("Shutdown requested before the caches synced");
+                return Ok(());
+            }
+            r = &mut node_task => return Err(RunError::Crashed(ended("node watch", r))),
+            r = &mut pod_task => return Err(RunError::Crashed(ended("pod watch", r))),
+        }
+        health.set_node_informer_synced(true);
+        health.set_pod_informer_synced(true);
+
+        // 7. The scrape loop: first tick now.
+        let published = Arc::new(SharedSnapshot::new());
+        let scrape_loop = ScrapeLoop::new(
+            scraper,
+            cluster.clone(),
+            node_selector.clone(),
+            Arc::clone(&published),
+            Arc::clone(&health),
+            manager_metrics,
+            resolution,
+        );
+        let mut scrape_task = tokio::spawn(tracing::Instrument::instrument(
+            scrape_loop.run(shutdown.child_token()),
+            tracing::info_span!("scraper"),
+        ));
+
+        // 8. Serve.
+        let mut serve_task: JoinHandle<()> = match (certs, auth) {
+            (Some(certs), Some((authn_config, authenticator, authorizer))) => {
+                let server_address = server_address(
+                    advertise_address,
+                    &external_hostname,
+                    bind_address,
+                    secure_port,
+                );
+                let state = ApiState::new(
+                    ApiConfig {
+                        node_selector,
+                        max_requests_inflight: usize::try_from(max_requests_inflight).unwrap_or(0),
+                        max_mutating_requests_inflight: usize::try_from(
+                            max_mutating_requests_inflight,
+                        )
+                        .unwrap_or(0),
+                        request_timeout: std_duration(request_timeout),
+                        version: version_info(),
+                        server_address,
+                        openmetrics: false,
+                    },
+                    Arc::new(cluster) as Arc<dyn ClusterView>,
+                    published as Arc<dyn MetricsSource>,
+                    Arc::clone(&health),
+                    registry,
+                    api_metrics,
+                )
+                .with_privileged_check(|ext| {
+                    ext.get::<User>().is_some_and(|u| u.in_group(MASTERS_GROUP))
+                });
+                let service = AuthLayer::new(authenticator, authorizer, bridge_attributes)
+                    .layer(metrics_server_api::router(state));
+                let tls = metrics_server_auth::server_config(
+                    &certs,
+                    &tls_options,
+                    authn_config.load().acceptable_issuers(),
+                )
+                .map_err(startup)?;
+                let tls = Arc::new(ArcSwap::new(tls));
+                let reloader =
+                    metrics_server_auth::tls_reloader(certs, tls_options, Arc::clone(&tls));
+                metrics_server_auth::lookup::spawn_reloader(
+                    authn_options,
+                    authn_client,
+                    authn_config,
+                    reloader,
+                    shutdown.child_token(),
+                );
+                // SO_REUSEADDR is always on (as in Go), so address sharing needs nothing more.
+                let _ = permit_address_sharing;
+                let listener =
+                    listen(bind_address, secure_port, permit_port_sharing).map_err(startup)?;
+                let local = listener.local_addr().map_err(startup)?;
+                tracing::info!(address = %local, "Serving securely");
+                let options = ServeOptions {
+                    http2_max_streams_per_connection: u32::try_from(
+                        http2_max_streams_per_connection,
+                    )
+                    .unwrap_or(0),
+                    disable_http2: disable_http2_serving,
+                    ..ServeOptions::default()
+                };
+                tokio::spawn(metrics_server_auth::serve(
+                    listener,
+                    tls,
+                    service,
+                    options,
+                    shutdown.clone(),
+                ))
+            }
+            _ => {
+                tracing::info!("--secure-port is 0: not serving HTTPS");
+                let token = shutdown.clone();
+                tokio::spawn(async move { token.cancelled().await })
+            }
+        };
+
+        // 9. Run until a signal or a critical task ends.
+        let crashed = tokio::select! {
+            () = signals.recv() => None,
+            r = &mut node_task => Some(ended("node watch", r)),
+            r = &mut pod_task => Some(ended("pod watch", r)),
+            r = &mut scrape_task => Some(ended("scrape loop", r)),
+            r = &mut serve_task => Some(ended("HTTPS server", r)),
+        };
+        if let Some(error) = crashed {
+            shutdown.cancel();
+            return Err(RunError::Crashed(error));
+        }
+
+        // 10. Graceful shutdown.
+        health.begin_shutdown();
+        signals.exit_on_second_signal();
+        let delay = std_duration(shutdown_delay_duration);
+        if !delay.is_zero() {
+            tracing::info!(delay = ?delay, "Shutdown requested; /readyz now fails, still serving");
+            tokio::time::sleep(delay).await;
+        }
+        tracing::info!("Shutting down: draining in-flight requests");
+        shutdown.cancel();
+        node_task.abort();
+        pod_task.abort();
+        let drain =
+            std_duration(request_timeout).max(Duration::from_secs(1)) + Duration::from_secs(5);
+        if tokio::time::timeout(drain, &mut serve_task).await.is_err() {
+            tracing::warn!("In-flight requests did not finish in time");
+            serve_task.abort();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), scrape_task).await;
+        tracing::info!("Stopped");
+        Ok(())
+    }
+}
+
+/// Upstream's agent string: `metrics-server/<ver> (<os>/<arch>) kubernetes/<commit>`.
+pub fn user_agent() -> String {
+    format!(
+        "metrics-server/{VERSION} ({}/{}) kubernetes/{}",
+        std::env::consts::OS,
+        go_arch(),
+        git_commit_short()
+    )
+}
+
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+fn git_commit_short() -> &'static str {
+    let full = option_env!("METRICS_SERVER_GIT_COMMIT").unwrap_or("unknown");
+    full.get(..7).unwrap_or(full)
+}
+
+/// `/version` contents.
+pub fn version_info() -> VersionInfo {
+    let mut parts = env!("CARGO_PKG_VERSION").split('.');
+    VersionInfo {
+        major: parts.next().unwrap_or_default().to_owned(),
+        minor: parts.next().unwrap_or_default().to_owned(),
+        git_version: VERSION.to_owned(),
+        git_commit: option_env!("METRICS_SERVER_GIT_COMMIT")
+            .unwrap_or_default()
+            .to_owned(),
+        ..VersionInfo::default()
+    }
+}
+
+/// The address the generic apiserver advertises in discovery: `--external-hostname`, else
+/// `--advertise-address` or a specific `--bind-address`, with the port.
+fn server_address(
+    advertise: Option<IpAddr>,
+    external_hostname: &str,
+    bind: Option<IpAddr>,
+    port: u16,
+) -> Option<String> {
+    if !external_hostname.is_empty() {
+        return Some(external_hostname.to_owned());
+    }
+    let ip = advertise.or(bind.filter(|b| !b.is_unspecified()))?;
+    Some(SocketAddr::new(ip, port).to_string())
+}
+
+/// The api crate's E.9 attributes, as the auth crate's type.
+pub fn bridge_attributes(method: &Method, uri: &Uri) -> metrics_server_auth::Attributes {
+    use metrics_server_api::Attributes as A;
+    use metrics_server_auth::Attributes as B;
+    match metrics_server_api::request_attributes(
+        method.as_str(),
+        uri.path(),
+        uri.query().unwrap_or(""),
+    ) {
+        A::Resource(r) => B::Resource(metrics_server_auth::ResourceAttributes {
+            verb: r.verb,
+            group: r.group,
+            version: r.version,
+            resource: r.resource,
+            subresource: r.subresource,
+            namespace: r.namespace,
+            name: r.name,
+            field_selector: r.field_selector,
+            label_selector: r.label_selector,
+        }),
+        A::NonResource(n) => B::NonResource(metrics_server_auth::NonResourceAttributes {
+            verb: n.verb,
+            path: n.path,
+        }),
+    }
+}
+
+/// A client for delegated authn/authz: the given kubeconfig, else in-cluster.
+async fn delegated_client(path: &str) -> anyhow::Result<kube::Client> {
+    let config = metrics_server_k8s::load_config(non_empty(path)).await?;
+    Ok(metrics_server_k8s::client(config)?)
+}
+
+/// Whether a kube error means "kube-apiserver is not there yet" rather than a definite answer.
+fn is_transient(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
+        _ => false,
+    }
+}
+
+/// The startup ConfigMap lookup. Upstream panics when kube-apiserver is unreachable; here a
+/// transport failure (connection refused, timeout, 5xx, 429) is retried with backoff and a
+/// clear log line, because it says nothing about the lookup itself. A definite failure (403,
+/// 401, bad data) keeps upstream's semantics: fatal unless
+/// `--authentication-tolerate-lookup-failure`.
+async fn load_authn_with_retry(
+    options: &AuthenticationOptions,
+    client: &kube::Client,
+) -> Result<metrics_server_auth::AuthnConfig, RunError> {
+    let mut delay = LOOKUP_RETRY_START;
+    let mut attempt: u32 = 0;
+    loop {
+        // Tolerance is applied here, not in `load`, so that transient failures are retried
+        // even when they would be tolerated.
+        let strict = AuthenticationOptions {
+            tolerate_lookup_failure: false,
+            ..options.clone()
+        };
+        match metrics_server_auth::lookup::load(&strict, Some(client)).await {
+            Ok(config) => return Ok(config),
+            Err(metrics_server_auth::Error::Lookup(e)) if is_transient(&e) => {
+                attempt += 1;
+                tracing::warn!(
+                    error = %e,
+                    attempt,
+                    retry_in = ?delay,
+                    "kube-apiserver is not reachable yet; retrying the authentication configuration lookup"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(LOOKUP_RETRY_MAX);
+            }
+            Err(metrics_server_auth::Error::Lookup(e)) if options.tolerate_lookup_failure => {
+                tracing::warn!(
+                    error = %e,
+                    "Error looking up in-cluster authentication configuration; continuing without it"
+                );
+                return metrics_server_auth::lookup::resolve(options, None).map_err(startup);
+            }
+            Err(e) => return Err(startup(e)),
+        }
+    }
+}
+
+/// Waits for both caches, logging progress every 10 s.
+async fn wait_for_sync(mut nodes: Synced, mut pods: Synced) -> anyhow::Result<()> {
+    tracing::info!("Waiting for the node and pod caches to sync");
+    let (nodes_probe, pods_probe) = (nodes.clone(), pods.clone());
+    let wait = async {
+        let (n, p) = tokio::join!(nodes.wait(), pods.wait());
+        n && p
+    };
+    let mut wait = std::pin::pin!(wait);
+    let mut progress = tokio::time::interval(Duration::from_secs(10));
+    progress.tick().await;
+    loop {
+        tokio::select! {
+            ok = &mut wait => {
+                return if ok {
+                    tracing::info!("Caches synced");
+                    Ok(())
+                } else {
+                    Err(anyhow!("a watch ended before its cache synced"))
+                };
+            }
+            _ = progress.tick() => {
+                tracing::info!(
+                    nodes_synced = nodes_probe.is_synced(),
+                    pods_synced = pods_probe.is_synced(),
+                    "Still waiting for the caches to sync"
+                );
+            }
+        }
+    }
+}
+
+fn ended(what: &str, r: Result<(), tokio::task::JoinError>) -> anyhow::Error {
+    match r {
+        Ok(()) => anyhow!("{what} ended unexpectedly"),
+        Err(e) if e.is_panic() => anyhow!("{what} panicked"),
+        Err(e) => anyhow!("{what} was cancelled: {e}"),
+    }
+}
+
+/// Binds the secure port. An unspecified address (0.0.0.0, `::` or empty) listens on all
+/// interfaces and both IP families, like Go's `net.Listen`. SO_REUSEADDR is always set, as Go
+/// does for every listener, so `--permit-address-sharing` adds nothing; `reuse_port` is
+/// `--permit-port-sharing`.
+pub fn listen(bind: Option<IpAddr>, port: u16, reuse_port: bool) -> anyhow::Result<TcpListener> {
+    let bind_one = |addr: SocketAddr, dual_stack: bool| -> std::io::Result<TcpListener> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        if dual_stack {
+            socket.set_only_v6(false)?;
+        }
+        // Go sets SO_REUSEADDR on every listener; --permit-address-sharing changes nothing more.
+        socket.set_reuse_address(true)?;
+        if reuse_port {
+            socket.set_reuse_port(true)?;
+        }
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(1024)?;
+        TcpListener::from_std(socket.into())
+    };
+    let unspecified = bind.is_none_or(|ip| ip.is_unspecified());
+    let result = if unspecified {
+        bind_one(
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+            true,
+        )
+        .or_else(|_| {
+            bind_one(
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+                false,
+            )
+        })
+    } else {
+        bind_one(
+            SocketAddr::new(bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), port),
+            false,
+        )
+    };
+    let shown = bind.map_or_else(|| "0.0.0.0".to_owned(), |ip| ip.to_string());
+    result.with_context(|| format!("failed to create listener: failed to listen on {shown}:{port}"))
+}
+
+/// SIGTERM and SIGINT.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!(signal = "SIGTERM", "Received termination signal"),
+            _ = self.int.recv() => tracing::info!(signal = "SIGINT", "Received termination signal"),
+        }
+    }
+
+    /// A second signal during shutdown exits at once, like the Go apiserver.
+    fn exit_on_second_signal(self) {
+        let mut signals = self;
+        tokio::spawn(async move {
+            signals.recv().await;
+            tracing::warn!("Second termination signal; exiting immediately");
+            std::process::exit(1);
+        });
+    }
+}

@@ -1,0 +1,108 @@
+//! The built binary: `--version`, `--help`, bad flags and startup failures (exit codes and
+//! messages as upstream v0.9.0, minus the Go panic trace).
+
+use std::process::{Command, Output};
+
+fn bin(args: &[&str]) -> Output {
+    let cwd = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_metrics-server"))
+        .args(args)
+        .current_dir(cwd.path())
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn version_prints_a_semver_tag_and_exits_zero() {
+    let out = bin(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    let v = stdout.trim_end();
+    assert_eq!(stdout, format!("{v}\n"));
+    // kwokctl parses it with a semver regex.
+    let parts: Vec<&str> = v.strip_prefix('v').unwrap().split('.').collect();
+    assert_eq!(parts.len(), 3, "{v}");
+    assert!(parts.iter().all(|p| p.parse::<u32>().is_ok()), "{v}");
+    assert!(out.stderr.is_empty());
+}
+
+#[test]
+fn help_prints_upstreams_flag_list_and_exits_zero() {
+    let out = bin(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("Launch metrics-server\n\nUsage:\n   [flags]\n"));
+    for flag in [
+        "--kubelet-insecure-tls",
+        "--metric-resolution duration",
+        "-l, --node-selector string",
+        "--secure-port int",
+        "-v, --v Level",
+    ] {
+        assert!(stdout.contains(flag), "{flag} missing");
+    }
+    assert_eq!(bin(&["-h"]).stdout, out.stdout);
+}
+
+#[test]
+fn an_unknown_flag_exits_two_naming_it_followed_by_the_usage() {
+    let out = bin(&["--kubelet-insecure-tls", "--foo"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("Error: unknown flag: --foo\nUsage:\n   [flags]\n"),
+        "{stderr}"
+    );
+    assert!(stderr.ends_with("\n\n"));
+}
+
+#[test]
+fn a_validation_error_exits_two_with_upstreams_message() {
+    let out = bin(&["--metric-resolution=5s"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(
+            "Error: metric-resolution should be a time duration at least 10s, but value 5s provided\n"
+        ),
+        "{stderr}"
+    );
+    let out = bin(&["--kubelet-port=abc"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).starts_with(
+        "Error: invalid argument \"abc\" for \"--kubelet-port\" flag: strconv.ParseInt: parsing \"abc\": invalid syntax\n"
+    ));
+}
+
+#[test]
+fn outside_a_cluster_without_kubeconfigs_startup_fails_like_upstream() {
+    let out = bin(&["--cert-dir=certs"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "Error: failed to get delegated authentication kubeconfig: failed to get delegated authentication kubeconfig: unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must be defined"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_missing_kubeconfig_fails_startup_naming_the_file() {
+    let out = bin(&["--secure-port=0", "--kubeconfig=/nonexistent/kubeconfig"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("Error: unable to construct lister client config:")
+            && stderr.contains("/nonexistent/kubeconfig"),
+        "{stderr}"
+    );
+}
