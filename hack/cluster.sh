@@ -193,7 +193,10 @@ down() {
   # kwokctl kills the processes it started; anything still running from the cluster's folder (a
   # component that forked, a launcher still waiting) is a leak that must not survive cluster-down.
   local leftover
-  leftover=$(pgrep -f "$KWOK_WORKDIR/clusters/$cluster/|$state/metrics-server-$cluster" || true)
+  # Match only the cluster's own programs (their command lines start with the cluster's bin folder, or are
+  # the launcher or the server it exec'd), never a shell or test whose arguments merely mention the path.
+  local dir=$KWOK_WORKDIR/clusters/$cluster
+  leftover=$(pgrep -f "^($dir/bin/|[^ ]*bash $state/metrics-server-$cluster |metrics-server .*--kubeconfig=$dir/)" || true)
   if [ -n "$leftover" ]; then
     log "killing leftover processes: $leftover"
     kill -9 $leftover 2>/dev/null || true
