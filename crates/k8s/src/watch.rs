@@ -177,8 +177,10 @@ impl<I: WatchedIndex> EventHandler<I> {
         while let Some(event) = stream.next().await {
             match event {
                 Ok(event) => {
-                    if failures > 0 {
-                        tracing::info!(kind = self.kind, "Watch recovered");
+                    // `Init` is emitted before the list is attempted, so only data counts as
+                    // recovery.
+                    if failures > 0 && !matches!(event, Event::Init) {
+                        tracing::info!(kind = self.kind, failures, "Watch recovered");
                         failures = 0;
                     }
                     self.handle(event);

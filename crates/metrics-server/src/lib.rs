@@ -61,7 +61,10 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) -> u8 {
             return EXIT_USAGE;
         }
     };
-    match runtime.block_on(args.run(validated)) {
+    let result = runtime.block_on(args.run(validated));
+    // Do not wait for stray blocking work (DNS lookups, file reads) once the server is done.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
         Ok(()) => 0,
         Err(runtime::RunError::Startup(e)) => {
             tracing::error!(error = %format!("{e:#}"), "Startup failed");

@@ -9,6 +9,9 @@
 //! | 6–7 | trace | info |
 //! | ≥ 8 | trace | debug (HTTP-level detail, like klog's request dumps at V(8)) |
 //!
+//! Below 6, kube-client's per-request error line is off: the watch loop reports the same
+//! failure at warn with its retry context.
+//!
 //! `RUST_LOG`, when set, replaces the mapping entirely (an `EnvFilter` directive string).
 //! Errors are reserved for conditions an operator must act on; expected situations (a
 //! NotReady node failing its scrape, a watch reconnecting) log below error.
@@ -30,7 +33,10 @@ pub fn directives(v: u32) -> String {
         6 | 7 => "info",
         _ => "debug",
     };
-    format!("{deps},metrics_server={ours}")
+    // kube-client logs every failed request at error level from its service builder; the
+    // watch loop already reports those (with retry context) at warn.
+    let kube_builder = if v >= 6 { deps } else { "off" };
+    format!("{deps},kube_client::client::builder={kube_builder},metrics_server={ours}")
 }
 
 /// Installs the global subscriber (once, from `main`). Fails only if one is already set.
@@ -57,12 +63,19 @@ mod tests {
 
     #[test]
     fn verbosity_maps_to_levels_as_documented() {
-        assert_eq!(directives(0), "warn,metrics_server=info");
-        assert_eq!(directives(1), "warn,metrics_server=info");
-        assert_eq!(directives(2), "warn,metrics_server=debug");
-        assert_eq!(directives(4), "warn,metrics_server=trace");
-        assert_eq!(directives(6), "info,metrics_server=trace");
-        assert_eq!(directives(10), "debug,metrics_server=trace");
+        let quiet = "kube_client::client::builder=off";
+        assert_eq!(directives(0), format!("warn,{quiet},metrics_server=info"));
+        assert_eq!(directives(1), format!("warn,{quiet},metrics_server=info"));
+        assert_eq!(directives(2), format!("warn,{quiet},metrics_server=debug"));
+        assert_eq!(directives(4), format!("warn,{quiet},metrics_server=trace"));
+        assert_eq!(
+            directives(6),
+            "info,kube_client::client::builder=info,metrics_server=trace"
+        );
+        assert_eq!(
+            directives(10),
+            "debug,kube_client::client::builder=debug,metrics_server=trace"
+        );
     }
 
     #[test]
