@@ -67,3 +67,10 @@ test: lint unit
 
 clean: cluster-down
 	$(CARGO) clean
+
+# Micro-benchmarks: kubelet decoding, storage on upstream's storage-benchmark shapes, store
+# memory per container, API list encoding. Figures and how to read them: BENCHMARKS.md.
+.PHONY: bench
+bench:
+	$(CARGO) bench -p metrics-server-core -p metrics-server-api \
+	  --bench exposition --bench store --bench store_memory --bench encode
