@@ -3,7 +3,7 @@
 //! the set of permissions it grants, and reading an OCI image layout.
 //!
 //! Everything here is pure or runs local commands; the checks that need a cluster get its kubeconfig
-//! from `KUBECONFIG`. A missing prerequisite is reported as [`Skip`], which the runner turns into a
+//! from `DEPLOY_TEST_KUBECONFIG`. A missing prerequisite is reported as [`Skip`], which the runner turns into a
 //! skipped case (or a failure under `DEPLOY_TEST_REQUIRE=1`).
 
 pub mod manifest;

@@ -53,12 +53,13 @@ pub fn helm() -> Result<PathBuf> {
     tool("helm", "HELM")
 }
 
-/// The admin kubeconfig of the cluster to validate against.
+/// The admin kubeconfig of the cluster to validate against: `DEPLOY_TEST_KUBECONFIG`, set by
+/// `make deploy-test` (not `KUBECONFIG`, so that a plain `cargo test` never touches a cluster of yours).
 pub fn kubeconfig() -> Result<PathBuf> {
-    match std::env::var_os("KUBECONFIG") {
+    match std::env::var_os("DEPLOY_TEST_KUBECONFIG") {
         Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
         _ => Err(skip(
-            "KUBECONFIG not set (the cluster checks run under `make deploy-test`)",
+            "DEPLOY_TEST_KUBECONFIG not set (the cluster checks run under `make deploy-test`)",
         )),
     }
 }

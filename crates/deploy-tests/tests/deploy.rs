@@ -5,7 +5,7 @@
 //! `skipped <case>: <reason>` and a closing `N passed, N failed, N skipped` line.
 //! `DEPLOY_TEST_FILTER=<substring>` selects cases by name. A case skips when what it needs is absent
 //! (the pinned tools in `.cluster/bin`, the upstream module in the Go module cache, the release
-//! binary and its image, a cluster in `KUBECONFIG`); with `DEPLOY_TEST_REQUIRE=1`, as
+//! binary and its image, a cluster in `DEPLOY_TEST_KUBECONFIG`); with `DEPLOY_TEST_REQUIRE=1`, as
 //! `make deploy-test` sets, a missing prerequisite is a failure instead.
 //!
 //! The last case prepares the RBAC-is-enough run (only with `DEPLOY_TEST_SA_DIR`, see
@@ -181,7 +181,7 @@ fn kubectl() -> Result<Command> {
     Ok(Command::new(tools::kubectl()?))
 }
 
-/// kubectl against the cluster in `KUBECONFIG`.
+/// kubectl against the cluster in `DEPLOY_TEST_KUBECONFIG`.
 fn cluster_kubectl() -> Result<Command> {
     let kubeconfig = tools::kubeconfig()?;
     let mut cmd = kubectl()?;
@@ -639,10 +639,11 @@ fn image() -> Result<()> {
         tmp.permissions().mode()
     );
     let inside = r.join("metrics-server");
-    ensure!(
-        oci::sha256_hex(&inside)? == oci::sha256_hex(&binary)?,
-        "the image's /metrics-server is not target/release/metrics-server: run `make image` again"
-    );
+    if oci::sha256_hex(&inside)? != oci::sha256_hex(&binary)? {
+        return Err(skip(
+            "the image in target/image was built from another binary than target/release/metrics-server (run `make image`)",
+        ));
+    }
 
     // Run it from the image's own files only. As root: chroot into the extracted layer as user
     // 65534, exactly the image's view. Otherwise: through the image's dynamic loader with the
