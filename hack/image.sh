@@ -12,7 +12,7 @@
 # crane (go-containerregistry, built by hack/build-tools.sh) turns the layer into an image on an empty
 # OCI base (`crane append --oci-empty-base`), which gives the compressed layer and its digests. crane's
 # config editing (`crane mutate`) works only against a registry, so the final config, manifest and
-# index are written here with jq, and the result is checked with `crane validate`.
+# index are written here, and the result is checked with `crane validate`.
 #
 # Output in target/image/:
 #   oci/                    an OCI image layout (index.json, oci-layout, blobs/sha256/*); it also has
@@ -35,9 +35,9 @@ version=$(awk -F'"' '/^\[workspace.package\]/{p=1} p && $1 ~ /^version *= */{pri
 image=${IMAGE:-ghcr.io/metrics-server-rs/metrics-server:v$version}
 
 die() { echo "image: $*" >&2; exit 1; }
+case "$image" in *[\\\"]*) die "IMAGE must not contain quotes or backslashes" ;; esac
 [ -x "$binary" ] || die "no binary at $binary (build it with: cargo build --release -p metrics-server)"
 [ -x "$crane" ] || "$repo/hack/build-tools.sh" crane >&2
-command -v jq >/dev/null || die "jq is required"
 
 case "$(uname -m)" in
   x86_64) arch=amd64 ;;
@@ -80,8 +80,9 @@ tar -C "$root" --no-recursion --null -T <(tr '\n' '\0' <"$work/files") \
 SOURCE_DATE_EPOCH=$epoch "$crane" append --oci-empty-base -f "$work/layer.tar" -t "$image" -o "$work/appended.tar" 2>/dev/null
 mkdir "$work/appended"
 tar -C "$work/appended" -xf "$work/appended.tar"
-layer_file=$(jq -r '.[0].Layers[0]' "$work/appended/manifest.json")
-config_file=$(jq -r '.[0].Config' "$work/appended/manifest.json")
+# The tarball holds one compressed layer, <hex>.tar.gz.
+layer_file=$(cd "$work/appended" && ls -- *.tar.gz)
+[ "$(echo "$layer_file" | wc -l)" -eq 1 ] || die "crane wrote $(echo "$layer_file" | wc -l) layers"
 
 rm -rf "$out/oci" "$out/metrics-server-rs.tar"
 mkdir -p "$out/oci/blobs/sha256"
@@ -97,46 +98,25 @@ put() {
 }
 
 read -r layer_hex layer_size < <(put "$work/appended/$layer_file")
+diff_id=$(gzip -dc "$work/appended/$layer_file" | sha256sum | cut -d' ' -f1)
+[ "$diff_id" = "$(sha256sum "$work/layer.tar" | cut -d' ' -f1)" ] || die "the compressed layer is not our layer"
 
+# The JSON documents are written with printf; every value in them is a digest, a number or a fixed word.
 created=$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)
-jq -c --arg arch "$arch" --arg created "$created" --arg version "$version" '
-  .architecture = $arch | .os = "linux" | .created = $created |
-  .config = {
-    User: "65534:65534",
-    WorkingDir: "/",
-    Entrypoint: ["/metrics-server"],
-    Env: ["PATH=/"],
-    Labels: {
-      "org.opencontainers.image.title": "metrics-server-rs",
-      "org.opencontainers.image.version": $version,
-      "org.opencontainers.image.licenses": "Apache-2.0"
-    }
-  } |
-  .history = [{created: $created, created_by: "hack/image.sh", comment: "metrics-server-rs binary and its shared libraries"}]
-' "$work/appended/$config_file" >"$work/config.json"
+printf '{"architecture":"%s","os":"linux","created":"%s","config":{"User":"65534:65534","WorkingDir":"/","Entrypoint":["/metrics-server"],"Env":["PATH=/"],"Labels":{"org.opencontainers.image.title":"metrics-server-rs","org.opencontainers.image.version":"%s","org.opencontainers.image.licenses":"Apache-2.0"}},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"%s","created_by":"hack/image.sh","comment":"metrics-server-rs binary and its shared libraries"}]}' \
+  "$arch" "$created" "$version" "$diff_id" "$created" >"$work/config.json"
 read -r config_hex config_size < <(put "$work/config.json")
 
-jq -n -c --arg c "sha256:$config_hex" --argjson cs "$config_size" --arg l "sha256:$layer_hex" --argjson ls "$layer_size" '{
-  schemaVersion: 2,
-  mediaType: "application/vnd.oci.image.manifest.v1+json",
-  config: {mediaType: "application/vnd.oci.image.config.v1+json", digest: $c, size: $cs},
-  layers: [{mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: $l, size: $ls}]
-}' >"$work/manifest.json"
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s}]}' \
+  "$config_hex" "$config_size" "$layer_hex" "$layer_size" >"$work/manifest.json"
 read -r manifest_hex manifest_size < <(put "$work/manifest.json")
 
 printf '{"imageLayoutVersion":"1.0.0"}' >"$out/oci/oci-layout"
-jq -n -c --arg m "sha256:$manifest_hex" --argjson ms "$manifest_size" --arg ref "$image" --arg arch "$arch" '{
-  schemaVersion: 2,
-  mediaType: "application/vnd.oci.image.index.v1+json",
-  manifests: [{
-    mediaType: "application/vnd.oci.image.manifest.v1+json", digest: $m, size: $ms,
-    platform: {architecture: $arch, os: "linux"},
-    annotations: {"org.opencontainers.image.ref.name": ($ref | sub("^.*:"; "")), "io.containerd.image.name": $ref}
-  }]
-}' >"$out/oci/index.json"
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"platform":{"architecture":"%s","os":"linux"},"annotations":{"org.opencontainers.image.ref.name":"%s","io.containerd.image.name":"%s"}}]}' \
+  "$manifest_hex" "$manifest_size" "$arch" "${image##*:}" "$image" >"$out/oci/index.json"
 # docker load reads manifest.json; an OCI layout with one is what `docker save` writes since Docker 25.
-jq -n -c --arg c "blobs/sha256/$config_hex" --arg l "blobs/sha256/$layer_hex" --arg ref "$image" \
-  '[{Config: $c, RepoTags: [$ref], Layers: [$l]}]' >"$out/oci/manifest.json"
+printf '[{"Config":"blobs/sha256/%s","RepoTags":["%s"],"Layers":["blobs/sha256/%s"]}]' \
+  "$config_hex" "$image" "$layer_hex" >"$out/oci/manifest.json"
 
 (cd "$out/oci" && find . -mindepth 1 -printf '%P\n' | LC_ALL=C sort | tr '\n' '\0' |
   tar --no-recursion --null -T - --owner=0 --group=0 --numeric-owner --mtime="@$epoch" --format=gnu \
