@@ -74,3 +74,40 @@ clean: cluster-down
 bench:
 	$(CARGO) bench -p metrics-server-core -p metrics-server-api \
 	  --bench exposition --bench store --bench store_memory --bench encode
+
+# === Install artefacts: deploy/ manifests, charts/metrics-server-rs, the container image ===
+.PHONY: manifests image deploy-test
+
+DEPLOY_TEST_DIR = $(CURDIR)/.cluster/deploy-test
+# The server that the RBAC-is-enough check runs with nothing but the ServiceAccount's token.
+DEPLOY_TEST_SERVER = $(if $(filter upstream,$(METRICS_SERVER)),$(CURDIR)/.cluster/bin/metrics-server-upstream,$(or $(METRICS_SERVER_BIN),$(CURDIR)/target/release/metrics-server))
+SERVER_LOG = $(CURDIR)/.cluster/kwok/clusters/$(or $(CLUSTER_NAME),msrs)/logs/metrics-server.log
+
+# Regenerates deploy/components.yaml and deploy/high-availability.yaml from the kustomize tree.
+manifests:
+	@hack/build-tools.sh kubernetes >/dev/null
+	deploy/render.sh components >deploy/components.yaml.tmp && mv deploy/components.yaml.tmp deploy/components.yaml
+	deploy/render.sh high-availability >deploy/high-availability.yaml.tmp && mv deploy/high-availability.yaml.tmp deploy/high-availability.yaml
+
+# The container image as an OCI layout and a loadable tarball in target/image/, without a container engine.
+image:
+	$(CARGO) build --release -p metrics-server
+	@hack/build-tools.sh crane >/dev/null
+	hack/image.sh
+
+# Manifests (fresh, upstream parity, server-side dry runs), Helm chart (lint, upstream parity, dry runs),
+# image, then the RBAC-is-enough run: components.yaml's RBAC and APIService on a cluster whose server holds
+# only the ServiceAccount's token (crates/deploy-tests/scripts/sa-launcher.sh), the e2e suite against it,
+# and no authorization failure in its log. Always tears the cluster down.
+deploy-test: image
+	hack/build-tools.sh kubernetes etcd kwok metrics-server helm
+	@rm -rf $(DEPLOY_TEST_DIR) && mkdir -p $(DEPLOY_TEST_DIR) && echo '$(DEPLOY_TEST_SERVER)' >$(DEPLOY_TEST_DIR)/server-binary
+	@METRICS_SERVER_BIN=$(CURDIR)/crates/deploy-tests/scripts/sa-launcher.sh hack/cluster.sh up && \
+	  status=0; \
+	  DEPLOY_TEST_KUBECONFIG=$(KUBECONFIG_PATH) KUBECTL=$(KUBECTL) DEPLOY_TEST_REQUIRE=1 DEPLOY_TEST_SA_DIR=$(DEPLOY_TEST_DIR) \
+	    $(CARGO) test -p metrics-server-deploy-tests || status=$$?; \
+	  if [ $$status -eq 0 ]; then \
+	    $(MAKE) --no-print-directory e2e-run KUBECONFIG=$(KUBECONFIG_PATH) || status=$$?; fi; \
+	  if [ $$status -eq 0 ] && grep -E 'serviceaccount:kube-system:metrics-server[\\"]* cannot' $(SERVER_LOG); then \
+	    echo "deploy-test: the server was denied something with components.yaml's RBAC (see above)"; status=1; fi; \
+	  hack/cluster.sh down; exit $$status
