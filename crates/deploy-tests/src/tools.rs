@@ -73,23 +73,38 @@ pub fn upstream_version() -> Result<String> {
 }
 
 /// The upstream module's source tree (kustomize manifests under `manifests/`, the Helm chart under
-/// `charts/metrics-server`): `$UPSTREAM_METRICS_SERVER_DIR`, else the Go module cache, where
-/// `hack/build-tools.sh metrics-server` puts it.
+/// `charts/metrics-server`): `$UPSTREAM_METRICS_SERVER_DIR`, else the module in the Go module cache.
+/// `go mod download` puts it there if it is missing (the tool module `hack/tools/metrics-server`
+/// pins it, so this is the same download `hack/build-tools.sh metrics-server` does).
 pub fn upstream_dir() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("UPSTREAM_METRICS_SERVER_DIR").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
     }
-    let version = upstream_version()?;
-    let modcache = match Command::new("go").args(["env", "GOMODCACHE"]).output() {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-        _ => return Err(skip("`go env GOMODCACHE` failed: is Go installed?")),
+    let module = format!("sigs.k8s.io/metrics-server@{}", upstream_version()?);
+    let out = Command::new("go")
+        .args(["mod", "download", "-json", &module])
+        .current_dir(repo_root().join("hack/tools/metrics-server"))
+        .stdin(Stdio::null())
+        .output();
+    let out = match out {
+        Ok(out) if out.status.success() => out,
+        Ok(out) => {
+            return Err(skip(format!(
+                "`go mod download {module}` failed: {}{}",
+                String::from_utf8_lossy(&out.stderr).trim(),
+                String::from_utf8_lossy(&out.stdout).trim()
+            )));
+        }
+        Err(e) => return Err(skip(format!("cannot run go ({e}): is Go installed?"))),
     };
-    let dir = Path::new(&modcache).join(format!("sigs.k8s.io/metrics-server@{version}"));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("parsing `go mod download -json {module}`"))?;
+    let dir = PathBuf::from(info["Dir"].as_str().unwrap_or_default());
     if dir.join("manifests").is_dir() {
         Ok(dir)
     } else {
         Err(skip(format!(
-            "upstream module not in the Go module cache at {} (run: hack/build-tools.sh metrics-server)",
+            "upstream module {module} has no manifests folder at {}",
             dir.display()
         )))
     }
