@@ -62,7 +62,7 @@ differential: release
 	  hack/cluster.sh down; exit $$status
 
 # Until our server passes the e2e suite, the suite runs against upstream metrics-server.
-test: lint unit
+test: lint unit deploy-test
 	$(MAKE) --no-print-directory e2e METRICS_SERVER=upstream
 
 clean: cluster-down
