@@ -687,3 +687,73 @@ impl Signals {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(code: u16) -> kube::Error {
+        kube::Error::Api(Box::new(
+            kube::core::Status::failure("x", "y").with_code(code),
+        ))
+    }
+
+    #[test]
+    fn only_unreachable_or_overloaded_apiservers_are_retried() {
+        assert!(is_transient(&api_error(503)));
+        assert!(is_transient(&api_error(500)));
+        assert!(is_transient(&api_error(429)));
+        assert!(!is_transient(&api_error(403)));
+        assert!(!is_transient(&api_error(401)));
+        assert!(is_transient(&kube::Error::Service(
+            "connection refused".into()
+        )));
+        assert!(!is_transient(&kube::Error::TlsRequired));
+    }
+
+    #[test]
+    fn the_advertised_address_prefers_hostname_then_advertise_then_a_specific_bind() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(
+            server_address(ip("10.0.0.1"), "ms.example", ip("127.0.0.1"), 443).as_deref(),
+            Some("ms.example")
+        );
+        assert_eq!(
+            server_address(ip("10.0.0.1"), "", ip("127.0.0.1"), 443).as_deref(),
+            Some("10.0.0.1:443")
+        );
+        assert_eq!(
+            server_address(None, "", ip("::1"), 10250).as_deref(),
+            Some("[::1]:10250")
+        );
+        assert_eq!(server_address(None, "", ip("0.0.0.0"), 443), None);
+        assert_eq!(server_address(None, "", None, 443), None);
+    }
+
+    #[tokio::test]
+    async fn listening_on_a_specific_or_unspecified_address_works() {
+        let l = listen(Some(IpAddr::from([127, 0, 0, 1])), 0, false).unwrap();
+        assert!(l.local_addr().unwrap().ip().is_loopback());
+        let all = listen(None, 0, true).unwrap();
+        assert!(all.local_addr().unwrap().ip().is_unspecified());
+        let port = l.local_addr().unwrap().port();
+        let err = listen(Some(IpAddr::from([127, 0, 0, 1])), port, false).unwrap_err();
+        assert!(
+            format!("{err:#}").starts_with(&format!(
+                "failed to create listener: failed to listen on 127.0.0.1:{port}"
+            )),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn the_user_agent_reads_like_upstreams() {
+        let ua = user_agent();
+        assert!(
+            ua.starts_with(&format!("metrics-server/{VERSION} (")),
+            "{ua}"
+        );
+        assert!(ua.contains(") kubernetes/"), "{ua}");
+        assert_eq!(version_info().git_version, VERSION);
+    }
+}
