@@ -61,8 +61,8 @@ write_config() {
   for a in ${METRICS_SERVER_ARGS:-}; do
     a=${a#--}
     extra="$extra
-    - key: ${a%%=*}
-      value: \"${a#*=}\""
+  - key: ${a%%=*}
+    value: \"${a#*=}\""
   done
   cat >"$cfg" <<EOF
 apiVersion: config.kwok.x-k8s.io/v1alpha1
