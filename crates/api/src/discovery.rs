@@ -49,8 +49,9 @@ impl Discovery {
     /// `GET /apis` (legacy).
     pub(crate) fn write_group_list(&self, w: &mut JsonWriter<'_>) {
         w.begin_object();
+        // The real v0.9.0 binary sends no apiVersion here (only `kind`); the differential test
+        // against it pins this.
         w.field_str("kind", "APIGroupList");
-        w.field_str("apiVersion", "v1");
         w.key("groups");
         w.begin_array();
         write_group_body(w, self.server_address.as_deref(), false);
@@ -148,8 +149,10 @@ fn write_aggregated(w: &mut JsonWriter<'_>, type_meta: bool) {
         w.field_str("resource", name);
         w.key("responseKind");
         w.begin_object();
-        w.field_str("group", GROUP);
-        w.field_str("version", VERSION);
+        // Upstream leaves group and version of the response kind empty (the differential test
+        // against the v0.9.0 binary pins this).
+        w.field_str("group", "");
+        w.field_str("version", "");
         w.field_str("kind", kind);
         w.end_object();
         w.field_str("scope", if namespaced { "Namespaced" } else { "Cluster" });

@@ -82,6 +82,8 @@ pub struct Response {
     pub status: u16,
     /// The `Content-Type` header (empty when absent).
     pub content_type: String,
+    /// The `ETag` header (empty when absent).
+    pub etag: String,
     /// The body, as UTF-8 (lossy).
     pub body: String,
 }
@@ -143,16 +145,21 @@ impl InsecureClient {
         let fetch = async {
             let response = self.inner.request(request).await?;
             let status = response.status().as_u16();
-            let content_type = response
-                .headers()
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned();
+            let header = |name: http::header::HeaderName| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let content_type = header(http::header::CONTENT_TYPE);
+            let etag = header(http::header::ETAG);
             let body = response.into_body().collect().await?.to_bytes();
             Ok::<_, anyhow::Error>(Response {
                 status,
                 content_type,
+                etag,
                 body: String::from_utf8_lossy(&body).into_owned(),
             })
         };
