@@ -110,8 +110,7 @@ struct Case {
     run: CaseFn,
 }
 
-const SETUP: &str =
-    "setup: the consumer pods are created in namespace default and become ready (waits up to 5m)";
+const SETUP: &str = "setup: the consumer pods are created in namespace default and become ready (waits up to 5m), and so does metrics-server (/readyz, up to 3m)";
 const TEARDOWN: &str = "teardown: the consumer pods and their ResourceUsages are deleted";
 
 fn cases() -> Vec<Case> {
@@ -540,7 +539,21 @@ async fn setup_consumers(ctx: &Ctx) -> Result<()> {
         ensure!(waiting.is_empty(), "pods not ready: {}", waiting.join("; "));
         Ok(())
     })
+    .await?;
+
+    // Upstream's suite runs once the metrics-server Deployment is rolled out, i.e. its readiness probe
+    // (/readyz: two stored scrapes) passes; on a fresh cluster that takes about a minute here.
+    eventually(Duration::from_secs(180), Duration::from_secs(2), || async {
+        let response = ctx.https.get(&format!("{}/readyz", ctx.server)).await?;
+        ensure!(
+            response.status == 200,
+            "/readyz answers {}",
+            response.status
+        );
+        Ok(())
+    })
     .await
+    .context("waiting for the metrics server to become ready")
 }
 
 /// Running with every container status ready (upstream waits for all container statuses to be ready).
