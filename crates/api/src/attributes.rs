@@ -52,6 +52,15 @@ pub struct NonResourceAttributes {
 }
 
 impl Attributes {
+    /// A non-resource request from an HTTP method and path (what any path
+    /// outside the API resources is authorized as).
+    pub fn non_resource(method: &http::Method, path: &str) -> Self {
+        Self::NonResource(NonResourceAttributes {
+            path: path.to_owned(),
+            verb: method.as_str().to_ascii_lowercase(),
+        })
+    }
+
     /// The verb, whichever kind of request this is.
     pub fn verb(&self) -> &str {
         match self {

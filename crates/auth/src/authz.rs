@@ -14,58 +14,19 @@ use crate::user::{MASTERS_GROUP, User};
 
 // === Attributes ===
 
-/// What a request wants to do (E.9), as kube-apiserver's `authorizer.Attributes`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Attributes {
-    /// A request for an API resource.
-    Resource(ResourceAttributes),
-    /// Any other path.
-    NonResource(NonResourceAttributes),
+// The request attributes (E.9) are derived by the API layer, which knows the routes; authorization uses
+// the same type rather than a copy of it.
+pub use metrics_server_api::{Attributes, NonResourceAttributes, ResourceAttributes};
+
+/// What authorization does with request attributes: ask kube-apiserver, or explain a denial.
+pub(crate) trait AuthorizationAttributes {
+    /// The SubjectAccessReview spec for this request by `user`.
+    fn to_spec(&self, user: &User) -> authzv1::SubjectAccessReviewSpec;
+    /// Go's `forbiddenMessage` + `NewForbidden`: the 403 Status message.
+    fn forbidden_message(&self, user: &User, reason: &str) -> String;
 }
 
-/// A resource request: `list pods.metrics.k8s.io in default`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ResourceAttributes {
-    /// `get`, `list`, `watch`, ...
-    pub verb: String,
-    /// API group (`metrics.k8s.io`).
-    pub group: String,
-    /// API version (`v1beta1`).
-    pub version: String,
-    /// Resource (`pods`, `nodes`).
-    pub resource: String,
-    /// Subresource, usually empty.
-    pub subresource: String,
-    /// Namespace; empty for cluster scope.
-    pub namespace: String,
-    /// Object name; empty for collections.
-    pub name: String,
-    /// Raw `fieldSelector` of list/watch requests (`AuthorizeWithSelectors`); sent as
-    /// `fieldSelector.rawSelector`, which kube-apiserver parses.
-    pub field_selector: Option<String>,
-    /// Raw `labelSelector` of list/watch requests; sent as `labelSelector.rawSelector`.
-    pub label_selector: Option<String>,
-}
-
-/// A non-resource request: `get /metrics`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NonResourceAttributes {
-    /// Lower-case HTTP method, GET → `get`.
-    pub verb: String,
-    /// The URL path, without the query.
-    pub path: String,
-}
-
-impl Attributes {
-    /// A non-resource request from an HTTP method and path (the fallback for any path that
-    /// is not an API resource).
-    pub fn non_resource(method: &http::Method, path: &str) -> Self {
-        Self::NonResource(NonResourceAttributes {
-            verb: method.as_str().to_ascii_lowercase(),
-            path: path.to_owned(),
-        })
-    }
-
+impl AuthorizationAttributes for Attributes {
     fn to_spec(&self, user: &User) -> authzv1::SubjectAccessReviewSpec {
         let none_if_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         let (resource_attributes, non_resource_attributes) = match self {
@@ -111,8 +72,7 @@ impl Attributes {
         }
     }
 
-    /// Go's `forbiddenMessage` + `NewForbidden`: the 403 Status message.
-    pub fn forbidden_message(&self, user: &User, reason: &str) -> String {
+    fn forbidden_message(&self, user: &User, reason: &str) -> String {
         let name = go_quote(&user.name);
         let mut msg = match self {
             Self::NonResource(n) => {

@@ -12,7 +12,7 @@ use serde::Serialize;
 use tower::{Layer, Service};
 
 use crate::authn::Authenticator;
-use crate::authz::{Attributes, Authorizer, Decision};
+use crate::authz::{Attributes, AuthorizationAttributes as _, Authorizer, Decision};
 use crate::serve::PeerCertificates;
 use crate::user::User;
 

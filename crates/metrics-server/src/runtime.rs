@@ -348,7 +348,7 @@ impl Args {
                 .with_privileged_check(|ext| {
                     ext.get::<User>().is_some_and(|u| u.in_group(MASTERS_GROUP))
                 });
-                let service = AuthLayer::new(authenticator, authorizer, bridge_attributes)
+                let service = AuthLayer::new(authenticator, authorizer, request_attributes)
                     .layer(metrics_server_api::router(state));
                 let tls = metrics_server_auth::server_config(
                     &certs,
@@ -484,31 +484,9 @@ fn server_address(
     Some(SocketAddr::new(ip, port).to_string())
 }
 
-/// The api crate's E.9 attributes, as the auth crate's type.
-pub fn bridge_attributes(method: &Method, uri: &Uri) -> metrics_server_auth::Attributes {
-    use metrics_server_api::Attributes as A;
-    use metrics_server_auth::Attributes as B;
-    match metrics_server_api::request_attributes(
-        method.as_str(),
-        uri.path(),
-        uri.query().unwrap_or(""),
-    ) {
-        A::Resource(r) => B::Resource(metrics_server_auth::ResourceAttributes {
-            verb: r.verb,
-            group: r.group,
-            version: r.version,
-            resource: r.resource,
-            subresource: r.subresource,
-            namespace: r.namespace,
-            name: r.name,
-            field_selector: r.field_selector,
-            label_selector: r.label_selector,
-        }),
-        A::NonResource(n) => B::NonResource(metrics_server_auth::NonResourceAttributes {
-            verb: n.verb,
-            path: n.path,
-        }),
-    }
+/// The E.9 attributes of a request, as the api crate derives them from its routes.
+pub fn request_attributes(method: &Method, uri: &Uri) -> metrics_server_auth::Attributes {
+    metrics_server_api::request_attributes(method.as_str(), uri.path(), uri.query().unwrap_or(""))
 }
 
 /// A client for delegated authn/authz: the given kubeconfig, else in-cluster.

@@ -309,7 +309,7 @@ fn api_attributes_bridge_to_the_auth_layers_type() {
     let uri: http::Uri = "/apis/metrics.k8s.io/v1beta1/namespaces/ns/pods?labelSelector=a%3Db"
         .parse()
         .unwrap();
-    match metrics_server::runtime::bridge_attributes(&http::Method::GET, &uri) {
+    match metrics_server::runtime::request_attributes(&http::Method::GET, &uri) {
         metrics_server_auth::Attributes::Resource(r) => {
             assert_eq!(r.verb, "list");
             assert_eq!(r.group, "metrics.k8s.io");
@@ -320,7 +320,7 @@ fn api_attributes_bridge_to_the_auth_layers_type() {
         other => panic!("expected resource attributes, got {other:?}"),
     }
     let uri: http::Uri = "/metrics".parse().unwrap();
-    match metrics_server::runtime::bridge_attributes(&http::Method::GET, &uri) {
+    match metrics_server::runtime::request_attributes(&http::Method::GET, &uri) {
         metrics_server_auth::Attributes::NonResource(n) => {
             assert_eq!(n.path, "/metrics");
             assert_eq!(n.verb, "get");
