@@ -112,3 +112,8 @@ deploy-test: image
 	  if [ $$status -eq 0 ] && grep -E 'serviceaccount:kube-system:metrics-server[\\"]* cannot' $(SERVER_LOG); then \
 	    echo "deploy-test: the server was denied something with components.yaml's RBAC (see above)"; status=1; fi; \
 	  hack/cluster.sh down; exit $$status
+
+# libFuzzer on every cargo-fuzz target (stable toolchain, see hack/fuzz.sh); FUZZ_SECONDS per target.
+.PHONY: fuzz
+fuzz:
+	hack/fuzz.sh
