@@ -52,7 +52,24 @@ pub struct ServeOptions {
     pub http2_max_streams_per_connection: u32,
     /// `--disable-http2-serving`: refuse HTTP/2 even with prior knowledge.
     pub disable_http2: bool,
+    /// Bound on a request's head (request line and headers), as Go's `MaxHeaderBytes`
+    /// (kube-apiserver: 1 MiB). HTTP/1: a longer head gets 431 (empty body, where Go writes
+    /// the status text) and the connection closes; hyper enforces it on its read buffer, so
+    /// a head may pass it by up to the buffer's growth (less than 2x). HTTP/2: the header
+    /// list size advertised and enforced exactly (431, then the stream is refused).
+    /// Independently, a request target of 64 KiB or more gets 414 (hyper's own bound).
+    pub max_header_bytes: usize,
+    /// Most header fields one HTTP/1 request may carry (hyper's count limit; more gets 431).
+    /// Go has none; this is large enough for a front proxy forwarding many groups.
+    pub max_headers: usize,
 }
+
+/// Go's `http.DefaultMaxHeaderBytes`, which kube-apiserver's secure serving uses.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 1 << 20;
+/// Default of [`ServeOptions::max_headers`].
+pub const DEFAULT_MAX_HEADERS: usize = 1024;
+/// hyper's smallest HTTP/1 read buffer.
+const MIN_HTTP1_BUFFER: usize = 8192;
 
 impl Default for ServeOptions {
     fn default() -> Self {
@@ -61,6 +78,8 @@ impl Default for ServeOptions {
             header_read_timeout: Duration::from_secs(32),
             http2_max_streams_per_connection: 0,
             disable_http2: false,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_headers: DEFAULT_MAX_HEADERS,
         }
     }
 }
@@ -158,18 +177,25 @@ async fn handshake(
 
 fn connection_builder(options: &ServeOptions) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Go reads up to MaxHeaderBytes plus 4 KiB of slack for the request line.
+    let head = options.max_header_bytes.saturating_add(4096);
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout);
+        .header_read_timeout(options.header_read_timeout)
+        .max_buf_size(head.max(MIN_HTTP1_BUFFER))
+        .max_headers(options.max_headers);
     let streams = match options.http2_max_streams_per_connection {
         0 => 250,
         n => n,
     };
+    // Go's HTTP/2 server: MaxHeaderBytes plus 32 bytes of overhead for 10 typical fields.
+    let header_list = options.max_header_bytes.saturating_add(320);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(streams);
+        .max_concurrent_streams(streams)
+        .max_header_list_size(u32::try_from(header_list).unwrap_or(u32::MAX));
     if options.disable_http2 {
         builder = builder.http1_only();
     }
