@@ -125,11 +125,7 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
             return;
         }
         self.evictions.inc();
-        let due = inner
-            .last_logged
-            .is_none_or(|at| now.duration_since(at) >= EVICTION_LOG_INTERVAL);
-        if due {
-            inner.last_logged = Some(now);
+        if log_due(&mut inner.last_logged, now) {
             tracing::warn!(
                 cache = self.name,
                 capacity = self.capacity,
@@ -142,6 +138,16 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
     fn len(&self) -> usize {
         self.lock().entries.as_ref().map_or(0, LruCache::len)
     }
+}
+
+/// Whether an eviction may be logged now (at most once per [`EVICTION_LOG_INTERVAL`]);
+/// records the time when it may.
+fn log_due(last_logged: &mut Option<Instant>, now: Instant) -> bool {
+    let due = last_logged.is_none_or(|at| now.duration_since(at) >= EVICTION_LOG_INTERVAL);
+    if due {
+        *last_logged = Some(now);
+    }
+    due
 }
 
 #[cfg(test)]
@@ -217,6 +223,18 @@ mod tests {
         assert_eq!(evictions.get(), 10);
         // The newest entries survive, not an emptied cache.
         assert_eq!(c.get(&(n - 1)), Some(n - 1));
+    }
+
+    #[test]
+    fn eviction_logs_are_rate_limited_to_one_a_minute() {
+        let start = Instant::now();
+        let mut last = None;
+        let at = |secs| start + Duration::from_secs(secs);
+        let logged: Vec<u64> = [0, 1, 30, 59, 60, 61, 119, 120, 500]
+            .into_iter()
+            .filter(|s| log_due(&mut last, at(*s)))
+            .collect();
+        assert_eq!(logged, vec![0, 60, 120, 500]);
     }
 
     #[test]
