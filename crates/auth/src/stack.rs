@@ -75,8 +75,9 @@ pub type Stack<S> = Filtered<
 >;
 
 /// Composes the stack around `handler`. `attributes` derives the E.9 request attributes
-/// (the API crate's `request_attributes`). Filters that belong outside panic recovery
-/// (HSTS, CORS) wrap the result.
+/// (the API crate's `request_attributes`). In Go's chain, HSTS sits between request info
+/// and the timeout and CORS between the timeout and authentication; a filter added here
+/// takes the matching line. Wrapping the returned service puts a filter outside them all.
 pub fn build<S>(
     options: StackOptions,
     authn: Authenticator,

@@ -357,7 +357,7 @@ impl Args {
                     request_attributes,
                     metrics_server_api::router(state),
                 );
-                // Filters outside panic recovery (HSTS, CORS) wrap `stack` here.
+                // Outer filters wrap `stack` here; see `stack::build` for where Go puts HSTS/CORS.
                 let service = stack;
                 let tls = metrics_server_auth::server_config(
                     &certs,
