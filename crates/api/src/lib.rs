@@ -6,7 +6,7 @@
 //!   TLS + authn/authz layer (metrics-server-auth)   ── uses request_attributes()
 //!        │
 //!        ▼
-//!   router(ApiState) ── limits::filter (max-in-flight 429, request timeout 504)
+//!   router(ApiState)   (max-in-flight and timeout: limits, placed by the stack)
 //!        │
 //!        ├─ /apis, /apis/metrics.k8s.io[/v1beta1]      discovery (legacy + aggregated v2, ETag)
 //!        ├─ /apis/metrics.k8s.io/v1beta1/nodes[/name]  ┐ ClusterView (informer caches)
@@ -45,6 +45,10 @@ pub use cluster::{
     ClusterError, ClusterView, LabelFilter, LabelMap, NodeMeta, PodMeta, StaticCluster,
 };
 pub use health::HealthState;
+pub use limits::{
+    InFlightLimits, InFlightPermit, go_http_error, is_long_running, is_mutating, request_timed_out,
+    too_many_requests,
+};
 pub use metrics::{
     ApiMetrics, exponential_buckets, format_go_float, openmetrics_to_text, render_openmetrics,
     render_text,

@@ -1,66 +1,104 @@
-//! `--max-requests-inflight` / `--max-mutating-requests-inflight` and
-//! `--request-timeout` (spec B.2), as the generic apiserver's
-//! `WithMaxInFlightLimit` and `WithTimeoutForNonLongRunningRequests`.
+//! The pieces of `--max-requests-inflight` / `--max-mutating-requests-inflight`
+//! and `--request-timeout` (spec B.2) that know the API: which verbs are
+//! long-running or mutating, the two in-flight pools, and the exact 429 and
+//! 504 responses. The serving stack (metrics-server-auth's `stack`) places
+//! them in the generic apiserver's order around authentication.
 //!
-//! * Over the limit the request is rejected at once (no queueing) with 429,
+//! * Over the limit a request is rejected at once (no queueing) with 429,
 //!   `Retry-After: 1` and Go's `http.Error` text body
-//!   `Too many requests, please try again later.`; privileged users
-//!   (`system:masters`, via [`crate::ApiState::with_privileged_check`]) pass.
+//!   `Too many requests, please try again later.`.
 //! * A request running longer than the timeout gets 504 with the Status that
 //!   Go's timeout writer encodes (no `kind`/`apiVersion`).
 //! * Long-running requests (verb `watch` or `proxy`) skip both.
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
 use http::{HeaderValue, Response, StatusCode, header};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::attributes::request_attributes;
-use crate::health::http_error;
 use crate::json::JsonWriter;
-use crate::state::ApiState;
+use crate::state::ApiConfig;
 use crate::status::Status;
 
-type PrivilegedFn = dyn Fn(&http::Extensions) -> bool + Send + Sync;
+/// Whether a request with this verb is long-running: exempt from the
+/// request timeout and the in-flight limit.
+pub fn is_long_running(verb: &str) -> bool {
+    matches!(verb, "watch" | "proxy")
+}
 
-/// The two in-flight pools.
-pub(crate) struct Limits {
+/// Whether a verb counts against the mutating pool.
+pub fn is_mutating(verb: &str) -> bool {
+    !matches!(verb, "get" | "list" | "watch")
+}
+
+/// The read-only and mutating in-flight pools (`None` = unlimited).
+#[derive(Debug, Clone)]
+pub struct InFlightLimits {
     read_only: Option<Arc<Semaphore>>,
     mutating: Option<Arc<Semaphore>>,
-    privileged: Option<Arc<PrivilegedFn>>,
 }
 
-impl std::fmt::Debug for Limits {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Limits")
-            .field("read_only", &self.read_only)
-            .field("mutating", &self.mutating)
-            .finish_non_exhaustive()
-    }
+/// Held while a request is in flight; dropping it frees the slot.
+#[derive(Debug)]
+pub struct InFlightPermit {
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
-impl Limits {
-    pub(crate) fn new(read_only: usize, mutating: usize) -> Self {
+impl InFlightLimits {
+    /// Pools of `read_only` and `mutating` slots; 0 means unlimited.
+    pub fn new(read_only: usize, mutating: usize) -> Self {
         let pool =
             |n: usize| (n > 0).then(|| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS))));
         Self {
             read_only: pool(read_only),
             mutating: pool(mutating),
-            privileged: None,
         }
     }
 
-    pub(crate) fn with_privileged(mut self, f: Arc<PrivilegedFn>) -> Self {
-        self.privileged = Some(f);
-        self
+    /// The pools configured in `config`.
+    pub fn from_config(config: &ApiConfig) -> Self {
+        Self::new(
+            config.max_requests_inflight,
+            config.max_mutating_requests_inflight,
+        )
+    }
+
+    /// Takes a slot of the pool for `verb`; `None` when that pool is full.
+    pub fn try_admit(&self, verb: &str) -> Option<InFlightPermit> {
+        let pool = if is_mutating(verb) {
+            &self.mutating
+        } else {
+            &self.read_only
+        };
+        match pool {
+            None => Some(InFlightPermit { _slot: None }),
+            Some(sem) => Arc::clone(sem)
+                .try_acquire_owned()
+                .ok()
+                .map(|p| InFlightPermit { _slot: Some(p) }),
+        }
     }
 }
 
-fn too_many_requests() -> Response<Body> {
-    let mut resp = http_error(
+/// Go's `http.Error`: plain text, newline-terminated, `nosniff`.
+pub fn go_http_error<B: From<String>>(code: StatusCode, msg: &str) -> Response<B> {
+    let mut resp = Response::new(B::from(format!("{msg}\n")));
+    *resp.status_mut() = code;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
+/// The max-in-flight rejection: 429 with `Retry-After: 1`.
+pub fn too_many_requests<B: From<String>>() -> Response<B> {
+    let mut resp = go_http_error(
         StatusCode::TOO_MANY_REQUESTS,
         "Too many requests, please try again later.",
     );
@@ -69,11 +107,12 @@ fn too_many_requests() -> Response<Body> {
     resp
 }
 
-fn timed_out() -> Response<Body> {
+/// The timeout filter's answer: 504 with Go's timeout Status.
+pub fn request_timed_out<B: From<String>>() -> Response<B> {
     let mut out = Vec::with_capacity(192);
     Status::request_timeout().write_json(&mut JsonWriter::new(&mut out, false), false);
     out.push(b'\n');
-    let mut resp = Response::new(Body::from(out));
+    let mut resp = Response::new(B::from(String::from_utf8_lossy(&out).into_owned()));
     *resp.status_mut() = StatusCode::GATEWAY_TIMEOUT;
     // Go sniffs the body: the timeout writer sets no Content-Type.
     resp.headers_mut().insert(
@@ -83,183 +122,56 @@ fn timed_out() -> Response<Body> {
     resp
 }
 
-/// The filter, installed by [`crate::router`].
-pub(crate) async fn filter(
-    State(state): State<ApiState>,
-    req: Request,
-    next: Next,
-) -> Response<Body> {
-    let attrs = request_attributes(
-        req.method().as_str(),
-        req.uri().path(),
-        req.uri().query().unwrap_or(""),
-    );
-    let verb = attrs.verb();
-    if verb == "watch" || verb == "proxy" {
-        return next.run(req).await;
-    }
-    let mutating = !matches!(verb, "get" | "list" | "watch");
-    let limits = &state.limits;
-    let pool = if mutating {
-        &limits.mutating
-    } else {
-        &limits.read_only
-    };
-    let _permit = match pool {
-        None => None,
-        Some(sem) => match Arc::clone(sem).try_acquire_owned() {
-            Ok(p) => Some(p),
-            Err(_) => {
-                let exempt = limits
-                    .privileged
-                    .as_ref()
-                    .is_some_and(|f| f(req.extensions()));
-                if !exempt {
-                    return too_many_requests();
-                }
-                None
-            }
-        },
-    };
-    let timeout = state.config.request_timeout;
-    if timeout.is_zero() {
-        return next.run(req).await;
-    }
-    match tokio::time::timeout(timeout, next.run(req)).await {
-        Ok(resp) => resp,
-        Err(_) => timed_out(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
-    use http_body_util::BodyExt;
-    use metrics_server_core::SharedSnapshot;
-    use prometheus_client::registry::Registry;
-    use tower::ServiceExt;
-
     use super::*;
-    use crate::{ApiConfig, ApiMetrics, HealthState, StaticCluster, router};
 
-    fn state(config: ApiConfig) -> ApiState {
-        ApiState::new(
-            config,
-            Arc::new(StaticCluster::default()),
-            Arc::new(SharedSnapshot::new()),
-            Arc::new(HealthState::new(Duration::from_secs(15))),
-            Arc::new(Registry::default()),
-            ApiMetrics::unregistered(),
-        )
-    }
-
-    async fn get(state: ApiState, uri: &str, privileged: bool) -> (StatusCode, String, String) {
-        let mut req = Request::builder()
-            .uri(uri)
-            .body(Body::empty())
-            .unwrap_or_default();
-        if privileged {
-            req.extensions_mut().insert("system:masters");
-        }
-        let resp = match router(state).oneshot(req).await {
-            Ok(r) => r,
-            Err(e) => match e {},
-        };
-        let status = resp.status();
-        let retry = resp
-            .headers()
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map(http_body_util::Collected::to_bytes)
-            .unwrap_or_default();
-        (status, retry, String::from_utf8_lossy(&body).into_owned())
-    }
-
-    #[tokio::test]
-    async fn requests_over_the_inflight_limit_get_429_with_retry_after() {
-        let s = state(ApiConfig {
-            max_requests_inflight: 1,
-            ..ApiConfig::default()
-        });
-        let held = s
-            .limits
-            .read_only
-            .as_ref()
-            .map(|p| Arc::clone(p).try_acquire_owned());
-        assert!(matches!(held, Some(Ok(_))));
-        let (status, retry, body) =
-            get(s.clone(), "/apis/metrics.k8s.io/v1beta1/nodes", false).await;
-        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(retry, "1");
-        assert_eq!(body, "Too many requests, please try again later.\n");
+    #[test]
+    fn a_full_pool_admits_nobody_until_a_slot_frees() {
+        let limits = InFlightLimits::new(1, 1);
+        let held = limits.try_admit("get");
+        assert!(held.is_some());
+        assert!(limits.try_admit("list").is_none());
         // Mutating requests have their own pool.
-        let req = Request::builder()
-            .method("POST")
-            .uri("/apis/metrics.k8s.io/v1beta1/nodes")
-            .body(Body::empty())
-            .unwrap_or_default();
-        let resp = match router(s.clone()).oneshot(req).await {
-            Ok(r) => r,
-            Err(e) => match e {},
-        };
-        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert!(limits.try_admit("create").is_some());
         drop(held);
-        let (status, _, _) = get(s, "/apis/metrics.k8s.io/v1beta1/nodes", false).await;
-        assert_eq!(status, StatusCode::OK);
+        assert!(limits.try_admit("get").is_some());
     }
 
-    #[tokio::test]
-    async fn privileged_users_bypass_the_inflight_limit() {
-        let s = state(ApiConfig {
-            max_requests_inflight: 1,
-            ..ApiConfig::default()
-        })
-        .with_privileged_check(|ext| ext.get::<&str>() == Some(&"system:masters"));
-        let _held = s
-            .limits
-            .read_only
-            .as_ref()
-            .map(|p| Arc::clone(p).try_acquire_owned());
-        let (status, _, _) = get(s.clone(), "/version", true).await;
-        assert_eq!(status, StatusCode::OK);
-        let (status, _, _) = get(s, "/version", false).await;
-        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    #[test]
+    fn zero_means_unlimited() {
+        let limits = InFlightLimits::new(0, 0);
+        let held: Vec<_> = (0..1000).filter_map(|_| limits.try_admit("get")).collect();
+        assert_eq!(held.len(), 1000);
     }
 
-    #[tokio::test]
-    async fn watch_requests_are_not_limited() {
-        let s = state(ApiConfig {
-            max_requests_inflight: 1,
-            ..ApiConfig::default()
-        });
-        let _held = s
-            .limits
-            .read_only
-            .as_ref()
-            .map(|p| Arc::clone(p).try_acquire_owned());
-        let (status, _, _) = get(s, "/apis/metrics.k8s.io/v1beta1/pods?watch=1", false).await;
-        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    #[test]
+    fn watch_and_proxy_are_long_running() {
+        assert!(is_long_running("watch"));
+        assert!(is_long_running("proxy"));
+        assert!(!is_long_running("list"));
+        assert!(!is_mutating("watch"));
+        assert!(is_mutating("delete"));
     }
 
-    #[tokio::test]
-    async fn timeouts_answer_504_with_go_timeout_status() {
-        let resp = timed_out();
-        assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map(http_body_util::Collected::to_bytes)
-            .unwrap_or_default();
+    #[test]
+    fn the_429_is_go_s_http_error_with_retry_after() {
+        let resp: Response<String> = too_many_requests();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(resp.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
         assert_eq!(
-            String::from_utf8_lossy(&body),
+            resp.into_body(),
+            "Too many requests, please try again later.\n"
+        );
+    }
+
+    #[test]
+    fn the_504_body_is_go_s_timeout_status() {
+        let resp: Response<String> = request_timed_out();
+        assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(
+            resp.into_body(),
             "{\"metadata\":{},\"status\":\"Failure\",\"message\":\"Timeout: request did not complete within the allotted timeout\",\"reason\":\"Timeout\",\"details\":{},\"code\":504}\n"
         );
     }

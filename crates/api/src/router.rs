@@ -7,7 +7,6 @@ use std::cmp::Ordering as CmpOrdering;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::middleware;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Response, StatusCode, header};
 use metrics_server_core::{FieldSelector, LabelSelector};
@@ -17,7 +16,6 @@ use crate::cluster::LabelMap;
 use crate::discovery::{self, GROUP};
 use crate::health::{self, ProbeContext, http_error};
 use crate::json::JsonWriter;
-use crate::limits;
 use crate::metrics::{render_openmetrics, render_text};
 use crate::negotiate::{self, Endpoint, Negotiated, Target, is_pretty_print, negotiate};
 use crate::objects::{self, Encoding, IncludeObject, Item, NodeItem, PodItem};
@@ -26,17 +24,12 @@ use crate::source::unix_nanos;
 use crate::state::ApiState;
 use crate::status::{Status, json_response};
 
-/// Builds the router: every path of spec E.1, plus the max-in-flight and
-/// request-timeout filters configured in [`crate::ApiConfig`]. Wrap it in
-/// TLS and the authentication/authorization layer to serve it.
+/// Builds the router: every path of spec E.1, the handlers only. The
+/// max-in-flight and request-timeout filters ([`crate::InFlightLimits`],
+/// [`crate::request_timed_out`]) belong to the serving stack around it
+/// (metrics-server-auth's `stack`), in the generic apiserver's order.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .fallback(dispatch)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            limits::filter,
-        ))
-        .with_state(state)
+    Router::new().fallback(dispatch).with_state(state)
 }
 
 /// Per-request inputs shared by the handlers.

@@ -65,7 +65,8 @@ fn go_arch() -> &'static str {
 pub struct ApiConfig {
     /// `--node-selector`: applied to node **lists** only (spec E.5).
     pub node_selector: LabelSelector,
-    /// `--max-requests-inflight` for read-only requests (0 = unlimited).
+    /// `--max-requests-inflight` for read-only requests (0 = unlimited). This and the next
+    /// two fields are applied by the serving stack around the router, not by the router.
     pub max_requests_inflight: usize,
     /// `--max-mutating-requests-inflight` (0 = unlimited). Mutating
     /// requests only ever get 404/405 here, but they are counted apart.
@@ -110,7 +111,6 @@ pub struct ApiState {
     pub(crate) api_metrics: ApiMetrics,
     pub(crate) discovery: Arc<crate::discovery::Discovery>,
     pub(crate) openapi: Arc<crate::openapi::OpenApi>,
-    pub(crate) limits: Arc<crate::limits::Limits>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -138,10 +138,6 @@ impl ApiState {
             config.server_address.as_deref(),
         ));
         let openapi = Arc::new(crate::openapi::OpenApi::new(&config.version.git_version));
-        let limits = Arc::new(crate::limits::Limits::new(
-            config.max_requests_inflight,
-            config.max_mutating_requests_inflight,
-        ));
         Self {
             config: Arc::new(config),
             cluster,
@@ -152,25 +148,7 @@ impl ApiState {
             api_metrics,
             discovery,
             openapi,
-            limits,
         }
-    }
-
-    /// Tells the max-in-flight filter which requests are exempt: upstream
-    /// never rejects members of `system:masters`. `check` reads the request
-    /// extensions that the authentication layer filled in.
-    #[must_use]
-    pub fn with_privileged_check(
-        mut self,
-        check: impl Fn(&http::Extensions) -> bool + Send + Sync + 'static,
-    ) -> Self {
-        let limits = crate::limits::Limits::new(
-            self.config.max_requests_inflight,
-            self.config.max_mutating_requests_inflight,
-        )
-        .with_privileged(Arc::new(check));
-        self.limits = Arc::new(limits);
-        self
     }
 
     /// Replaces the clock (tests).

@@ -15,9 +15,10 @@ use rustls::{DistinguishedName, RootCertStore};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, UnixTime};
 
-use crate::cache::TtlCache;
+use crate::cache::{AuthMetrics, TtlCache};
 use crate::error::{Error, ReviewError};
-use crate::review::TokenReviewer;
+use crate::lookup::AuthenticationOptions;
+use crate::review::{CallPolicy, TokenReviewer, review_bounded};
 use crate::serve::PeerCertificates;
 use crate::tls::provider;
 use crate::user::User;
@@ -187,6 +188,7 @@ pub struct Authenticator {
     tokens: Option<Arc<dyn TokenReviewer>>,
     token_cache: Arc<TtlCache<[u8; 32], Option<User>>>,
     token_ttl: Duration,
+    call_policy: CallPolicy,
 }
 
 impl fmt::Debug for Authenticator {
@@ -195,6 +197,8 @@ impl fmt::Debug for Authenticator {
             .field("config", &self.config.load())
             .field("tokens", &self.tokens)
             .field("token_ttl", &self.token_ttl)
+            .field("token_cache", &self.token_cache)
+            .field("call_policy", &self.call_policy)
             .finish_non_exhaustive()
     }
 }
@@ -202,17 +206,34 @@ impl fmt::Debug for Authenticator {
 impl Authenticator {
     /// `config` is shared with the reloader; `tokens` is `None` when there is no kube client
     /// (bearer tokens are then ignored, as upstream); `token_ttl` is
-    /// `--authentication-token-webhook-cache-ttl`.
+    /// `--authentication-token-webhook-cache-ttl`. The cache holds [`DEFAULT_CACHE_SIZE`]
+    /// entries and TokenReviews get the default [`CallPolicy`]; see [`Self::from_options`].
     pub fn new(
         config: Arc<ArcSwap<AuthnConfig>>,
         tokens: Option<Arc<dyn TokenReviewer>>,
         token_ttl: Duration,
     ) -> Self {
+        let options = AuthenticationOptions {
+            token_webhook_cache_ttl: token_ttl,
+            ..AuthenticationOptions::default()
+        };
+        Self::from_options(config, tokens, &options, &AuthMetrics::unregistered())
+    }
+
+    /// Like [`Self::new`], with the cache TTL and size, and the TokenReview deadline, taken
+    /// from `options`; cache evictions are counted in `metrics`.
+    pub fn from_options(
+        config: Arc<ArcSwap<AuthnConfig>>,
+        tokens: Option<Arc<dyn TokenReviewer>>,
+        options: &AuthenticationOptions,
+        metrics: &AuthMetrics,
+    ) -> Self {
         Self {
             config,
             tokens,
-            token_cache: Arc::new(TtlCache::new()),
-            token_ttl,
+            token_cache: Arc::new(TtlCache::new("token", options.token_cache_size, metrics)),
+            token_ttl: options.token_webhook_cache_ttl,
+            call_policy: options.call_policy,
         }
     }
 
@@ -279,10 +300,14 @@ impl Authenticator {
                     token: Some(token.to_owned()),
                     audiences: None,
                 };
-                let status = reviewer.review(spec).await.map_err(|e: ReviewError| {
-                    tracing::debug!(error = %e, "TokenReview failed");
-                    e.to_string()
-                })?;
+                let call = || reviewer.review(spec.clone());
+                let status =
+                    review_bounded(self.call_policy, call)
+                        .await
+                        .map_err(|e: ReviewError| {
+                            tracing::debug!(error = %e, "TokenReview failed");
+                            e.to_string()
+                        })?;
                 match token_status_user(status) {
                     Ok(outcome) => {
                         self.token_cache

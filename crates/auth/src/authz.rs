@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::authorization::v1 as authzv1;
 
-use crate::cache::TtlCache;
+use crate::cache::{AuthMetrics, DEFAULT_CACHE_SIZE, TtlCache};
 use crate::error::{Error, ReviewError, flag_error};
-use crate::review::AccessReviewer;
+use crate::review::{AccessReviewer, CallPolicy, review_bounded};
 use crate::user::{MASTERS_GROUP, User};
 
 // === Attributes ===
@@ -207,6 +207,8 @@ impl Default for AuthorizationOptions {
                 .collect(),
             authorized_ttl: Duration::from_secs(10),
             unauthorized_ttl: Duration::from_secs(10),
+            cache_size: DEFAULT_CACHE_SIZE,
+            call_policy: CallPolicy::default(),
         }
     }
 }
@@ -220,6 +222,10 @@ pub struct AuthorizationOptions {
     pub authorized_ttl: Duration,
     /// `--authorization-webhook-cache-unauthorized-ttl` (10s).
     pub unauthorized_ttl: Duration,
+    /// Entries of the SubjectAccessReview cache (least recently used evicted first).
+    pub cache_size: usize,
+    /// Deadline and retries of SubjectAccessReviews.
+    pub call_policy: CallPolicy,
 }
 
 // === The authorizer ===
@@ -246,6 +252,7 @@ pub struct Authorizer {
     cache: Arc<TtlCache<String, authzv1::SubjectAccessReviewStatus>>,
     authorized_ttl: Duration,
     unauthorized_ttl: Duration,
+    call_policy: CallPolicy,
 }
 
 impl fmt::Debug for Authorizer {
@@ -255,23 +262,36 @@ impl fmt::Debug for Authorizer {
             .field("reviewer", &self.reviewer)
             .field("authorized_ttl", &self.authorized_ttl)
             .field("unauthorized_ttl", &self.unauthorized_ttl)
+            .field("cache", &self.cache)
+            .field("call_policy", &self.call_policy)
             .finish_non_exhaustive()
     }
 }
 
 impl Authorizer {
     /// Validates the options. `reviewer` is `None` without a kube client: everything not
-    /// allowed by path or group is then denied (upstream logs and does the same).
+    /// allowed by path or group is then denied (upstream logs and does the same). Cache
+    /// evictions go uncounted; see [`Self::with_metrics`].
     pub fn new(
         options: &AuthorizationOptions,
         reviewer: Option<Arc<dyn AccessReviewer>>,
     ) -> Result<Self, Error> {
+        Self::with_metrics(options, reviewer, &AuthMetrics::unregistered())
+    }
+
+    /// Like [`Self::new`]; evictions from the review cache are counted in `metrics`.
+    pub fn with_metrics(
+        options: &AuthorizationOptions,
+        reviewer: Option<Arc<dyn AccessReviewer>>,
+        metrics: &AuthMetrics,
+    ) -> Result<Self, Error> {
         Ok(Self {
             always_allow: AlwaysAllowPaths::parse(&options.always_allow_paths)?,
             reviewer,
-            cache: Arc::new(TtlCache::new()),
+            cache: Arc::new(TtlCache::new("authorization", options.cache_size, metrics)),
             authorized_ttl: options.authorized_ttl,
             unauthorized_ttl: options.unauthorized_ttl,
+            call_policy: options.call_policy,
         })
     }
 
@@ -295,18 +315,20 @@ impl Authorizer {
         let key = serde_json::to_string(&spec).unwrap_or_default();
         let status = match self.cache.get(&key) {
             Some(status) => status,
-            None => match reviewer.review(spec).await {
-                Ok(status) => {
-                    let ttl = if status.allowed {
-                        self.authorized_ttl
-                    } else {
-                        self.unauthorized_ttl
-                    };
-                    self.cache.insert(key, status.clone(), ttl);
-                    status
+            None => {
+                match review_bounded(self.call_policy, || reviewer.review(spec.clone())).await {
+                    Ok(status) => {
+                        let ttl = if status.allowed {
+                            self.authorized_ttl
+                        } else {
+                            self.unauthorized_ttl
+                        };
+                        self.cache.insert(key, status.clone(), ttl);
+                        status
+                    }
+                    Err(e) => return Decision::Error(e),
                 }
-                Err(e) => return Decision::Error(e),
-            },
+            }
         };
         if status.allowed {
             Decision::Allow

@@ -89,6 +89,9 @@ pub enum ReviewError {
     /// kube-apiserver could not be reached or returned an error.
     #[error(transparent)]
     Kube(#[from] Box<kube::Error>),
+    /// No answer within the call's deadline (retries included).
+    #[error("no answer from kube-apiserver within {0:?}")]
+    DeadlineExceeded(std::time::Duration),
     /// A fake or alternative reviewer failed.
     #[error("{0}")]
     Other(String),

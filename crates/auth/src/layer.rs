@@ -1,141 +1,138 @@
-//! The tower middleware: authenticate, authorize, then hand the request (with a [`User`]
-//! extension) to the inner service.
+//! The authentication and authorization filters of the serving stack ([`crate::stack`]),
+//! and the 401/403/500 responses they send.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use serde::Serialize;
-use tower::{Layer, Service};
+use tower::{Service, ServiceExt as _};
 
 use crate::authn::Authenticator;
 use crate::authz::{Attributes, AuthorizationAttributes as _, Authorizer, Decision};
 use crate::serve::PeerCertificates;
+use crate::stack::Filter;
 use crate::user::User;
 
-type AttributesFn = dyn Fn(&Method, &Uri) -> Attributes + Send + Sync;
-
-/// Wraps a service with delegated authentication and authorization.
+/// Go's `WithAuthentication`: runs the authenticator chain; 401 on failure. The [`User`]
+/// joins the request extensions and identity headers (`X-Remote-*`, `Authorization`) are
+/// removed, so nothing below ever sees them.
 #[derive(Clone)]
-pub struct AuthLayer {
-    shared: Arc<Shared>,
+pub struct AuthenticationFilter {
+    authn: Arc<Authenticator>,
 }
 
-struct Shared {
-    authn: Authenticator,
-    authz: Authorizer,
-    attributes: Box<AttributesFn>,
-}
-
-impl fmt::Debug for AuthLayer {
+impl fmt::Debug for AuthenticationFilter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthLayer")
-            .field("authn", &self.shared.authn)
-            .field("authz", &self.shared.authz)
-            .finish_non_exhaustive()
+        f.debug_struct("AuthenticationFilter")
+            .field("authn", &self.authn)
+            .finish()
     }
 }
 
-impl AuthLayer {
-    /// `attributes` derives the E.9 authorization attributes from the method and URI
-    /// (the API crate's `request_attributes`, bridged to [`Attributes`]).
-    pub fn new(
-        authn: Authenticator,
-        authz: Authorizer,
-        attributes: impl Fn(&Method, &Uri) -> Attributes + Send + Sync + 'static,
-    ) -> Self {
+impl AuthenticationFilter {
+    /// The filter for `authn`.
+    pub fn new(authn: Authenticator) -> Self {
         Self {
-            shared: Arc::new(Shared {
-                authn,
-                authz,
-                attributes: Box::new(attributes),
-            }),
+            authn: Arc::new(authn),
         }
     }
 }
 
-impl<S> Layer<S> for AuthLayer {
-    type Service = AuthService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        AuthService {
-            inner,
-            shared: self.shared.clone(),
-        }
-    }
-}
-
-/// The service produced by [`AuthLayer`].
-#[derive(Clone)]
-pub struct AuthService<S> {
-    inner: S,
-    shared: Arc<Shared>,
-}
-
-impl<S: fmt::Debug> fmt::Debug for AuthService<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthService")
-            .field("inner", &self.inner)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    ReqBody: Send + 'static,
-    ResBody: From<String> + Send + 'static,
-{
-    type Response = Response<ResBody>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        // The clone is not ready; keep the one that is (tower's standard swap).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let shared = self.shared.clone();
-        Box::pin(async move {
-            let peer = req.extensions().get::<PeerCertificates>();
-            let user = match shared.authn.authenticate(req.headers(), peer).await {
-                Ok(user) => user,
-                Err(failure) => {
-                    tracing::error!(err = %failure, "Unable to authenticate the request");
-                    return Ok(unauthorized());
-                }
-            };
-            // Identity headers were consumed (or are untrusted); handlers never see them.
-            shared
-                .authn
-                .config()
-                .load()
-                .strip_headers(req.headers_mut());
-            req.headers_mut().remove(header::AUTHORIZATION);
-
-            let attrs = (shared.attributes)(req.method(), req.uri());
-            match shared.authz.authorize(&user, &attrs).await {
-                Decision::Allow => {}
-                Decision::Deny { reason } => {
-                    tracing::debug!(uri = %req.uri(), user = %user.name, %reason, "Forbidden");
-                    return Ok(forbidden(&attrs, &user, &reason));
-                }
-                Decision::Error(error) => {
-                    tracing::error!(%error, "Failed to make webhook authorizer request");
-                    return Ok(internal_error(req.uri(), &error.to_string()));
-                }
+impl Filter for AuthenticationFilter {
+    async fn filter<S, ReqB, ResB>(
+        &self,
+        mut req: Request<ReqB>,
+        next: S,
+    ) -> Result<Response<ResB>, S::Error>
+    where
+        S: Service<Request<ReqB>, Response = Response<ResB>> + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Send + 'static,
+        ReqB: Send + 'static,
+        ResB: From<String> + Send + 'static,
+    {
+        let peer = req.extensions().get::<PeerCertificates>();
+        let user = match self.authn.authenticate(req.headers(), peer).await {
+            Ok(user) => user,
+            Err(failure) => {
+                tracing::error!(err = %failure, "Unable to authenticate the request");
+                return Ok(unauthorized());
             }
-            req.extensions_mut().insert(user);
-            inner.call(req).await
-        })
+        };
+        // Identity headers were consumed (or are untrusted); handlers never see them.
+        self.authn.config().load().strip_headers(req.headers_mut());
+        req.headers_mut().remove(header::AUTHORIZATION);
+        req.extensions_mut().insert(user);
+        next.oneshot(req).await
     }
+}
+
+/// Go's `WithAuthorization`: 403 when denied, 500 when the review could not be made.
+/// Reads the attributes the request-info filter stored (deriving them as a fallback) and
+/// the [`User`] authentication stored (anonymous if none).
+#[derive(Clone)]
+pub struct AuthorizationFilter {
+    authz: Arc<Authorizer>,
+}
+
+impl fmt::Debug for AuthorizationFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthorizationFilter")
+            .field("authz", &self.authz)
+            .finish()
+    }
+}
+
+impl AuthorizationFilter {
+    /// The filter for `authz`.
+    pub fn new(authz: Authorizer) -> Self {
+        Self {
+            authz: Arc::new(authz),
+        }
+    }
+}
+
+impl Filter for AuthorizationFilter {
+    async fn filter<S, ReqB, ResB>(
+        &self,
+        req: Request<ReqB>,
+        next: S,
+    ) -> Result<Response<ResB>, S::Error>
+    where
+        S: Service<Request<ReqB>, Response = Response<ResB>> + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Send + 'static,
+        ReqB: Send + 'static,
+        ResB: From<String> + Send + 'static,
+    {
+        let user = req
+            .extensions()
+            .get::<User>()
+            .cloned()
+            .unwrap_or_else(User::anonymous);
+        let attrs = req
+            .extensions()
+            .get::<Attributes>()
+            .cloned()
+            .unwrap_or_else(|| fallback_attributes(req.method(), req.uri()));
+        match self.authz.authorize(&user, &attrs).await {
+            Decision::Allow => next.oneshot(req).await,
+            Decision::Deny { reason } => {
+                tracing::debug!(uri = %req.uri(), user = %user.name, %reason, "Forbidden");
+                Ok(forbidden(&attrs, &user, &reason))
+            }
+            Decision::Error(error) => {
+                tracing::error!(%error, "Failed to make webhook authorizer request");
+                Ok(internal_error(req.uri(), &error.to_string()))
+            }
+        }
+    }
+}
+
+/// The API's own derivation, for a request that did not pass the request-info filter.
+fn fallback_attributes(method: &Method, uri: &Uri) -> Attributes {
+    metrics_server_api::request_attributes(method.as_str(), uri.path(), uri.query().unwrap_or(""))
 }
 
 // === Responses ===

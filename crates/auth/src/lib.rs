@@ -6,18 +6,22 @@
 //!          advertises client-CA ∪ request-header-CA subjects)
 //!            │ PeerCertificates + RemoteAddr request extensions
 //!            ▼
-//!  AuthLayer ─ authenticate (first success wins; any error and no success → 401)
+//!  stack::build ─ panic recovery → request info → request timeout (504)
+//!            ▼
+//!            ─ authenticate (first success wins; any error and no success → 401)
 //!            │   1. request-header: chain ✓ request-header CA, CN ∈ allowed names,
 //!            │      user/groups/extra from X-Remote-* headers
 //!            │   2. x509: chain ✓ client CA, user = CN, groups = O
-//!            │   3. bearer token → TokenReview (cached, TTL)
+//!            │   3. bearer token → TokenReview (LRU cache, TTL, deadline)
 //!            │   4. anonymous: system:anonymous / system:unauthenticated
 //!            │   (+ system:authenticated for everyone but anonymous)
+//!            ▼
+//!            ─ max-in-flight (429; system:masters and long-running exempt)
 //!            ▼
 //!            ─ authorize
 //!            │   system:masters → allow
 //!            │   non-resource path ∈ --authorization-always-allow-paths → allow
-//!            │   SubjectAccessReview (cached: allowed / denied TTLs) → allow | 403
+//!            │   SubjectAccessReview (LRU cache: allowed / denied TTLs, deadline) → allow | 403
 //!            ▼
 //!  inner service (axum router) with a `User` extension; X-Remote-* and
 //!  Authorization headers removed
@@ -40,6 +44,7 @@ mod layer;
 pub mod lookup;
 mod review;
 mod serve;
+pub mod stack;
 mod tls;
 mod user;
 
@@ -52,11 +57,17 @@ pub use authz::{
     AlwaysAllowPaths, Attributes, AuthorizationOptions, Authorizer, DEFAULT_ALWAYS_ALLOW_PATHS,
     Decision, NonResourceAttributes, ResourceAttributes,
 };
+pub use cache::{AuthMetrics, DEFAULT_CACHE_SIZE};
 pub use error::{Error, ReviewError};
-pub use layer::{AuthLayer, AuthService, forbidden, unauthorized};
+pub use layer::{AuthenticationFilter, AuthorizationFilter, forbidden, unauthorized};
 pub use lookup::AuthenticationOptions;
-pub use review::{AccessReviewer, BoxFuture, KubeAccessReviewer, KubeTokenReviewer, TokenReviewer};
-pub use serve::{PeerCertificates, RemoteAddr, ServeOptions, serve};
+pub use review::{
+    AccessReviewer, BoxFuture, CallPolicy, KubeAccessReviewer, KubeTokenReviewer, TokenReviewer,
+};
+pub use serve::{
+    DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS, PeerCertificates, RemoteAddr, ServeOptions,
+    serve,
+};
 pub use tls::{
     CERT_FILE_NAME, CertSource, GeneratedPair, KEY_FILE_NAME, ServingCerts, TlsOptions, TlsVersion,
     generate_self_signed, provider, server_config,

@@ -12,7 +12,9 @@ use kube::api::Api;
 use tokio_util::sync::CancellationToken;
 
 use crate::authn::{AuthnConfig, CaBundle, RequestHeaderConfig};
+use crate::cache::DEFAULT_CACHE_SIZE;
 use crate::error::Error;
+use crate::review::{CallPolicy, kube_bounded};
 
 /// Namespace of the authentication ConfigMap.
 pub const CONFIGMAP_NAMESPACE: &str = "kube-system";
@@ -50,6 +52,10 @@ pub struct AuthenticationOptions {
     pub token_webhook_cache_ttl: Duration,
     /// How often the ConfigMap and CA files are re-read (not a flag upstream; Go watches).
     pub reload_interval: Duration,
+    /// Entries of the TokenReview cache (least recently used evicted first).
+    pub token_cache_size: usize,
+    /// Deadline and retries of TokenReviews and ConfigMap reads.
+    pub call_policy: CallPolicy,
 }
 
 impl Default for AuthenticationOptions {
@@ -65,6 +71,8 @@ impl Default for AuthenticationOptions {
             tolerate_lookup_failure: false,
             token_webhook_cache_ttl: Duration::from_secs(10),
             reload_interval: Duration::from_secs(30),
+            token_cache_size: DEFAULT_CACHE_SIZE,
+            call_policy: CallPolicy::default(),
         }
     }
 }
@@ -151,11 +159,14 @@ fn cm_string_list(cm: &BTreeMap<String, String>, key: &'static str) -> Result<Ve
     }
 }
 
-/// Fetches the ConfigMap. `Ok(None)` when it does not exist (tolerated, as upstream).
-async fn fetch(client: &kube::Client) -> Result<Option<BTreeMap<String, String>>, kube::Error> {
+/// Fetches the ConfigMap within `policy`'s deadline. `Ok(None)` when it does not exist
+/// (tolerated, as upstream).
+async fn fetch(
+    client: &kube::Client,
+    policy: CallPolicy,
+) -> Result<Option<BTreeMap<String, String>>, kube::Error> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), CONFIGMAP_NAMESPACE);
-    Ok(api
-        .get_opt(CONFIGMAP_NAME)
+    Ok(kube_bounded(policy, || api.get_opt(CONFIGMAP_NAME))
         .await?
         .map(|cm| cm.data.unwrap_or_default()))
 }
@@ -175,7 +186,7 @@ pub async fn load(
         );
         return resolve(opts, None);
     };
-    let cm = match fetch(client).await {
+    let cm = match fetch(client, opts.call_policy).await {
         Ok(cm) => cm,
         Err(error) => {
             if matches!(&error, kube::Error::Api(s) if s.code == 403) {
@@ -227,7 +238,7 @@ pub fn spawn_reloader(
                 _ = tick.tick() => {}
             }
             let cm = match (&client, opts.needs_lookup()) {
-                (Some(client), true) => match fetch(client).await {
+                (Some(client), true) => match fetch(client, opts.call_policy).await {
                     Ok(cm) => cm,
                     Err(error) => {
                         tracing::debug!(%error, "re-reading authentication configmap failed");

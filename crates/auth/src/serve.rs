@@ -1,5 +1,5 @@
-//! The TLS accept loop: tokio-rustls handshakes feeding hyper-util's auto (HTTP/1.1 + h2)
-//! connection builder, with graceful drain on shutdown.
+//! The TLS accept loop: tokio-rustls handshakes feeding hyper's HTTP/1.1 or HTTP/2 connection
+//! (chosen by the ALPN protocol, as Go's TLS server does), with graceful drain on shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,8 +8,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use http::{Request, Response};
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use rustls::ServerConfig;
 use rustls_pki_types::CertificateDer;
@@ -50,8 +50,32 @@ pub struct ServeOptions {
     pub header_read_timeout: Duration,
     /// `--http2-max-streams-per-connection`; 0 means Go's default of 250.
     pub http2_max_streams_per_connection: u32,
-    /// `--disable-http2-serving`: refuse HTTP/2 even with prior knowledge.
+    /// `--disable-http2-serving`: serve HTTP/1.1 only. Otherwise a connection is HTTP/2 when
+    /// ALPN negotiated `h2` (as Go's TLS server; no prior knowledge over TLS).
     pub disable_http2: bool,
+    /// Bound on a request's head, as Go's `MaxHeaderBytes` (kube-apiserver: 1 MiB). HTTP/1:
+    /// request line and headers may take this plus 4 KiB, as Go reads them; a longer head
+    /// gets 431 (empty body, where Go writes the status text) and the connection closes.
+    /// HTTP/2: the header list size advertised and enforced (431, then the stream is refused).
+    /// Independently, a request target of 64 KiB or more gets 414 (hyper's own bound).
+    pub max_header_bytes: usize,
+    /// Most header fields one HTTP/1 request may carry (hyper's count limit; more gets 431).
+    /// Go has none; this is large enough for a front proxy forwarding many groups.
+    pub max_headers: usize,
+}
+
+/// Go's `http.DefaultMaxHeaderBytes`, which kube-apiserver's secure serving uses.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 1 << 20;
+/// Default of [`ServeOptions::max_headers`].
+pub const DEFAULT_MAX_HEADERS: usize = 1024;
+/// hyper's smallest HTTP/1 read buffer.
+const MIN_HTTP1_BUFFER: usize = 8192;
+
+/// The two protocol builders, configured once.
+struct Builders {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+    http2_enabled: bool,
 }
 
 impl Default for ServeOptions {
@@ -61,6 +85,8 @@ impl Default for ServeOptions {
             header_read_timeout: Duration::from_secs(32),
             http2_max_streams_per_connection: 0,
             disable_http2: false,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_headers: DEFAULT_MAX_HEADERS,
         }
     }
 }
@@ -86,7 +112,7 @@ pub async fn serve<S, B>(
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let builder = Arc::new(connection_builder(&options));
+    let builders = Arc::new(connection_builders(&options));
     let graceful = GracefulShutdown::new();
 
     loop {
@@ -105,7 +131,7 @@ pub async fn serve<S, B>(
         };
         let acceptor = TlsAcceptor::from(tls.load_full());
         let watcher = graceful.watcher();
-        let builder = builder.clone();
+        let builders = builders.clone();
         let service = service.clone();
         let shutdown = shutdown.clone();
         let handshake_timeout = options.handshake_timeout;
@@ -132,8 +158,18 @@ pub async fn serve<S, B>(
                 req.extensions_mut().insert(RemoteAddr(remote));
                 service.clone().oneshot(req)
             });
-            let conn = builder.serve_connection(TokioIo::new(tls), svc);
-            if let Err(error) = watcher.watch(conn).await {
+            let h2 = builders.http2_enabled && tls.get_ref().1.alpn_protocol() == Some(b"h2");
+            let io = TokioIo::new(tls);
+            let ended = if h2 {
+                watcher
+                    .watch(builders.http2.serve_connection(io, svc))
+                    .await
+            } else {
+                watcher
+                    .watch(builders.http1.serve_connection(io, svc))
+                    .await
+            };
+            if let Err(error) = ended {
                 tracing::debug!(%remote, %error, "connection ended with an error");
             }
         });
@@ -156,22 +192,30 @@ async fn handshake(
     }
 }
 
-fn connection_builder(options: &ServeOptions) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+fn connection_builders(options: &ServeOptions) -> Builders {
+    // Go reads up to MaxHeaderBytes plus 4 KiB of slack for the request line.
+    let head = options.max_header_bytes.saturating_add(4096);
+    let mut http1 = http1::Builder::new();
+    http1
         .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout);
+        .header_read_timeout(options.header_read_timeout)
+        .max_header_size(head)
+        .max_buf_size(head.max(MIN_HTTP1_BUFFER))
+        .max_headers(options.max_headers);
     let streams = match options.http2_max_streams_per_connection {
         0 => 250,
         n => n,
     };
-    builder
-        .http2()
+    // Go's HTTP/2 server: MaxHeaderBytes plus 32 bytes of overhead for 10 typical fields.
+    let header_list = options.max_header_bytes.saturating_add(320);
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2
         .timer(TokioTimer::new())
-        .max_concurrent_streams(streams);
-    if options.disable_http2 {
-        builder = builder.http1_only();
+        .max_concurrent_streams(streams)
+        .max_header_list_size(u32::try_from(header_list).unwrap_or(u32::MAX));
+    Builders {
+        http1,
+        http2,
+        http2_enabled: !options.disable_http2,
     }
-    builder
 }

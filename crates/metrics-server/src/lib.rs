@@ -6,7 +6,7 @@
 //!       ─► Args::run (runtime.rs)
 //!            kube clients (k8s::config) ──► node/pod watches (k8s::watch) ─► Cluster
 //!            kubelet client (kubelet) ───► ScrapeLoop (scrape.rs) ─► core::Store ─► SharedSnapshot
-//!            auth (TLS, authn, authz) ──► serve(AuthLayer(api::router(ApiState)))
+//!            auth (TLS, authn, authz) ──► serve(auth::stack::build(.., api::router(ApiState)))
 //! ```
 //!
 //! Architecture invariants: `main` stays thin; `run` names every flag (destructured, so a new

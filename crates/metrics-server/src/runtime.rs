@@ -4,7 +4,8 @@
 //! serving cert + TLS options ─► delegated authn/authz clients ─► lister client + kubelet client
 //!   ─► registry (kubelet, api, manager families) ─► authn trust (ConfigMap lookup, retried)
 //!   ─► node + pod watches ─► wait for both to sync ─► scrape loop (first tick now)
-//!   ─► HTTPS listener: serve(TLS ─► AuthLayer ─► router(max-in-flight, timeout, handlers))
+//!   ─► HTTPS listener: serve(TLS ─► stack(panic recovery, timeout, authn, max-in-flight,
+//!      authz) ─► router)
 //!   ─► select! { signal, any critical task ending }
 //! shutdown: /readyz fails ─► --shutdown-delay-duration ─► cancel: stop accepting, drain,
 //!           stop the scrape loop and the reloader ─► exit 0
@@ -21,9 +22,10 @@ use http::{Method, Uri};
 use metrics_server_api::{
     ApiConfig, ApiMetrics, ApiState, ClusterView, HealthState, MetricsSource, VersionInfo,
 };
+use metrics_server_auth::stack::StackOptions;
 use metrics_server_auth::{
-    AccessReviewer, AuthLayer, AuthenticationOptions, Authenticator, AuthorizationOptions,
-    Authorizer, MASTERS_GROUP, ServeOptions, ServingCerts, TlsOptions, TokenReviewer, User,
+    AccessReviewer, AuthMetrics, AuthenticationOptions, Authenticator, AuthorizationOptions,
+    Authorizer, ServeOptions, ServingCerts, TlsOptions, TokenReviewer,
 };
 use metrics_server_core::SharedSnapshot;
 use metrics_server_k8s::{Cluster, KubeletCredentialFlags, Synced};
@@ -34,7 +36,6 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tower::Layer as _;
 
 use crate::flags::{Args, VERSION, Validated, std_duration};
 use crate::metrics::ManagerMetrics;
@@ -212,6 +213,7 @@ impl Args {
         let kubelet_metrics = KubeletMetrics::register(&mut registry);
         let api_metrics = ApiMetrics::register(&mut registry);
         let manager_metrics = ManagerMetrics::register(&mut registry, resolution);
+        let auth_metrics = AuthMetrics::register(&mut registry);
         let registry = Arc::new(registry);
 
         let scraper = Scraper::new(
@@ -249,23 +251,26 @@ impl Args {
                 let tokens: Arc<dyn TokenReviewer> = Arc::new(
                     metrics_server_auth::KubeTokenReviewer::new(authn_client.clone()),
                 );
-                let authenticator = Authenticator::new(
+                let authenticator = Authenticator::from_options(
                     Arc::clone(&authn_config),
                     Some(tokens),
-                    authn_options.token_webhook_cache_ttl,
+                    &authn_options,
+                    &auth_metrics,
                 );
                 let reviewer: Arc<dyn AccessReviewer> = Arc::new(
                     metrics_server_auth::KubeAccessReviewer::new(authz_client.clone()),
                 );
-                let authorizer = Authorizer::new(
+                let authorizer = Authorizer::with_metrics(
                     &AuthorizationOptions {
                         always_allow_paths: authorization_always_allow_paths,
                         authorized_ttl: std_duration(authorization_webhook_cache_authorized_ttl),
                         unauthorized_ttl: std_duration(
                             authorization_webhook_cache_unauthorized_ttl,
                         ),
+                        ..AuthorizationOptions::default()
                     },
                     Some(reviewer),
+                    &auth_metrics,
                 )
                 .map_err(startup)?;
                 Some((authn_config, authenticator, authorizer))
@@ -344,12 +349,16 @@ impl Args {
                     Arc::clone(&health),
                     registry,
                     api_metrics,
-                )
-                .with_privileged_check(|ext| {
-                    ext.get::<User>().is_some_and(|u| u.in_group(MASTERS_GROUP))
-                });
-                let service = AuthLayer::new(authenticator, authorizer, request_attributes)
-                    .layer(metrics_server_api::router(state));
+                );
+                let stack = metrics_server_auth::stack::build(
+                    StackOptions::from_api_config(state.config()),
+                    authenticator,
+                    authorizer,
+                    request_attributes,
+                    metrics_server_api::router(state),
+                );
+                // Outer filters wrap `stack` here; see `stack::build` for where Go puts HSTS/CORS.
+                let service = stack;
                 let tls = metrics_server_auth::server_config(
                     &certs,
                     &tls_options,

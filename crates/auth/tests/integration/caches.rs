@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::{HeaderMap, Method};
+use metrics_server_auth::lookup::AuthenticationOptions;
 use metrics_server_auth::{
-    AccessReviewer, Attributes, Authenticator, AuthnConfig, AuthorizationOptions, Authorizer,
-    Decision, TokenReviewer, User,
+    AccessReviewer, Attributes, AuthMetrics, Authenticator, AuthnConfig, AuthorizationOptions,
+    Authorizer, Decision, TokenReviewer, User,
 };
 
 use crate::support::{FakeSar, FakeTokens};
@@ -183,4 +184,63 @@ async fn always_allow_paths_apply_to_non_resource_requests_only() {
         authz.authorize(&User::anonymous(), &readyz).await,
         Decision::Deny { .. }
     ));
+}
+
+fn metric_line(registry: &prometheus_client::registry::Registry, cache: &str) -> String {
+    let mut text = String::new();
+    let _ = prometheus_client::encoding::text::encode(&mut text, registry);
+    let prefix = format!("msrs_auth_cache_evictions_total{{cache=\"{cache}\"}} ");
+    text.lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_cache_sizes_from_the_options_bound_both_caches_and_evictions_are_counted() {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = AuthMetrics::register(&mut registry);
+
+    let mut tokens = FakeTokens::with("t1", "carol", &[]);
+    tokens.valid.insert("t2".into(), tokens.valid["t1"].clone());
+    let tokens = Arc::new(tokens);
+    let authn = Authenticator::from_options(
+        Arc::new(ArcSwap::from_pointee(AuthnConfig::default())),
+        Some(tokens.clone() as Arc<dyn TokenReviewer>),
+        &AuthenticationOptions {
+            token_cache_size: 1,
+            ..AuthenticationOptions::default()
+        },
+        &metrics,
+    );
+    // With room for one token, alternating two tokens reviews every time.
+    for token in ["t1", "t2", "t1", "t2"] {
+        authn.authenticate(&bearer(token), None).await.expect("ok");
+    }
+    assert_eq!(tokens.calls(), 4);
+    assert_eq!(
+        metric_line(&registry, "token"),
+        "msrs_auth_cache_evictions_total{cache=\"token\"} 3"
+    );
+
+    let sar = Arc::new(FakeSar::allowing(&["alice", "bob"]));
+    let authz = Authorizer::with_metrics(
+        &AuthorizationOptions {
+            cache_size: 2,
+            ..AuthorizationOptions::default()
+        },
+        Some(sar.clone() as Arc<dyn AccessReviewer>),
+        &metrics,
+    )
+    .expect("authorizer");
+    let attrs = Attributes::non_resource(&Method::GET, "/metrics");
+    for name in ["alice", "bob", "alice", "carol", "alice", "bob"] {
+        authz.authorize(&user(name), &attrs).await;
+    }
+    // alice stays cached (recently used); carol pushes bob out, so bob is reviewed again.
+    assert_eq!(sar.specs().len(), 4);
+    assert_eq!(
+        metric_line(&registry, "authorization"),
+        "msrs_auth_cache_evictions_total{cache=\"authorization\"} 2"
+    );
 }

@@ -317,3 +317,191 @@ async fn skip_lookup_never_calls_the_api_server() {
     drop(client);
     assert!(handle.next_request().await.is_none(), "no request was made");
 }
+
+// === Deadlines and retries against a hung or failing kube-apiserver ===
+
+mod deadlines {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use arc_swap::ArcSwap;
+    use http::{HeaderMap, Response, StatusCode};
+    use kube::client::Body;
+    use metrics_server_auth::lookup::{self, AuthenticationOptions};
+    use metrics_server_auth::{
+        AuthMetrics, Authenticator, AuthnConfig, CallPolicy, KubeTokenReviewer, TokenReviewer,
+    };
+    use metrics_server_test_support::pki::TestPki;
+    use serde_json::{Value, json};
+    use tokio_util::sync::CancellationToken;
+
+    use super::{CM_PATH, MockHandle, mock_client};
+
+    const DEADLINE: Duration = Duration::from_secs(1);
+
+    fn policy() -> CallPolicy {
+        CallPolicy {
+            deadline: DEADLINE,
+            max_attempts: 5,
+            first_backoff: Duration::from_millis(20),
+        }
+    }
+
+    fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+        Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(body).expect("json")))
+            .expect("response")
+    }
+
+    /// Serves requests in order: `None` does not answer (the request hangs for `hold`),
+    /// `Some` answers. Returns the paths asked for.
+    fn script(
+        mut handle: MockHandle,
+        answers: Vec<Option<(StatusCode, Value)>>,
+        hold: Duration,
+    ) -> tokio::task::JoinHandle<Vec<String>> {
+        tokio::spawn(async move {
+            let mut paths = Vec::new();
+            let mut hung = Vec::new();
+            for answer in answers {
+                let Some((req, send)) = handle.next_request().await else {
+                    break;
+                };
+                paths.push(req.uri().path().to_owned());
+                match answer {
+                    None => hung.push(send),
+                    Some((status, body)) => send.send_response(json_response(status, &body)),
+                }
+            }
+            if !hung.is_empty() {
+                tokio::time::sleep(hold).await;
+            }
+            paths
+        })
+    }
+
+    fn bearer() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "Bearer abc".parse().expect("header"));
+        h
+    }
+
+    fn authenticator(client: kube::Client) -> Authenticator {
+        Authenticator::from_options(
+            Arc::new(ArcSwap::from_pointee(AuthnConfig::default())),
+            Some(Arc::new(KubeTokenReviewer::new(client)) as Arc<dyn TokenReviewer>),
+            &AuthenticationOptions {
+                call_policy: policy(),
+                ..AuthenticationOptions::default()
+            },
+            &AuthMetrics::unregistered(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_hung_token_review_fails_within_the_deadline() {
+        let (client, handle) = mock_client();
+        let _server = script(handle, vec![None], Duration::from_secs(30));
+        let started = Instant::now();
+        let result = tokio::time::timeout(
+            DEADLINE * 10,
+            authenticator(client).authenticate(&bearer(), None),
+        )
+        .await
+        .expect("an answer");
+        let took = started.elapsed();
+        assert!(result.is_err(), "a hung review must not authenticate");
+        assert!(took >= DEADLINE && took < DEADLINE * 3, "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn a_token_review_that_gets_503_is_retried() {
+        let (client, handle) = mock_client();
+        let unavailable = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "reason": "ServiceUnavailable", "code": 503});
+        let ok = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+            "metadata": {}, "spec": {},
+            "status": {"authenticated": true, "user": {"username": "carol"}}});
+        let server = script(
+            handle,
+            vec![
+                Some((StatusCode::SERVICE_UNAVAILABLE, unavailable)),
+                Some((StatusCode::CREATED, ok)),
+            ],
+            Duration::ZERO,
+        );
+        let user = authenticator(client)
+            .authenticate(&bearer(), None)
+            .await
+            .expect("authenticated on the second attempt");
+        assert_eq!(user.name, "carol");
+        assert_eq!(server.await.expect("server").len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_hung_configmap_lookup_fails_within_the_deadline() {
+        let (client, handle) = mock_client();
+        let _server = script(handle, vec![None], Duration::from_secs(30));
+        let opts = AuthenticationOptions {
+            call_policy: policy(),
+            ..AuthenticationOptions::default()
+        };
+        let started = Instant::now();
+        let result = tokio::time::timeout(DEADLINE * 10, lookup::load(&opts, Some(&client)))
+            .await
+            .expect("an answer");
+        let took = started.elapsed();
+        assert!(matches!(result, Err(metrics_server_auth::Error::Lookup(_))));
+        assert!(took >= DEADLINE && took < DEADLINE * 3, "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn the_reloader_survives_a_hung_read_and_keeps_reloading() {
+        let ca = TestPki::new().expect("ca");
+        let (client, handle) = mock_client();
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "extension-apiserver-authentication", "namespace": "kube-system"},
+            "data": {"client-ca-file": ca.ca_pem()}});
+        // The first re-read hangs; the next one brings a client CA.
+        let server = script(
+            handle,
+            vec![None, Some((StatusCode::OK, cm))],
+            Duration::ZERO,
+        );
+        let opts = AuthenticationOptions {
+            reload_interval: Duration::from_millis(20),
+            call_policy: policy(),
+            ..AuthenticationOptions::default()
+        };
+        let target = Arc::new(ArcSwap::from_pointee(AuthnConfig::default()));
+        let changes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&changes);
+        let shutdown = CancellationToken::new();
+        let task = lookup::spawn_reloader(
+            opts,
+            Some(client),
+            Arc::clone(&target),
+            move |_| {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            },
+            shutdown.clone(),
+        );
+        let paths = tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("both reads within 10 s")
+            .expect("server");
+        assert_eq!(paths, vec![CM_PATH.to_owned(), CM_PATH.to_owned()]);
+        for _ in 0..200 {
+            if target.load().client_ca.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(target.load().client_ca.is_some(), "the new CA was loaded");
+        assert_eq!(changes.load(std::sync::atomic::Ordering::SeqCst), 1);
+        shutdown.cancel();
+        task.await.expect("reloader ends on shutdown");
+    }
+}

@@ -4,5 +4,7 @@ mod caches;
 mod certs;
 mod kube_mock;
 mod reload;
+mod request_limits;
+mod stack;
 mod support;
 mod tls_server;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,17 +14,18 @@ use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::authentication::v1::{TokenReviewSpec, TokenReviewStatus, UserInfo};
 use k8s_openapi::api::authorization::v1::{SubjectAccessReviewSpec, SubjectAccessReviewStatus};
+use metrics_server_api::InFlightLimits;
+use metrics_server_auth::stack::{self, StackOptions};
 use metrics_server_auth::{
-    AccessReviewer, Attributes, AuthLayer, AuthenticationOptions, Authenticator, AuthnConfig,
-    AuthorizationOptions, Authorizer, BoxFuture, CaBundle, RequestHeaderConfig, ResourceAttributes,
-    ReviewError, ServeOptions, ServingCerts, TlsOptions, TokenReviewer, User,
+    AccessReviewer, Attributes, AuthMetrics, AuthenticationOptions, Authenticator, AuthnConfig,
+    AuthorizationOptions, Authorizer, BoxFuture, CaBundle, CallPolicy, RequestHeaderConfig,
+    ResourceAttributes, ReviewError, ServeOptions, ServingCerts, TlsOptions, TokenReviewer, User,
 };
 use metrics_server_test_support::pki::{IssuedCert, TestPki};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower::Layer as _;
 
 // === Fakes ===
 
@@ -33,6 +34,8 @@ use tower::Layer as _;
 pub(crate) struct FakeTokens {
     pub(crate) valid: BTreeMap<String, UserInfo>,
     pub(crate) calls: AtomicUsize,
+    /// Never answer (a hung kube-apiserver).
+    pub(crate) hang: bool,
 }
 
 impl FakeTokens {
@@ -50,6 +53,7 @@ impl FakeTokens {
         Self {
             valid,
             calls: AtomicUsize::new(0),
+            hang: false,
         }
     }
 
@@ -65,7 +69,11 @@ impl TokenReviewer for FakeTokens {
     ) -> BoxFuture<'_, Result<TokenReviewStatus, ReviewError>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let user = spec.token.as_ref().and_then(|t| self.valid.get(t)).cloned();
+        let hang = self.hang;
         Box::pin(async move {
+            if hang {
+                std::future::pending::<()>().await;
+            }
             Ok(TokenReviewStatus {
                 authenticated: Some(user.is_some()),
                 user,
@@ -81,6 +89,8 @@ pub(crate) struct FakeSar {
     pub(crate) allow_users: Vec<String>,
     pub(crate) reason: String,
     pub(crate) fail: bool,
+    /// Never answer (a hung kube-apiserver).
+    pub(crate) hang: bool,
     pub(crate) specs: Mutex<Vec<SubjectAccessReviewSpec>>,
 }
 
@@ -109,9 +119,12 @@ impl AccessReviewer for FakeSar {
         if let Ok(mut specs) = self.specs.lock() {
             specs.push(spec);
         }
-        let fail = self.fail;
+        let (fail, hang) = (self.fail, self.hang);
         let reason = (!allowed && !self.reason.is_empty()).then(|| self.reason.clone());
         Box::pin(async move {
+            if hang {
+                std::future::pending::<()>().await;
+            }
             if fail {
                 return Err(ReviewError::Other("connection refused".into()));
             }
@@ -198,15 +211,78 @@ pub(crate) struct TestServer {
     pub(crate) pki: Pki,
     pub(crate) sar: Arc<FakeSar>,
     pub(crate) tokens: Arc<FakeTokens>,
+    pub(crate) work: Arc<WorkCounters>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
-/// Echoes `<user>|<groups>|<x-remote-user header or ->`; `/slow` sleeps first.
-async fn echo(req: Request<Incoming>) -> Result<Response<String>, Infallible> {
-    if req.uri().path() == "/slow" {
+/// What the handler did: requests that finished, and requests whose work was dropped before
+/// finishing (aborted by the timeout or a gone client).
+#[derive(Debug, Default)]
+pub(crate) struct WorkCounters {
+    pub(crate) started: AtomicUsize,
+    pub(crate) finished: AtomicUsize,
+    pub(crate) dropped: AtomicUsize,
+}
+
+/// Counts a request as dropped unless it was marked done.
+struct WorkGuard {
+    counters: Arc<WorkCounters>,
+    done: AtomicBool,
+}
+
+impl Drop for WorkGuard {
+    fn drop(&mut self) {
+        let counter = if self.done.load(Ordering::SeqCst) {
+            &self.counters.finished
+        } else {
+            &self.counters.dropped
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Settings of a [`TestServer`] beyond the fakes.
+#[derive(Debug, Clone)]
+pub(crate) struct Setup {
+    pub(crate) stack: StackOptions,
+    pub(crate) call_policy: CallPolicy,
+    pub(crate) tls: TlsOptions,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            stack: StackOptions {
+                request_timeout: Duration::from_secs(60),
+                limits: InFlightLimits::new(400, 200),
+            },
+            call_policy: CallPolicy::default(),
+            tls: TlsOptions::default(),
+        }
+    }
+}
+
+/// Echoes `<user>|<groups>|<x-remote-user header or ->`. `/slow` sleeps 300 ms first,
+/// `/sleep/<ms>` sleeps that long, `/panic` panics.
+async fn echo(
+    req: Request<Incoming>,
+    counters: Arc<WorkCounters>,
+) -> Result<Response<String>, Infallible> {
+    counters.started.fetch_add(1, Ordering::SeqCst);
+    let guard = WorkGuard {
+        counters,
+        done: AtomicBool::new(false),
+    };
+    let path = req.uri().path();
+    if path == "/slow" {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    if let Some(ms) = path.strip_prefix("/sleep/").and_then(|ms| ms.parse().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    assert_ne!(path, "/panic", "the handler panics on /panic");
+    guard.done.store(true, Ordering::SeqCst);
     let user = req.extensions().get::<User>().cloned().unwrap_or_default();
     let remote = req
         .headers()
@@ -223,24 +299,51 @@ async fn echo(req: Request<Incoming>) -> Result<Response<String>, Infallible> {
 
 impl TestServer {
     pub(crate) async fn start(sar: FakeSar, tokens: FakeTokens, tls: TlsOptions) -> Self {
+        Self::start_with(
+            sar,
+            tokens,
+            Setup {
+                tls,
+                ..Setup::default()
+            },
+        )
+        .await
+    }
+
+    /// A server whose stack, review deadlines and TLS are set by `setup`.
+    pub(crate) async fn start_with(sar: FakeSar, tokens: FakeTokens, setup: Setup) -> Self {
+        let Setup {
+            stack: stack_options,
+            call_policy,
+            tls,
+        } = setup;
         let pki = Pki::new();
         let authn_config = Arc::new(ArcSwap::from_pointee(
             pki.authn_config(&["front-proxy-client"]),
         ));
         let sar = Arc::new(sar);
         let tokens = Arc::new(tokens);
-        let authn = Authenticator::new(
+        let authn = Authenticator::from_options(
             authn_config.clone(),
             Some(tokens.clone() as Arc<dyn TokenReviewer>),
-            Duration::from_secs(10),
+            &AuthenticationOptions {
+                call_policy,
+                ..AuthenticationOptions::default()
+            },
+            &AuthMetrics::unregistered(),
         );
         let authz = Authorizer::new(
-            &AuthorizationOptions::default(),
+            &AuthorizationOptions {
+                call_policy,
+                ..AuthorizationOptions::default()
+            },
             Some(sar.clone() as Arc<dyn AccessReviewer>),
         )
         .expect("authorizer");
-        let layer = AuthLayer::new(authn, authz, attributes);
-        let service = layer.layer(tower::service_fn(echo));
+        let work = Arc::new(WorkCounters::default());
+        let counters = Arc::clone(&work);
+        let handler = tower::service_fn(move |req| echo(req, Arc::clone(&counters)));
+        let service = stack::build(stack_options, authn, authz, attributes, handler);
 
         let certs = ServingCerts::from_pem(
             pki.serving_cert.cert_pem.as_bytes(),
@@ -273,6 +376,7 @@ impl TestServer {
             pki,
             sar,
             tokens,
+            work,
             shutdown,
             task,
         }
