@@ -40,6 +40,7 @@ mod layer;
 pub mod lookup;
 mod review;
 mod serve;
+pub mod serving_certs;
 mod tls;
 mod user;
 
@@ -57,9 +58,13 @@ pub use layer::{AuthLayer, AuthService, forbidden, unauthorized};
 pub use lookup::AuthenticationOptions;
 pub use review::{AccessReviewer, BoxFuture, KubeAccessReviewer, KubeTokenReviewer, TokenReviewer};
 pub use serve::{PeerCertificates, RemoteAddr, ServeOptions, serve};
+pub use serving_certs::{
+    DEFAULT_CERT_RELOAD_INTERVAL, DynamicServingCerts, NamedCertKey, ServingCertFiles,
+    ServingCertResolver, resolver_tls_reloader,
+};
 pub use tls::{
     CERT_FILE_NAME, CertSource, GeneratedPair, KEY_FILE_NAME, ServingCerts, TlsOptions, TlsVersion,
-    generate_self_signed, provider, server_config,
+    generate_self_signed, provider, server_config, server_config_with_resolver,
 };
 pub use user::{ANONYMOUS, AUTHENTICATED_GROUP, MASTERS_GROUP, UNAUTHENTICATED_GROUP, User};
 

@@ -4,5 +4,6 @@ mod caches;
 mod certs;
 mod kube_mock;
 mod reload;
+mod serving_certs;
 mod support;
 mod tls_server;
