@@ -3,6 +3,7 @@
 mod caches;
 mod certs;
 mod kube_mock;
+mod outer_filters;
 mod reload;
 mod serving_certs;
 mod support;
