@@ -60,7 +60,7 @@ pub use review::{AccessReviewer, BoxFuture, KubeAccessReviewer, KubeTokenReviewe
 pub use serve::{PeerCertificates, RemoteAddr, ServeOptions, serve};
 pub use serving_certs::{
     DEFAULT_CERT_RELOAD_INTERVAL, DynamicServingCerts, NamedCertKey, ServingCertFiles,
-    ServingCertResolver, resolver_tls_reloader,
+    ServingCertResolver, names_an_ip, resolver_tls_reloader,
 };
 pub use tls::{
     CERT_FILE_NAME, CertSource, GeneratedPair, KEY_FILE_NAME, ServingCerts, TlsOptions, TlsVersion,

@@ -14,8 +14,9 @@
 //! from the flag, or else from the certificate (its CN when that is a DNS name and not an IP,
 //! plus its DNS SANs); earlier flags win over later ones, explicit names over derived ones.
 //! The server name is lower-cased, looked up exactly, then with its first label replaced by
-//! `*`. Without a match (or without SNI, e.g. a client dialling an IP) the default pair is
-//! served. Upstream re-reads on file events and once a minute; here a poll every few seconds
+//! `*`. A client that sends no server name (it dialled an IP) gets the pair whose flag names
+//! the local address it connected to, if any ([`accept_by_local_ip`]). Otherwise the default
+//! pair is served. Upstream re-reads on file events and once a minute; here a poll every few seconds
 //! compares file bytes, which also catches atomic renames (cert-manager, kubelet projected
 //! volumes) and needs no inotify.
 
@@ -149,6 +150,52 @@ impl CertSet {
 #[derive(Debug)]
 pub struct ServingCertResolver {
     current: ArcSwap<CertSet>,
+}
+
+impl ServingCertResolver {
+    /// The pair a `--tls-sni-cert-key` name assigns to this local address. The generic
+    /// apiserver serves it to clients that send no server name (they dialled an IP).
+    pub fn for_local_ip(&self, ip: IpAddr) -> Option<Arc<CertifiedKey>> {
+        self.current
+            .load()
+            .by_name
+            .get(&ip.to_canonical().to_string())
+            .cloned()
+    }
+}
+
+/// Whether some `--tls-sni-cert-key` name is an IP address; only then does a handshake need
+/// to look at the local address ([`accept_by_local_ip`]). Names derived from certificates are
+/// never IPs, and the flag's names do not change on reload.
+pub fn names_an_ip(sni: &[NamedCertKey]) -> bool {
+    sni.iter()
+        .flat_map(|s| &s.names)
+        .any(|n| n.parse::<IpAddr>().is_ok())
+}
+
+/// The TLS handshake when some SNI name is an IP: a client that sends no server name gets the
+/// pair named for the local address it connected to; everyone else goes through `config`.
+pub async fn accept_by_local_ip(
+    config: Arc<ServerConfig>,
+    resolver: &ServingCertResolver,
+    tcp: tokio::net::TcpStream,
+) -> std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    let local = tcp.local_addr().ok().map(|a| a.ip());
+    let start =
+        tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp).await?;
+    let by_ip = match (start.client_hello().server_name(), local) {
+        (None, Some(ip)) => resolver.for_local_ip(ip),
+        _ => None,
+    };
+    let config = match by_ip {
+        Some(key) => {
+            let mut fixed = (*config).clone();
+            fixed.cert_resolver = Arc::new(rustls::sign::SingleCertAndKey::from(key));
+            Arc::new(fixed)
+        }
+        None => config,
+    };
+    start.into_stream(config).await
 }
 
 impl ResolvesServerCert for ServingCertResolver {

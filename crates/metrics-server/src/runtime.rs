@@ -149,6 +149,7 @@ impl Args {
         let tls_options =
             TlsOptions::from_flags(&tls_min_version, &tls_cipher_suites, disable_http2_serving)
                 .map_err(startup)?;
+        let sni_names_an_ip = metrics_server_auth::names_an_ip(&tls_sni_cert_key);
         let certs = if serving {
             let certs = ServingCerts::from_flags(
                 non_empty(&tls_cert_file),
@@ -372,6 +373,7 @@ impl Args {
                 let service = hsts.layer(CorsLayer::new(cors).layer(service));
                 // --- end of outer filters ---
                 let resolver = certs.resolver();
+                let local_ip_certs = Arc::clone(&resolver);
                 let tls = metrics_server_auth::server_config_with_resolver(
                     resolver.clone(),
                     &tls_options,
@@ -404,6 +406,7 @@ impl Args {
                     )
                     .unwrap_or(0),
                     disable_http2: disable_http2_serving,
+                    certs_by_local_ip: sni_names_an_ip.then_some(local_ip_certs),
                     ..ServeOptions::default()
                 };
                 tokio::spawn(metrics_server_auth::serve(

@@ -301,3 +301,53 @@ async fn an_sni_file_that_cannot_be_read_at_startup_is_an_error() {
         .expect_err("missing files");
     assert!(err.to_string().contains("absent.crt"), "{err}");
 }
+
+#[tokio::test]
+async fn a_client_without_sni_gets_the_pair_named_for_the_local_ip() {
+    let ca = TestPki::new().expect("ca");
+    let dir = PemDir::new().expect("dir");
+    let default = ca.server_cert(&["localhost"]).expect("cert");
+    let by_ip = ca.server_cert(&["127.0.0.1"]).expect("cert");
+    let named = ca.server_cert(&["named.test"]).expect("cert");
+    let (cert_file, key_file) = dir.write_cert("ip", &by_ip).expect("write");
+    let (named_cert, named_key) = dir.write_cert("named", &named).expect("write");
+    let sni = vec![
+        NamedCertKey {
+            cert_file,
+            key_file,
+            names: vec!["127.0.0.1".into()],
+        },
+        NamedCertKey {
+            cert_file: named_cert,
+            key_file: named_key,
+            names: vec![],
+        },
+    ];
+    assert!(metrics_server_auth::names_an_ip(&sni));
+    let certs = DynamicServingCerts::load(default_files(&dir, &default, sni)).expect("load");
+    let config = server_config_with_resolver(certs.resolver(), &TlsOptions::default(), vec![])
+        .expect("server config");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let shutdown = CancellationToken::new();
+    tokio::spawn(metrics_server_auth::serve(
+        listener,
+        Arc::new(ArcSwap::new(config)),
+        tower::service_fn(ok),
+        ServeOptions {
+            certs_by_local_ip: Some(certs.resolver()),
+            ..ServeOptions::default()
+        },
+        shutdown.clone(),
+    ));
+    assert_eq!(served_leaf(addr, None).await, der(&by_ip));
+    // A client that does send a name keeps the name-based choice.
+    assert_eq!(served_leaf(addr, Some("named.test")).await, der(&named));
+    assert_eq!(served_leaf(addr, Some("other.test")).await, der(&default));
+    shutdown.cancel();
+
+    // Without the option the local address plays no part.
+    let (addr, shutdown) = listen(&certs).await;
+    assert_eq!(served_leaf(addr, None).await, der(&default));
+    shutdown.cancel();
+}
