@@ -26,8 +26,10 @@
 
 mod attributes;
 mod cluster;
+mod cors;
 mod discovery;
 mod health;
+mod hsts;
 mod json;
 mod limits;
 mod metrics;
@@ -44,11 +46,13 @@ pub use attributes::{Attributes, NonResourceAttributes, ResourceAttributes, requ
 pub use cluster::{
     ClusterError, ClusterView, LabelFilter, LabelMap, NodeMeta, PodMeta, StaticCluster,
 };
+pub use cors::{AllowedOrigins, Cors, CorsError, CorsLayer};
 pub use health::HealthState;
 pub use limits::{
     InFlightLimits, InFlightPermit, go_http_error, is_long_running, is_mutating, request_timed_out,
     too_many_requests,
 };
+pub use hsts::{Hsts, HstsError, HstsLayer, hsts_header_value};
 pub use metrics::{
     ApiMetrics, exponential_buckets, format_go_float, openmetrics_to_text, render_openmetrics,
     render_text,

@@ -45,6 +45,7 @@ pub mod lookup;
 mod review;
 mod serve;
 pub mod stack;
+pub mod serving_certs;
 mod tls;
 mod user;
 
@@ -68,9 +69,13 @@ pub use serve::{
     DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS, PeerCertificates, RemoteAddr, ServeOptions,
     serve,
 };
+pub use serving_certs::{
+    DEFAULT_CERT_RELOAD_INTERVAL, DynamicServingCerts, NamedCertKey, ServingCertFiles,
+    ServingCertResolver, names_an_ip, resolver_tls_reloader,
+};
 pub use tls::{
     CERT_FILE_NAME, CertSource, GeneratedPair, KEY_FILE_NAME, ServingCerts, TlsOptions, TlsVersion,
-    generate_self_signed, provider, server_config,
+    generate_self_signed, provider, server_config, server_config_with_resolver,
 };
 pub use user::{ANONYMOUS, AUTHENTICATED_GROUP, MASTERS_GROUP, UNAUTHENTICATED_GROUP, User};
 

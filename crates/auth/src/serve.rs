@@ -18,6 +18,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::{Service, ServiceExt as _};
 
+use crate::serving_certs::{ServingCertResolver, accept_by_local_ip};
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The client certificate chain the peer presented during the handshake (leaf first; empty
@@ -62,6 +64,9 @@ pub struct ServeOptions {
     /// Most header fields one HTTP/1 request may carry (hyper's count limit; more gets 431).
     /// Go has none; this is large enough for a front proxy forwarding many groups.
     pub max_headers: usize,
+    /// Set when a `--tls-sni-cert-key` name is an IP: clients without SNI then get the pair
+    /// named for the local address they dialled.
+    pub certs_by_local_ip: Option<Arc<ServingCertResolver>>,
 }
 
 /// Go's `http.DefaultMaxHeaderBytes`, which kube-apiserver's secure serving uses.
@@ -87,6 +92,7 @@ impl Default for ServeOptions {
             disable_http2: false,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_headers: DEFAULT_MAX_HEADERS,
+            certs_by_local_ip: None,
         }
     }
 }
@@ -129,7 +135,8 @@ pub async fn serve<S, B>(
                 }
             },
         };
-        let acceptor = TlsAcceptor::from(tls.load_full());
+        let config = tls.load_full();
+        let by_ip = options.certs_by_local_ip.clone();
         let watcher = graceful.watcher();
         let builders = builders.clone();
         let service = service.clone();
@@ -138,7 +145,7 @@ pub async fn serve<S, B>(
         tokio::spawn(async move {
             let tls = tokio::select! {
                 () = shutdown.cancelled() => return,
-                r = handshake(acceptor, tcp, handshake_timeout) => match r {
+                r = handshake(config, by_ip, tcp, handshake_timeout) => match r {
                     Ok(tls) => tls,
                     Err(error) => {
                         tracing::debug!(%remote, %error, "TLS handshake failed");
@@ -180,12 +187,19 @@ pub async fn serve<S, B>(
 }
 
 async fn handshake(
-    acceptor: TlsAcceptor,
+    config: Arc<ServerConfig>,
+    by_ip: Option<Arc<ServingCertResolver>>,
     tcp: TcpStream,
     timeout: Duration,
 ) -> Result<tokio_rustls::server::TlsStream<TcpStream>, BoxError> {
     let _ = tcp.set_nodelay(true);
-    match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+    let accept = async move {
+        match by_ip {
+            Some(resolver) => accept_by_local_ip(config, &resolver, tcp).await,
+            None => TlsAcceptor::from(config).accept(tcp).await,
+        }
+    };
+    match tokio::time::timeout(timeout, accept).await {
         Ok(Ok(tls)) => Ok(tls),
         Ok(Err(e)) => Err(e.into()),
         Err(_) => Err("handshake timed out".into()),

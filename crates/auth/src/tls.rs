@@ -11,9 +11,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ResolvesServerCert, WantsServerCert};
 use rustls::{
-    CipherSuite, DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme,
-    SupportedCipherSuite, SupportedProtocolVersion,
+    CipherSuite, ConfigBuilder, DigitallySignedStruct, DistinguishedName, ServerConfig,
+    SignatureScheme, SupportedCipherSuite, SupportedProtocolVersion,
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
@@ -492,14 +493,33 @@ pub fn server_config(
     options: &TlsOptions,
     acceptable_issuers: Vec<DistinguishedName>,
 ) -> Result<Arc<ServerConfig>, Error> {
-    let provider = Arc::new(options.crypto_provider());
-    let verifier = Arc::new(RequestClientCert::new(&provider, acceptable_issuers));
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(options.min_version.protocol_versions())?
-        .with_client_cert_verifier(verifier)
+    let mut config = config_builder(options, acceptable_issuers)?
         .with_single_cert(certs.chain.clone(), certs.key.clone_key())?;
     config.alpn_protocols = options.alpn_protocols();
     Ok(Arc::new(config))
+}
+
+/// As [`server_config`], but the certificate is chosen per handshake by `resolver` (SNI and
+/// hot-reloaded files, see [`crate::serving_certs`]).
+pub fn server_config_with_resolver(
+    resolver: Arc<dyn ResolvesServerCert>,
+    options: &TlsOptions,
+    acceptable_issuers: Vec<DistinguishedName>,
+) -> Result<Arc<ServerConfig>, Error> {
+    let mut config = config_builder(options, acceptable_issuers)?.with_cert_resolver(resolver);
+    config.alpn_protocols = options.alpn_protocols();
+    Ok(Arc::new(config))
+}
+
+fn config_builder(
+    options: &TlsOptions,
+    acceptable_issuers: Vec<DistinguishedName>,
+) -> Result<ConfigBuilder<ServerConfig, WantsServerCert>, Error> {
+    let provider = Arc::new(options.crypto_provider());
+    let verifier = Arc::new(RequestClientCert::new(&provider, acceptable_issuers));
+    Ok(ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(options.min_version.protocol_versions())?
+        .with_client_cert_verifier(verifier))
 }
 
 /// Go's `tls.RequestClientCert`: ask for a certificate, accept any chain, but still check the

@@ -47,6 +47,8 @@ enum Kind {
     Level,
     /// Accepted without checking (flags we ignore whose Go types we do not model).
     Raw,
+    /// `namedCertKey`: `certfile,keyfile[:name,...]`, repeatable.
+    CertKey,
 }
 
 /// One flag: long name, optional shorthand, value kind.
@@ -65,7 +67,7 @@ const fn f(name: &'static str, kind: Kind) -> Spec {
     }
 }
 
-use Kind::{Bool, Duration as Dur, Float, Int, Ip, Level, Raw, Str, Strings};
+use Kind::{Bool, CertKey, Duration as Dur, Float, Int, Ip, Level, Raw, Str, Strings};
 
 /// Every flag of upstream v0.9.0, in `--help` order, plus cobra's `--help`.
 static SPECS: &[Spec] = &[
@@ -121,7 +123,7 @@ static SPECS: &[Spec] = &[
     f("tls-curve-preferences", Raw),
     f("tls-min-version", Str),
     f("tls-private-key-file", Str),
-    f("tls-sni-cert-key", Raw),
+    f("tls-sni-cert-key", CertKey),
     // Apiserver authentication flags.
     f("authentication-kubeconfig", Str),
     f("authentication-skip-lookup", Bool),
@@ -274,6 +276,10 @@ pub struct Args {
     pub max_requests_inflight: i64,
     /// `--request-timeout` (ns).
     pub request_timeout: i64,
+    /// `--cors-allowed-origins` (regular expressions; empty: no CORS).
+    pub cors_allowed_origins: Vec<String>,
+    /// `--strict-transport-security-directives` (empty: no HSTS header).
+    pub strict_transport_security_directives: Vec<String>,
     /// `--shutdown-delay-duration` (ns).
     pub shutdown_delay_duration: i64,
     // --- kubelet client ---
@@ -320,6 +326,8 @@ pub struct Args {
     pub tls_min_version: String,
     /// `--tls-private-key-file`.
     pub tls_private_key_file: String,
+    /// `--tls-sni-cert-key`, in flag order.
+    pub tls_sni_cert_key: Vec<metrics_server_auth::NamedCertKey>,
     // --- authentication ---
     /// `--authentication-kubeconfig` (empty: in-cluster).
     pub authentication_kubeconfig: String,
@@ -382,6 +390,8 @@ impl Default for Args {
             max_mutating_requests_inflight: 200,
             max_requests_inflight: 400,
             request_timeout: 60 * SECOND,
+            cors_allowed_origins: Vec::new(),
+            strict_transport_security_directives: Vec::new(),
             shutdown_delay_duration: 0,
             deprecated_kubelet_completely_insecure: false,
             kubelet_certificate_authority: String::new(),
@@ -410,6 +420,7 @@ impl Default for Args {
             tls_cipher_suites: Vec::new(),
             tls_min_version: String::new(),
             tls_private_key_file: String::new(),
+            tls_sni_cert_key: Vec::new(),
             authentication_kubeconfig: String::new(),
             authentication_skip_lookup: false,
             authentication_token_webhook_cache_ttl: 10 * SECOND,
@@ -714,6 +725,10 @@ impl Args {
             }
             Level => self.v = parse_level(value).map_err(invalid)?,
             Raw => self.ignore(spec.name, value),
+            CertKey => {
+                let pair = metrics_server_auth::NamedCertKey::parse(value).map_err(invalid)?;
+                self.tls_sni_cert_key.push(pair);
+            }
         }
         Ok(())
     }
@@ -768,6 +783,10 @@ impl Args {
         let target = match name {
             "kubelet-preferred-address-types" => &mut self.kubelet_preferred_address_types,
             "tls-cipher-suites" => &mut self.tls_cipher_suites,
+            "cors-allowed-origins" => &mut self.cors_allowed_origins,
+            "strict-transport-security-directives" => {
+                &mut self.strict_transport_security_directives
+            }
             "requestheader-allowed-names" => &mut self.requestheader_allowed_names,
             "requestheader-extra-headers-prefix" => &mut self.requestheader_extra_headers_prefix,
             "requestheader-group-headers" => &mut self.requestheader_group_headers,

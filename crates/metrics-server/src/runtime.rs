@@ -20,12 +20,14 @@ use anyhow::{Context as _, anyhow};
 use arc_swap::ArcSwap;
 use http::{Method, Uri};
 use metrics_server_api::{
-    ApiConfig, ApiMetrics, ApiState, ClusterView, HealthState, MetricsSource, VersionInfo,
+    AllowedOrigins, ApiConfig, ApiMetrics, ApiState, ClusterView, CorsLayer, HealthState,
+    HstsLayer, MetricsSource, VersionInfo,
 };
 use metrics_server_auth::stack::StackOptions;
 use metrics_server_auth::{
     AccessReviewer, AuthMetrics, AuthenticationOptions, Authenticator, AuthorizationOptions,
-    Authorizer, ServeOptions, ServingCerts, TlsOptions, TokenReviewer,
+    Authorizer, DEFAULT_CERT_RELOAD_INTERVAL, DynamicServingCerts, NamedCertKey, ServeOptions,
+    ServingCertFiles, ServingCerts, TlsOptions, TokenReviewer,
 };
 use metrics_server_core::SharedSnapshot;
 use metrics_server_k8s::{Cluster, KubeletCredentialFlags, Synced};
@@ -36,6 +38,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tower::Layer as _;
 
 use crate::flags::{Args, VERSION, Validated, std_duration};
 use crate::metrics::ManagerMetrics;
@@ -83,6 +86,8 @@ impl Args {
             max_mutating_requests_inflight,
             max_requests_inflight,
             request_timeout,
+            cors_allowed_origins,
+            strict_transport_security_directives,
             shutdown_delay_duration,
             deprecated_kubelet_completely_insecure,
             kubelet_certificate_authority,
@@ -105,6 +110,7 @@ impl Args {
             tls_cipher_suites,
             tls_min_version,
             tls_private_key_file,
+            tls_sni_cert_key,
             authentication_kubeconfig,
             authentication_skip_lookup,
             authentication_token_webhook_cache_ttl,
@@ -145,6 +151,7 @@ impl Args {
         let tls_options =
             TlsOptions::from_flags(&tls_min_version, &tls_cipher_suites, disable_http2_serving)
                 .map_err(startup)?;
+        let sni_names_an_ip = metrics_server_auth::names_an_ip(&tls_sni_cert_key);
         let certs = if serving {
             let certs = ServingCerts::from_flags(
                 non_empty(&tls_cert_file),
@@ -156,10 +163,23 @@ impl Args {
             if let metrics_server_auth::CertSource::Generated(dir) = &certs.source {
                 tracing::info!(dir = %dir.display(), "Generated self-signed cert");
             }
+            // The pair is re-read from wherever it lives (flags or cert dir), with the SNI pairs.
+            let files = serving_cert_files(
+                &tls_cert_file,
+                &tls_private_key_file,
+                Path::new(&cert_dir),
+                tls_sni_cert_key,
+            );
+            let certs = DynamicServingCerts::load(files)
+                .map_err(|e| startup(anyhow!("unable to load serving certificates: {e}")))?;
             Some(certs)
         } else {
             None
         };
+        // Outer HTTP filters (HSTS ⊃ CORS ⊃ authentication), refused at startup when invalid.
+        let cors = AllowedOrigins::parse(&cors_allowed_origins).map_err(startup)?;
+        let hsts =
+            HstsLayer::from_directives(&strict_transport_security_directives).map_err(startup)?;
 
         // 2. Delegated authentication / authorization clients (empty flag: in-cluster). Like
         //    upstream, a missing in-cluster config is fatal.
@@ -357,17 +377,24 @@ impl Args {
                     request_attributes,
                     metrics_server_api::router(state),
                 );
-                // Outer filters wrap `stack` here; see `stack::build` for where Go puts HSTS/CORS.
-                let service = stack;
-                let tls = metrics_server_auth::server_config(
-                    &certs,
+                // --- outer filters, outside authentication as in the generic apiserver ---
+                let service = hsts.layer(CorsLayer::new(cors).layer(stack));
+                // --- end of outer filters ---
+                let resolver = certs.resolver();
+                let local_ip_certs = Arc::clone(&resolver);
+                let tls = metrics_server_auth::server_config_with_resolver(
+                    resolver.clone(),
                     &tls_options,
                     authn_config.load().acceptable_issuers(),
                 )
                 .map_err(startup)?;
                 let tls = Arc::new(ArcSwap::new(tls));
-                let reloader =
-                    metrics_server_auth::tls_reloader(certs, tls_options, Arc::clone(&tls));
+                certs.spawn(DEFAULT_CERT_RELOAD_INTERVAL, shutdown.child_token());
+                let reloader = metrics_server_auth::resolver_tls_reloader(
+                    resolver,
+                    tls_options,
+                    Arc::clone(&tls),
+                );
                 metrics_server_auth::lookup::spawn_reloader(
                     authn_options,
                     authn_client,
@@ -387,6 +414,7 @@ impl Args {
                     )
                     .unwrap_or(0),
                     disable_http2: disable_http2_serving,
+                    certs_by_local_ip: sni_names_an_ip.then_some(local_ip_certs),
                     ..ServeOptions::default()
                 };
                 tokio::spawn(metrics_server_auth::serve(
@@ -438,6 +466,27 @@ impl Args {
         let _ = tokio::time::timeout(Duration::from_secs(5), scrape_task).await;
         tracing::info!("Stopped");
         Ok(())
+    }
+}
+
+/// The files the serving pair is re-read from: the flags' pair, else the one in the cert dir.
+fn serving_cert_files(
+    tls_cert_file: &str,
+    tls_private_key_file: &str,
+    cert_dir: &Path,
+    sni: Vec<NamedCertKey>,
+) -> ServingCertFiles {
+    let (cert_file, key_file) = match (non_empty(tls_cert_file), non_empty(tls_private_key_file)) {
+        (Some(cert), Some(key)) => (cert.to_owned(), key.to_owned()),
+        _ => (
+            cert_dir.join(metrics_server_auth::CERT_FILE_NAME),
+            cert_dir.join(metrics_server_auth::KEY_FILE_NAME),
+        ),
+    };
+    ServingCertFiles {
+        cert_file,
+        key_file,
+        sni,
     }
 }
 

@@ -106,3 +106,37 @@ fn a_missing_kubeconfig_fails_startup_naming_the_file() {
         "{stderr}"
     );
 }
+
+#[test]
+fn invalid_security_flags_stop_startup_before_any_network_call() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--cert-dir=certs", "--cors-allowed-origins=example\\.com"],
+            "Error: --cors-allowed-origins has an invalid regular expression: regular expression does not pin to start/end of host in the origin header",
+        ),
+        (
+            &["--cert-dir=certs", "--cors-allowed-origins=^(https://x$"],
+            "Error: --cors-allowed-origins has an invalid regular expression: ",
+        ),
+        (
+            &[
+                "--cert-dir=certs",
+                "--strict-transport-security-directives=max-age=1,fakevalue",
+            ],
+            "Error: --strict-transport-security-directives invalid, allowed values: max-age=expireTime, includeSubDomains, preload.",
+        ),
+        (
+            &[
+                "--cert-dir=certs",
+                "--tls-sni-cert-key=absent.crt,absent.key:a.test",
+            ],
+            "Error: unable to load serving certificates: reading absent.crt:",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = bin(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
+}

@@ -426,6 +426,7 @@ fn the_help_text_is_upstreams_and_lists_exactly_our_flags() {
             "ip" => Kind::Ip,
             "float" | "float32" => Kind::Float,
             "Level" => Kind::Level,
+            "namedCertKey" => Kind::CertKey,
             t if t.is_empty() || t.starts_with(|c: char| c.is_uppercase() || c == '[') => {
                 Kind::Bool
             }
@@ -586,4 +587,46 @@ fn ports_out_of_range_are_rejected() {
     assert!(validate_err(&["--secure-port=70000"]).contains("--secure-port 70000"));
     assert!(validate_err(&["--kubelet-port=-1"]).contains("--kubelet-port -1"));
     assert_eq!(run(&["--secure-port=0"]).validate().unwrap().secure_port, 0);
+}
+
+#[test]
+fn security_flags_are_real_fields() {
+    let a = run(&[
+        "--cors-allowed-origins=//a\\.test(:|$),^https://b\\.test$",
+        "--cors-allowed-origins=//c\\.test$",
+        "--strict-transport-security-directives=max-age=31536000,includeSubDomains",
+        "--strict-transport-security-directives=preload",
+        "--tls-sni-cert-key=a.crt,a.key",
+        "--tls-sni-cert-key",
+        "b.crt,b.key:b.test,*.b.test",
+    ]);
+    assert_eq!(
+        a.cors_allowed_origins,
+        ["//a\\.test(:|$)", "^https://b\\.test$", "//c\\.test$"]
+    );
+    assert_eq!(
+        a.strict_transport_security_directives,
+        ["max-age=31536000", "includeSubDomains", "preload"]
+    );
+    let sni: Vec<String> = a.tls_sni_cert_key.iter().map(ToString::to_string).collect();
+    assert_eq!(sni, ["a.crt,a.key", "b.crt,b.key:b.test,*.b.test"]);
+    assert!(
+        a.ignored.iter().all(|i| !i.starts_with("cors-")
+            && !i.starts_with("strict-transport")
+            && !i.starts_with("tls-sni")),
+        "{:?}",
+        a.ignored
+    );
+}
+
+#[test]
+fn a_bad_sni_cert_key_names_the_flag_with_the_flag_type_error() {
+    assert_eq!(
+        parse_err(&["--tls-sni-cert-key=only.crt"]),
+        r#"invalid argument "only.crt" for "--tls-sni-cert-key" flag: expected comma separated certificate and key file paths"#
+    );
+    assert_eq!(
+        parse_err(&["--tls-sni-cert-key=a.crt,a.key:"]),
+        r#"invalid argument "a.crt,a.key:" for "--tls-sni-cert-key" flag: empty names list is not allowed"#
+    );
 }
