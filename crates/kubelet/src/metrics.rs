@@ -199,8 +199,14 @@ mod tests {
         let mut out = String::new();
         encode(&mut out, &registry).unwrap();
         assert!(out.contains("# TYPE msrs_kubelet_inflight_limit_waits counter"));
-        assert!(out.contains("msrs_kubelet_inflight_limit_waits_total 2\n"), "{out}");
-        assert!(out.contains("msrs_kubelet_body_limit_exceeded_total 1\n"), "{out}");
+        assert!(
+            out.contains("msrs_kubelet_inflight_limit_waits_total 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("msrs_kubelet_body_limit_exceeded_total 1\n"),
+            "{out}"
+        );
         assert_eq!((m.inflight_limit_waits(), m.body_limit_exceeded()), (2, 1));
         // Upstream's families stay exactly three from this crate.
         let upstream: std::collections::BTreeSet<&str> = out

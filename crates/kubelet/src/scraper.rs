@@ -185,7 +185,9 @@ impl Scraper {
             tasks.spawn(async move {
                 (
                     index,
-                    inner.scrape_node(target, jitter, tick_deadline, &hits).await,
+                    inner
+                        .scrape_node(target, jitter, tick_deadline, &hits)
+                        .await,
                 )
             });
         }

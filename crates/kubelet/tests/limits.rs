@@ -26,7 +26,13 @@ fn body(pods: usize) -> String {
     let node = NodeSample::new(357.35491, 1.616273408e9, 1_633_253_809_720);
     let pods: Vec<PodSample> = (0..pods)
         .map(|i| {
-            PodSample::single("default", &format!("pod-{i}"), 4.7, 1.25e7, 1_633_253_812_125)
+            PodSample::single(
+                "default",
+                &format!("pod-{i}"),
+                4.7,
+                1.25e7,
+                1_633_253_812_125,
+            )
         })
         .collect();
     render_resource_metrics(&node, &pods)
@@ -143,7 +149,11 @@ async fn requests_beyond_the_in_flight_limit_are_counted_and_logged_once_per_tic
     let tick = roomy.scrape_tick(&targets, far()).await;
     assert_eq!((tick.succeeded(), tick.inflight_limit_waits), (3, 0));
     assert_eq!(roomy_metrics.inflight_limit_waits(), 0);
-    assert!(captured.mentioning("--kubelet-max-requests-inflight").is_empty());
+    assert!(
+        captured
+            .mentioning("--kubelet-max-requests-inflight")
+            .is_empty()
+    );
 
     // One permit for three slow nodes: the other two wait, every node still succeeds.
     let (tight, metrics) = scraper(&client, 1);
@@ -157,7 +167,10 @@ async fn requests_beyond_the_in_flight_limit_are_counted_and_logged_once_per_tic
     // The counter accumulates across ticks; the log stays at one line per tick.
     tight.scrape_tick(&targets, far()).await;
     assert_eq!(metrics.inflight_limit_waits(), 4);
-    assert_eq!(captured.mentioning("--kubelet-max-requests-inflight").len(), 2);
+    assert_eq!(
+        captured.mentioning("--kubelet-max-requests-inflight").len(),
+        2
+    );
 }
 
 #[tokio::test]
