@@ -36,7 +36,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower::Layer as _;
 
-use crate::flags::{Args, VERSION, Validated, std_duration};
+use crate::flags::{Args, IgnoredFlag, Notice, VERSION, Validated, std_duration};
 use crate::metrics::ManagerMetrics;
 use crate::scrape::ScrapeLoop;
 
@@ -72,7 +72,9 @@ impl Args {
             log_format: _,
             kubelet_port,
             secure_port,
+            limits,
         } = validated;
+        let ignored_flags = self.ignored_flags();
         let Args {
             kubeconfig,
             metric_resolution,
@@ -113,12 +115,15 @@ impl Args {
             requestheader_client_ca_file,
             requestheader_extra_headers_prefix,
             requestheader_group_headers,
-            requestheader_uid_headers,
             requestheader_username_headers,
             authorization_always_allow_paths,
             authorization_kubeconfig,
             authorization_webhook_cache_authorized_ttl,
             authorization_webhook_cache_unauthorized_ttl,
+            kubelet_max_requests_inflight: _,
+            kubelet_max_body_bytes: _,
+            authentication_token_cache_size: _,
+            authorization_cache_size: _,
             logging_format: _,
             v: _,
             ignored,
@@ -127,14 +132,12 @@ impl Args {
         } = self;
 
         tracing::info!(version = VERSION, "Starting metrics-server");
+        log_ignored_flags(&ignored_flags);
         if !ignored.is_empty() {
-            tracing::debug!(flags = ?ignored, "Accepted flags that have no effect here");
+            tracing::debug!(flags = ?ignored, "Values of the ignored flags");
         }
         if !positionals.is_empty() {
             tracing::debug!(args = ?positionals, "Ignoring positional arguments");
-        }
-        if !requestheader_uid_headers.is_empty() {
-            tracing::debug!("--requestheader-uid-headers needs a feature gate upstream; ignored");
         }
         let resolution = std_duration(metric_resolution);
         let serving = secure_port != 0;
@@ -200,6 +203,7 @@ impl Args {
         .map_err(startup)?;
         kubelet_config.user_agent = user_agent();
         kubelet_config.request_timeout = std_duration(kubelet_request_timeout);
+        kubelet_config.max_body_bytes = limits.kubelet_max_body_bytes;
         kubelet_config.pool_idle_timeout = kubelet_config
             .pool_idle_timeout
             .max(resolution + Duration::from_secs(30));
@@ -222,12 +226,24 @@ impl Args {
                     port: kubelet_port,
                     use_node_status_port: kubelet_use_node_status_port,
                 },
+                max_in_flight: limits.kubelet_max_requests_inflight,
                 ..ScraperConfig::default()
             },
             Some(kubelet_metrics),
         );
 
         // 5. Authentication trust (flags + ConfigMap) and the authorizer.
+        //    Wiring spot for the auth cache bounds: the auth crate's options on this branch have
+        //    no size fields yet, so the validated values stop here. Once they exist, set
+        //    `token_cache_size` in `authn_options` and `authz_cache_size` in the
+        //    `AuthorizationOptions` below.
+        let token_cache_size = limits.authentication_token_cache_size;
+        let authz_cache_size = limits.authorization_cache_size;
+        tracing::debug!(
+            token_cache_size,
+            authz_cache_size,
+            "Auth cache sizes (not yet applied by the auth crate)"
+        );
         let shutdown = CancellationToken::new();
         let authn_options = AuthenticationOptions {
             client_ca_file: non_empty(&client_ca_file).map(Path::to_owned),
@@ -429,6 +445,17 @@ impl Args {
         let _ = tokio::time::timeout(Duration::from_secs(5), scrape_task).await;
         tracing::info!("Stopped");
         Ok(())
+    }
+}
+
+/// One line per ignored flag the operator set: a warning where a security property is at
+/// stake, info otherwise.
+fn log_ignored_flags(flags: &[IgnoredFlag]) {
+    for flag in flags {
+        match flag.notice {
+            Notice::Warn => tracing::warn!("{}", flag.message()),
+            Notice::Info => tracing::info!("{}", flag.message()),
+        }
     }
 }
 
