@@ -120,6 +120,7 @@ impl Args {
             authorization_kubeconfig,
             authorization_webhook_cache_authorized_ttl,
             authorization_webhook_cache_unauthorized_ttl,
+            // The four limits are used as validated, from `limits`.
             kubelet_max_requests_inflight: _,
             kubelet_max_body_bytes: _,
             authentication_token_cache_size: _,
