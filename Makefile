@@ -58,7 +58,7 @@ e2e-run:
 differential: release
 	@METRICS_SERVER=ours hack/cluster.sh up && \
 	  status=0; KUBECONFIG=$(KUBECONFIG_PATH) DIFF_OTHER_BIN=$(CURDIR)/.cluster/bin/metrics-server-upstream \
-	    $(CARGO) test -p metrics-server-e2e --test differential || status=$$?; \
+	    MS_UPSTREAM_BIN=$(CURDIR)/.cluster/bin/metrics-server-upstream $(CARGO) test -p metrics-server-e2e -p metrics-server --test differential --test upstream_help || status=$$?; \
 	  hack/cluster.sh down; exit $$status
 
 # Unit tests, the install checks, the e2e suite with our server, and ours side by side with upstream.

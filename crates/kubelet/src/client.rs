@@ -21,7 +21,8 @@ use crate::target::Scheme;
 use crate::tls::{TlsConfigError, TlsSettings, client_config};
 use crate::token::{BearerToken, TokenError, TokenSource};
 
-/// Default cap on a kubelet response body. A node with ~250 pods answers in well under 1 MiB.
+/// Default cap on a kubelet response body (`--kubelet-max-body-bytes`). A node with ~250 pods
+/// answers in well under 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// Default `--kubelet-request-timeout`.
@@ -162,6 +163,11 @@ impl KubeletClient {
     /// The scheme URLs must use with this client.
     pub fn scheme(&self) -> Scheme {
         self.scheme
+    }
+
+    /// The cap on a response body (`--kubelet-max-body-bytes`).
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
     }
 
     /// The configured per-request timeout.

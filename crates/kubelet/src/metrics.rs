@@ -7,6 +7,13 @@
 //! | `metrics_server_kubelet_request_total` | counter | `success` = `true`/`false` |
 //! | `metrics_server_kubelet_request_duration_seconds` | histogram (default buckets) | `node` |
 //! | `metrics_server_kubelet_last_request_time_seconds` | gauge (unix seconds) | `node` |
+//!
+//! and two counters of our own for the scraper's limits:
+//!
+//! | family | type | counts |
+//! |---|---|---|
+//! | `msrs_kubelet_inflight_limit_waits_total` | counter | node requests that waited for a permit (`--kubelet-max-requests-inflight`) |
+//! | `msrs_kubelet_body_limit_exceeded_total` | counter | responses refused for exceeding `--kubelet-max-body-bytes` |
 
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -41,6 +48,8 @@ pub struct KubeletMetrics {
     request_total: Family<SuccessLabels, Counter>,
     request_duration: HistogramFamily,
     last_request_time: Family<NodeLabels, Gauge<f64, AtomicU64>>,
+    inflight_limit_waits: Counter,
+    body_limit_exceeded: Counter,
 }
 
 fn default_histogram() -> Histogram {
@@ -57,6 +66,8 @@ impl KubeletMetrics {
             request_total: Family::default(),
             request_duration: Family::new_with_constructor(default_histogram),
             last_request_time: Family::default(),
+            inflight_limit_waits: Counter::default(),
+            body_limit_exceeded: Counter::default(),
         };
         registry.register(
             "metrics_server_kubelet_request",
@@ -73,7 +84,37 @@ impl KubeletMetrics {
             "[ALPHA] Time of last request performed to Kubelet API since unix epoch in seconds",
             metrics.last_request_time.clone(),
         );
+        registry.register(
+            "msrs_kubelet_inflight_limit_waits",
+            "Kubelet requests that had to wait because --kubelet-max-requests-inflight requests were already running",
+            metrics.inflight_limit_waits.clone(),
+        );
+        registry.register(
+            "msrs_kubelet_body_limit_exceeded",
+            "Kubelet responses refused because their body exceeded --kubelet-max-body-bytes",
+            metrics.body_limit_exceeded.clone(),
+        );
         metrics
+    }
+
+    /// Counts a node request that found every in-flight permit taken.
+    pub fn record_inflight_limit_wait(&self) {
+        self.inflight_limit_waits.inc();
+    }
+
+    /// Counts a response refused for its body size.
+    pub fn record_body_limit_exceeded(&self) {
+        self.body_limit_exceeded.inc();
+    }
+
+    /// Current value of `msrs_kubelet_inflight_limit_waits_total`.
+    pub fn inflight_limit_waits(&self) -> u64 {
+        self.inflight_limit_waits.get()
+    }
+
+    /// Current value of `msrs_kubelet_body_limit_exceeded_total`.
+    pub fn body_limit_exceeded(&self) -> u64 {
+        self.body_limit_exceeded.get()
     }
 
     /// Records one finished node request, like upstream's `collectNode` defer.
@@ -145,5 +186,38 @@ mod tests {
             out.contains("metrics_server_kubelet_last_request_time_seconds{node=\"node1\"} 0.0")
         );
         assert_eq!(m.request_count(false), 1);
+    }
+
+    #[test]
+    fn limit_counters_are_our_own_families_on_the_given_registry() {
+        let mut registry = Registry::default();
+        let m = KubeletMetrics::register(&mut registry);
+        m.record_inflight_limit_wait();
+        m.record_inflight_limit_wait();
+        m.record_body_limit_exceeded();
+        m.observe("node1", true, Duration::from_millis(1), UNIX_EPOCH);
+        let mut out = String::new();
+        encode(&mut out, &registry).unwrap();
+        assert!(out.contains("# TYPE msrs_kubelet_inflight_limit_waits counter"));
+        assert!(
+            out.contains("msrs_kubelet_inflight_limit_waits_total 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("msrs_kubelet_body_limit_exceeded_total 1\n"),
+            "{out}"
+        );
+        assert_eq!((m.inflight_limit_waits(), m.body_limit_exceeded()), (2, 1));
+        // Upstream's families stay exactly three from this crate.
+        let upstream: std::collections::BTreeSet<&str> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .filter(|n| n.starts_with("metrics_server_"))
+            .collect();
+        assert_eq!(upstream.len(), 3, "{upstream:?}");
+        // A second registry gets counters of its own: nothing is shared through globals.
+        let other = KubeletMetrics::register(&mut Registry::default());
+        assert_eq!(other.inflight_limit_waits(), 0);
     }
 }

@@ -3,7 +3,7 @@
 //! ```text
 //! scrape_tick(targets, tick_deadline)
 //!   ├─ per node (own task): sleep jitter ∈ [0, min(8ms × n, 4s))
-//!   │     → wait for an in-flight permit (bounded by the tick deadline)
+//!   │     → wait for an in-flight permit (bounded by the tick deadline; a wait is counted)
 //!   │     → deadline = min(tick deadline, now + request timeout)
 //!   │     → resolve URL → GET → parse → NodeOutcome {Ok(NodeScrape) | Err(ScrapeError)}
 //!   │     → log, self-metrics, health record
@@ -11,14 +11,16 @@
 //!                                                            └─ into_batch() → core::Batch
 //! ```
 //!
-//! A failed or malformed node fails only itself, never the tick.
+//! A failed or malformed node fails only itself, never the tick. Hitting a limit (no free
+//! in-flight permit, a body over the cap) is counted per tick and logged once per tick.
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use metrics_server_core::{Batch, NodeScrape, parse_exposition};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit, TryAcquireError};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -28,7 +30,7 @@ use crate::health::NodeHealth;
 use crate::metrics::KubeletMetrics;
 use crate::target::{AddressConfig, NodeTarget, resolve_url};
 
-/// Default bound on concurrent kubelet requests.
+/// Default bound on concurrent kubelet requests (`--kubelet-max-requests-inflight`).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 
 /// Upstream's jitter per node (`delayPerSourceMs`).
@@ -85,6 +87,10 @@ pub struct TickResult {
     pub outcomes: Vec<NodeOutcome>,
     /// Wall time of the whole tick.
     pub elapsed: Duration,
+    /// Nodes whose request had to wait because every in-flight permit was taken.
+    pub inflight_limit_waits: usize,
+    /// Nodes whose response body exceeded the client's cap.
+    pub body_limit_exceeded: usize,
 }
 
 impl TickResult {
@@ -169,15 +175,19 @@ impl Scraper {
     pub async fn scrape_tick(&self, targets: &[NodeTarget], tick_deadline: Instant) -> TickResult {
         let start = Instant::now();
         let spread = self.spread(targets.len());
+        let hits = Arc::new(LimitHits::default());
         let mut tasks = JoinSet::new();
         for (index, target) in targets.iter().enumerate() {
             let jitter = random_below(spread);
             let inner = Arc::clone(&self.inner);
             let target = target.clone();
+            let hits = Arc::clone(&hits);
             tasks.spawn(async move {
                 (
                     index,
-                    inner.scrape_node(target, jitter, tick_deadline).await,
+                    inner
+                        .scrape_node(target, jitter, tick_deadline, &hits)
+                        .await,
                 )
             });
         }
@@ -206,7 +216,10 @@ impl Scraper {
         let result = TickResult {
             outcomes,
             elapsed: start.elapsed(),
+            inflight_limit_waits: hits.inflight_waits.load(Ordering::Relaxed),
+            body_limit_exceeded: hits.body_exceeded.load(Ordering::Relaxed),
         };
+        self.log_limit_hits(&result);
         tracing::debug!(
             duration = ?result.elapsed,
             nodes = targets.len(),
@@ -215,6 +228,25 @@ impl Scraper {
             "Scrape finished"
         );
         result
+    }
+
+    /// One line per tick and limit, so a cluster that outgrows a limit is visible at the
+    /// default verbosity without a line per node.
+    fn log_limit_hits(&self, tick: &TickResult) {
+        if tick.inflight_limit_waits > 0 {
+            tracing::info!(
+                waited = tick.inflight_limit_waits,
+                limit = self.inner.config.max_in_flight,
+                "Kubelet requests waited for a free slot: --kubelet-max-requests-inflight requests were already running"
+            );
+        }
+        if tick.body_limit_exceeded > 0 {
+            tracing::warn!(
+                nodes = tick.body_limit_exceeded,
+                limit = self.inner.client.max_body_bytes(),
+                "Kubelet responses exceeded --kubelet-max-body-bytes; those nodes were not updated"
+            );
+        }
     }
 
     /// The jitter window: min(per-node × n, ceiling).
@@ -237,29 +269,43 @@ fn random_below(bound: Duration) -> Duration {
     }
 }
 
+/// How often this tick's nodes ran into a limit.
+#[derive(Debug, Default)]
+struct LimitHits {
+    inflight_waits: AtomicUsize,
+    body_exceeded: AtomicUsize,
+}
+
 impl Inner {
     async fn scrape_node(
         &self,
         target: NodeTarget,
         jitter: Duration,
         tick_deadline: Instant,
+        hits: &LimitHits,
     ) -> NodeOutcome {
         // Spreads connection setup over the interval instead of a thundering herd.
         tokio::time::sleep_until((Instant::now() + jitter).min(tick_deadline)).await;
-        let permit = tokio::time::timeout_at(tick_deadline, self.permits.acquire()).await;
+        let permit = self.acquire_permit(tick_deadline, hits).await;
         let start = Instant::now();
         let timeout = self.client.request_timeout();
         let deadline = tick_deadline.min(start + timeout);
         let result = match permit {
-            Ok(Ok(_permit)) => self.fetch_and_decode(&target, deadline).await,
-            // Closed semaphore cannot happen (never closed); a queue timeout is a tick timeout.
-            _ => Err(ScrapeError::Timeout {
+            Some(_permit) => self.fetch_and_decode(&target, deadline).await,
+            // A queue timeout is a tick timeout.
+            None => Err(ScrapeError::Timeout {
                 url: resolve_url(&target, &self.config.address, self.client.scheme())
                     .unwrap_or_default(),
             }),
         };
         let latency = start.elapsed();
         let finished = SystemTime::now();
+        if matches!(result, Err(ScrapeError::BodyTooLarge { .. })) {
+            hits.body_exceeded.fetch_add(1, Ordering::Relaxed);
+            if let Some(metrics) = &self.metrics {
+                metrics.record_body_limit_exceeded();
+            }
+        }
 
         let (result, incomplete) = match result {
             Ok((scrape, incomplete)) => (Ok(scrape), incomplete),
@@ -289,6 +335,28 @@ impl Inner {
             result,
             incomplete,
             latency,
+        }
+    }
+
+    /// A permit, waiting (and counting the wait) when all are taken; `None` when the tick
+    /// deadline passes first. The semaphore is never closed.
+    async fn acquire_permit(
+        &self,
+        tick_deadline: Instant,
+        hits: &LimitHits,
+    ) -> Option<SemaphorePermit<'_>> {
+        match self.permits.try_acquire() {
+            Ok(permit) => return Some(permit),
+            Err(TryAcquireError::Closed) => return None,
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        hits.inflight_waits.fetch_add(1, Ordering::Relaxed);
+        if let Some(metrics) = &self.metrics {
+            metrics.record_inflight_limit_wait();
+        }
+        match tokio::time::timeout_at(tick_deadline, self.permits.acquire()).await {
+            Ok(Ok(permit)) => Some(permit),
+            _ => None,
         }
     }
 

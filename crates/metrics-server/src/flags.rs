@@ -6,8 +6,13 @@
 //! repeatable comma lists where the first use replaces the default, `--` ending the flags,
 //! and pflag's and strconv's exact error texts. Every flag upstream v0.9.0 lists in `--help`
 //! is accepted; the ones that mean nothing here (audit, profiling, feature gates, emulation,
-//! log buffering, ...) are recorded in [`Args::ignored`] and logged at debug. `--help` prints
-//! upstream's help text verbatim (`help.txt`).
+//! log buffering, ...) are listed in `IGNORED`, recorded in [`Args::ignored`], and named at
+//! startup by [`Args::ignored_flags`] (a warning where security is at stake). Our own flags
+//! (operational limits) come after upstream's.
+//!
+//! `--help` (`help.txt`) keeps upstream's flag names, shorthands, types, defaults and section
+//! order, which are the contract, with descriptions of our own that say what each flag does
+//! here; our flags have a section of their own at the end ([`help_doc::OWN_SECTION`]).
 //!
 //! Validation ([`Args::validate`]) reports the first error in upstream's order with upstream's
 //! text: the kubelet client checks, then the resolution checks, then logging, then
@@ -18,8 +23,10 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use metrics_server_core::{LabelSelector, format_duration, parse_duration};
+use metrics_server_kubelet::client::DEFAULT_MAX_BODY_BYTES;
+use metrics_server_kubelet::scraper::DEFAULT_MAX_IN_FLIGHT;
 
-/// `--help` output: upstream v0.9.0's, byte for byte.
+/// `--help` output: upstream's structure, our descriptions.
 pub const HELP: &str = include_str!("help.txt");
 
 /// The version printed by `--version` (`v` + the crate version).
@@ -69,7 +76,7 @@ const fn f(name: &'static str, kind: Kind) -> Spec {
 
 use Kind::{Bool, CertKey, Duration as Dur, Float, Int, Ip, Level, Raw, Str, Strings};
 
-/// Every flag of upstream v0.9.0, in `--help` order, plus cobra's `--help`.
+/// Every flag of upstream v0.9.0, in `--help` order, then our own flags, then cobra's `--help`.
 static SPECS: &[Spec] = &[
     // Metrics server flags.
     f("kubeconfig", Str),
@@ -191,6 +198,11 @@ static SPECS: &[Spec] = &[
         kind: Level,
     },
     f("vmodule", Raw),
+    // Our own operational limits (section "metrics-server-rs flags").
+    f("kubelet-max-requests-inflight", Int),
+    f("kubelet-max-body-bytes", Int),
+    f("authentication-token-cache-size", Int),
+    f("authorization-cache-size", Int),
     // cobra's own.
     Spec {
         name: "help",
@@ -198,6 +210,105 @@ static SPECS: &[Spec] = &[
         kind: Bool,
     },
 ];
+
+/// How loudly startup reports a flag that was set but has no effect here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// Whoever sets it expects a security property (auditing, transport policy, no
+    /// debugging endpoints) that this server does not provide: a warning.
+    Warn,
+    /// It tunes machinery this server does not have: an info line.
+    Info,
+}
+
+use Notice::{Info, Warn};
+
+/// Flags accepted for compatibility that change nothing here. Their values are type-checked
+/// and recorded in [`Args::ignored`]. To honour one, delete its line here and give it a
+/// field in [`Args`] and an arm in the matching `set_*` method (a test checks both agree).
+static IGNORED: &[(&str, Notice)] = &[
+    ("emulated-version", Info),
+    ("emulation-forward-compatible", Info),
+    ("feature-gates", Warn),
+    ("goaway-chance", Info),
+    ("livez-grace-period", Info),
+    ("min-compatibility-version", Info),
+    ("min-request-timeout", Info),
+    ("runtime-config-emulation-forward-compatible", Info),
+    ("shutdown-send-retry-after", Info),
+    ("shutdown-watch-termination-grace-period", Info),
+    ("storage-initialization-timeout", Info),
+    ("tls-curve-preferences", Warn),
+    ("requestheader-uid-headers", Warn),
+    ("audit-log-batch-buffer-size", Warn),
+    ("audit-log-batch-max-size", Warn),
+    ("audit-log-batch-max-wait", Warn),
+    ("audit-log-batch-throttle-burst", Warn),
+    ("audit-log-batch-throttle-enable", Warn),
+    ("audit-log-batch-throttle-qps", Warn),
+    ("audit-log-compress", Warn),
+    ("audit-log-format", Warn),
+    ("audit-log-maxage", Warn),
+    ("audit-log-maxbackup", Warn),
+    ("audit-log-maxsize", Warn),
+    ("audit-log-mode", Warn),
+    ("audit-log-path", Warn),
+    ("audit-log-truncate-enabled", Warn),
+    ("audit-log-truncate-max-batch-size", Warn),
+    ("audit-log-truncate-max-event-size", Warn),
+    ("audit-log-version", Warn),
+    ("audit-policy-file", Warn),
+    ("audit-webhook-batch-buffer-size", Warn),
+    ("audit-webhook-batch-max-size", Warn),
+    ("audit-webhook-batch-max-wait", Warn),
+    ("audit-webhook-batch-throttle-burst", Warn),
+    ("audit-webhook-batch-throttle-enable", Warn),
+    ("audit-webhook-batch-throttle-qps", Warn),
+    ("audit-webhook-config-file", Warn),
+    ("audit-webhook-initial-backoff", Warn),
+    ("audit-webhook-mode", Warn),
+    ("audit-webhook-truncate-enabled", Warn),
+    ("audit-webhook-truncate-max-batch-size", Warn),
+    ("audit-webhook-truncate-max-event-size", Warn),
+    ("audit-webhook-version", Warn),
+    ("contention-profiling", Warn),
+    ("debug-socket-path", Warn),
+    ("enable-priority-and-fairness", Info),
+    ("profiling", Warn),
+    ("log-flush-frequency", Info),
+    ("log-json-info-buffer-size", Info),
+    ("log-json-split-stream", Info),
+    ("log-text-info-buffer-size", Info),
+    ("log-text-split-stream", Info),
+    ("vmodule", Info),
+];
+
+/// How startup reports `name` when it is set, if it is one of the [`IGNORED`] flags.
+fn ignored_flag(name: &str) -> Option<Notice> {
+    IGNORED
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, notice)| *notice)
+}
+
+/// One ignored flag the operator set, for the startup notice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IgnoredFlag {
+    /// Flag name without dashes.
+    pub name: &'static str,
+    /// Warning or info.
+    pub notice: Notice,
+}
+
+impl IgnoredFlag {
+    /// The line startup logs for it.
+    pub fn message(&self) -> String {
+        format!(
+            "--{} is not supported by metrics-server-rs and is ignored",
+            self.name
+        )
+    }
+}
 
 impl Spec {
     fn by_name(name: &str) -> Option<&'static Spec> {
@@ -347,8 +458,6 @@ pub struct Args {
     pub requestheader_extra_headers_prefix: Vec<String>,
     /// `--requestheader-group-headers`.
     pub requestheader_group_headers: Vec<String>,
-    /// `--requestheader-uid-headers` (accepted; the feature gate is off upstream too).
-    pub requestheader_uid_headers: Vec<String>,
     /// `--requestheader-username-headers`.
     pub requestheader_username_headers: Vec<String>,
     // --- authorization ---
@@ -360,6 +469,15 @@ pub struct Args {
     pub authorization_webhook_cache_authorized_ttl: i64,
     /// `--authorization-webhook-cache-unauthorized-ttl` (ns).
     pub authorization_webhook_cache_unauthorized_ttl: i64,
+    // --- our own limits ---
+    /// `--kubelet-max-requests-inflight`.
+    pub kubelet_max_requests_inflight: i64,
+    /// `--kubelet-max-body-bytes`.
+    pub kubelet_max_body_bytes: i64,
+    /// `--authentication-token-cache-size`.
+    pub authentication_token_cache_size: i64,
+    /// `--authorization-cache-size`.
+    pub authorization_cache_size: i64,
     // --- logging ---
     /// `--logging-format` as given (validated later, like upstream).
     pub logging_format: String,
@@ -378,6 +496,13 @@ fn strings(v: &[&str]) -> Vec<String> {
 }
 
 const SECOND: i64 = 1_000_000_000;
+
+/// Default of `--authentication-token-cache-size` and `--authorization-cache-size`.
+pub const DEFAULT_AUTH_CACHE_SIZE: i64 = 4096;
+
+fn as_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
 
 impl Default for Args {
     fn default() -> Self {
@@ -430,12 +555,15 @@ impl Default for Args {
             requestheader_client_ca_file: String::new(),
             requestheader_extra_headers_prefix: strings(&["x-remote-extra-"]),
             requestheader_group_headers: strings(&["x-remote-group"]),
-            requestheader_uid_headers: Vec::new(),
             requestheader_username_headers: strings(&["x-remote-user"]),
             authorization_always_allow_paths: strings(&["/healthz", "/readyz", "/livez"]),
             authorization_kubeconfig: String::new(),
             authorization_webhook_cache_authorized_ttl: 10 * SECOND,
             authorization_webhook_cache_unauthorized_ttl: 10 * SECOND,
+            kubelet_max_requests_inflight: as_i64(DEFAULT_MAX_IN_FLIGHT),
+            kubelet_max_body_bytes: as_i64(DEFAULT_MAX_BODY_BYTES),
+            authentication_token_cache_size: DEFAULT_AUTH_CACHE_SIZE,
+            authorization_cache_size: DEFAULT_AUTH_CACHE_SIZE,
             logging_format: "text".to_owned(),
             v: 0,
             ignored: Vec::new(),
@@ -668,67 +796,86 @@ fn parse_csv(v: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// A flag value checked against its type, before it is stored.
+enum Value {
+    Bool(bool),
+    Str,
+    Strings(Vec<String>),
+    Int(i64),
+    Dur(i64),
+    Ip(Option<IpAddr>),
+    Level(u32),
+    /// Checked (floats) or unchecked (raw) values that are only ever recorded.
+    Unused,
+    /// A `--tls-sni-cert-key` pair.
+    CertKey(metrics_server_auth::NamedCertKey),
+}
+
+/// Parses `value` as `spec`'s type with pflag's error texts.
+fn check_value(spec: &Spec, value: &str) -> Result<Value, CliError> {
+    let invalid = |reason: String| {
+        CliError::new(format!(
+            "invalid argument {} for {} flag: {reason}",
+            q(value),
+            q(&spec.display())
+        ))
+    };
+    Ok(match spec.kind {
+        Bool => Value::Bool(parse_bool(value).map_err(invalid)?),
+        Str => Value::Str,
+        Strings => Value::Strings(parse_csv(value).map_err(invalid)?),
+        Int => Value::Int(parse_int(value).map_err(invalid)?),
+        Dur => Value::Dur(parse_duration(value).map_err(|e| invalid(e.to_string()))?),
+        Ip => {
+            let trimmed = value.trim();
+            if trimmed.is_empty() {
+                Value::Ip(None)
+            } else {
+                let ip = trimmed
+                    .parse::<IpAddr>()
+                    .map_err(|_| invalid(format!("failed to parse IP: {}", q(value))))?;
+                Value::Ip(Some(ip))
+            }
+        }
+        Float => {
+            value.parse::<f64>().map_err(|_| {
+                invalid(format!(
+                    "strconv.ParseFloat: parsing {}: invalid syntax",
+                    q(value)
+                ))
+            })?;
+            Value::Unused
+        }
+        Level => Value::Level(parse_level(value).map_err(invalid)?),
+        Raw => Value::Unused,
+        CertKey => Value::CertKey(metrics_server_auth::NamedCertKey::parse(value).map_err(invalid)?),
+    })
+}
+
 impl Args {
-    /// Sets one flag from one occurrence, like pflag's `Value.Set`.
+    /// Sets one flag from one occurrence, like pflag's `Value.Set`. Values of ignored flags
+    /// are still type-checked, so a malformed one fails as it would upstream.
     fn set(&mut self, spec: &'static Spec, value: &str, help: &mut bool) -> Result<(), CliError> {
-        let invalid = |reason: String| {
-            CliError::new(format!(
-                "invalid argument {} for {} flag: {reason}",
-                q(value),
-                q(&spec.display())
-            ))
-        };
+        let checked = check_value(spec, value)?;
         let first = self.changed.insert(spec.name);
-        match spec.kind {
-            Bool => {
-                let b = parse_bool(value).map_err(invalid)?;
-                self.set_bool(spec.name, b, help);
-            }
-            Str => self.set_str(spec.name, value),
-            Strings => {
-                let items = parse_csv(value).map_err(invalid)?;
-                self.set_strings(spec.name, items, first);
-            }
-            Int => {
-                let n = parse_int(value).map_err(invalid)?;
-                self.set_int(spec.name, n);
-            }
-            Dur => {
-                let d = parse_duration(value).map_err(|e| invalid(e.to_string()))?;
-                self.set_duration(spec.name, d);
-            }
-            Ip => {
-                let trimmed = value.trim();
-                let ip = if trimmed.is_empty() {
-                    None
-                } else {
-                    Some(
-                        trimmed
-                            .parse::<IpAddr>()
-                            .map_err(|_| invalid(format!("failed to parse IP: {}", q(value))))?,
-                    )
-                };
-                match spec.name {
-                    "bind-address" => self.bind_address = ip,
-                    "advertise-address" => self.advertise_address = ip,
-                    _ => self.ignore(spec.name, value),
-                }
-            }
-            Float => {
-                value.parse::<f64>().map_err(|_| {
-                    invalid(format!(
-                        "strconv.ParseFloat: parsing {}: invalid syntax",
-                        q(value)
-                    ))
-                })?;
-                self.ignore(spec.name, value);
-            }
-            Level => self.v = parse_level(value).map_err(invalid)?,
-            Raw => self.ignore(spec.name, value),
-            CertKey => {
-                let pair = metrics_server_auth::NamedCertKey::parse(value).map_err(invalid)?;
-                self.tls_sni_cert_key.push(pair);
-            }
+        if ignored_flag(spec.name).is_some() {
+            self.ignore(spec.name, value);
+            return Ok(());
+        }
+        match checked {
+            Value::Bool(b) => self.set_bool(spec.name, b, help),
+            Value::Str => self.set_str(spec.name, value),
+            Value::Strings(items) => self.set_strings(spec.name, items, first),
+            Value::Int(n) => self.set_int(spec.name, n),
+            Value::Dur(d) => self.set_duration(spec.name, d),
+            Value::Ip(ip) => match spec.name {
+                "bind-address" => self.bind_address = ip,
+                "advertise-address" => self.advertise_address = ip,
+                _ => self.ignore(spec.name, value),
+            },
+            Value::Level(v) => self.v = v,
+            Value::Unused => self.ignore(spec.name, value),
+            Value::CertKey(pair) => self.tls_sni_cert_key.push(pair),
         }
         Ok(())
     }
@@ -790,7 +937,6 @@ impl Args {
             "requestheader-allowed-names" => &mut self.requestheader_allowed_names,
             "requestheader-extra-headers-prefix" => &mut self.requestheader_extra_headers_prefix,
             "requestheader-group-headers" => &mut self.requestheader_group_headers,
-            "requestheader-uid-headers" => &mut self.requestheader_uid_headers,
             "requestheader-username-headers" => &mut self.requestheader_username_headers,
             "authorization-always-allow-paths" => &mut self.authorization_always_allow_paths,
             _ => {
@@ -814,6 +960,10 @@ impl Args {
             "kubelet-port" => self.kubelet_port = n,
             "http2-max-streams-per-connection" => self.http2_max_streams_per_connection = n,
             "secure-port" => self.secure_port = n,
+            "kubelet-max-requests-inflight" => self.kubelet_max_requests_inflight = n,
+            "kubelet-max-body-bytes" => self.kubelet_max_body_bytes = n,
+            "authentication-token-cache-size" => self.authentication_token_cache_size = n,
+            "authorization-cache-size" => self.authorization_cache_size = n,
             _ => self.ignore(name, &n.to_string()),
         }
     }
@@ -835,6 +985,20 @@ impl Args {
             }
             _ => self.ignore(name, &format_duration(d)),
         }
+    }
+
+    /// The ignored flags given on the command line, each once, in [`SPECS`] order.
+    pub fn ignored_flags(&self) -> Vec<IgnoredFlag> {
+        SPECS
+            .iter()
+            .filter(|spec| self.changed.contains(spec.name))
+            .filter_map(|spec| {
+                ignored_flag(spec.name).map(|notice| IgnoredFlag {
+                    name: spec.name,
+                    notice,
+                })
+            })
+            .collect()
     }
 
     /// Whether a flag was given on the command line.
@@ -920,13 +1084,58 @@ impl Args {
         })?;
         let node_selector =
             LabelSelector::parse(&self.node_selector).map_err(|e| CliError::new(e.to_string()))?;
+        // Our own flags come last, so upstream's first-error order is unchanged.
+        let limits = self.validate_limits()?;
         Ok(Validated {
             node_selector,
             log_format,
             kubelet_port,
             secure_port,
+            limits,
         })
     }
+
+    fn validate_limits(&self) -> Result<Limits, CliError> {
+        Ok(Limits {
+            kubelet_max_requests_inflight: positive(
+                "kubelet-max-requests-inflight",
+                self.kubelet_max_requests_inflight,
+            )?,
+            kubelet_max_body_bytes: positive(
+                "kubelet-max-body-bytes",
+                self.kubelet_max_body_bytes,
+            )?,
+            authentication_token_cache_size: positive(
+                "authentication-token-cache-size",
+                self.authentication_token_cache_size,
+            )?,
+            authorization_cache_size: positive(
+                "authorization-cache-size",
+                self.authorization_cache_size,
+            )?,
+        })
+    }
+}
+
+/// A value of one of our limit flags as a count; zero and negatives are refused by name.
+fn positive(flag: &str, n: i64) -> Result<usize, CliError> {
+    usize::try_from(n)
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| CliError::new(format!("--{flag} {n} must be a positive integer")))
+}
+
+/// The operational limits of our own flags, validated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// `--kubelet-max-requests-inflight`.
+    pub kubelet_max_requests_inflight: usize,
+    /// `--kubelet-max-body-bytes`.
+    pub kubelet_max_body_bytes: usize,
+    /// `--authentication-token-cache-size`.
+    pub authentication_token_cache_size: usize,
+    /// `--authorization-cache-size`.
+    pub authorization_cache_size: usize,
 }
 
 /// Values that only exist once the flags are validated.
@@ -940,6 +1149,8 @@ pub struct Validated {
     pub kubelet_port: u16,
     /// `--secure-port` (0: do not serve).
     pub secure_port: u16,
+    /// Our own limit flags.
+    pub limits: Limits,
 }
 
 /// A Go duration (ns) as a std duration; negatives become zero.
@@ -951,6 +1162,8 @@ pub fn std_duration(nanos: i64) -> Duration {
 pub fn usage() -> &'static str {
     HELP.find("Usage:").map_or(HELP, |i| &HELP[i..])
 }
+
+pub mod help_doc;
 
 #[cfg(test)]
 mod tests;

@@ -40,7 +40,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower::Layer as _;
 
-use crate::flags::{Args, VERSION, Validated, std_duration};
+use crate::flags::{Args, IgnoredFlag, Notice, VERSION, Validated, std_duration};
 use crate::metrics::ManagerMetrics;
 use crate::scrape::ScrapeLoop;
 
@@ -76,7 +76,9 @@ impl Args {
             log_format: _,
             kubelet_port,
             secure_port,
+            limits,
         } = validated;
+        let ignored_flags = self.ignored_flags();
         let Args {
             kubeconfig,
             metric_resolution,
@@ -120,12 +122,16 @@ impl Args {
             requestheader_client_ca_file,
             requestheader_extra_headers_prefix,
             requestheader_group_headers,
-            requestheader_uid_headers,
             requestheader_username_headers,
             authorization_always_allow_paths,
             authorization_kubeconfig,
             authorization_webhook_cache_authorized_ttl,
             authorization_webhook_cache_unauthorized_ttl,
+            // The four limits are used as validated, from `limits`.
+            kubelet_max_requests_inflight: _,
+            kubelet_max_body_bytes: _,
+            authentication_token_cache_size: _,
+            authorization_cache_size: _,
             logging_format: _,
             v: _,
             ignored,
@@ -134,14 +140,12 @@ impl Args {
         } = self;
 
         tracing::info!(version = VERSION, "Starting metrics-server");
+        log_ignored_flags(&ignored_flags);
         if !ignored.is_empty() {
-            tracing::debug!(flags = ?ignored, "Accepted flags that have no effect here");
+            tracing::debug!(flags = ?ignored, "Values of the ignored flags");
         }
         if !positionals.is_empty() {
             tracing::debug!(args = ?positionals, "Ignoring positional arguments");
-        }
-        if !requestheader_uid_headers.is_empty() {
-            tracing::debug!("--requestheader-uid-headers needs a feature gate upstream; ignored");
         }
         let resolution = std_duration(metric_resolution);
         let serving = secure_port != 0;
@@ -221,6 +225,7 @@ impl Args {
         .map_err(startup)?;
         kubelet_config.user_agent = user_agent();
         kubelet_config.request_timeout = std_duration(kubelet_request_timeout);
+        kubelet_config.max_body_bytes = limits.kubelet_max_body_bytes;
         kubelet_config.pool_idle_timeout = kubelet_config
             .pool_idle_timeout
             .max(resolution + Duration::from_secs(30));
@@ -244,6 +249,7 @@ impl Args {
                     port: kubelet_port,
                     use_node_status_port: kubelet_use_node_status_port,
                 },
+                max_in_flight: limits.kubelet_max_requests_inflight,
                 ..ScraperConfig::default()
             },
             Some(kubelet_metrics),
@@ -262,6 +268,7 @@ impl Args {
             skip_lookup: authentication_skip_lookup,
             tolerate_lookup_failure: authentication_tolerate_lookup_failure,
             token_webhook_cache_ttl: std_duration(authentication_token_webhook_cache_ttl),
+            token_cache_size: limits.authentication_token_cache_size,
             ..AuthenticationOptions::default()
         };
         let auth = match (&authn_client, &authz_client) {
@@ -287,6 +294,7 @@ impl Args {
                         unauthorized_ttl: std_duration(
                             authorization_webhook_cache_unauthorized_ttl,
                         ),
+                        cache_size: limits.authorization_cache_size,
                         ..AuthorizationOptions::default()
                     },
                     Some(reviewer),
@@ -487,6 +495,17 @@ fn serving_cert_files(
         cert_file,
         key_file,
         sni,
+    }
+}
+
+/// One line per ignored flag the operator set: a warning where a security property is at
+/// stake, info otherwise.
+fn log_ignored_flags(flags: &[IgnoredFlag]) {
+    for flag in flags {
+        match flag.notice {
+            Notice::Warn => tracing::warn!("{}", flag.message()),
+            Notice::Info => tracing::info!("{}", flag.message()),
+        }
     }
 }
 

@@ -34,7 +34,7 @@ fn version_prints_a_semver_tag_and_exits_zero() {
 }
 
 #[test]
-fn help_prints_upstreams_flag_list_and_exits_zero() {
+fn help_prints_upstreams_flag_names_and_types_and_exits_zero() {
     let out = bin(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
     let stdout = text(&out.stdout);
@@ -45,6 +45,7 @@ fn help_prints_upstreams_flag_list_and_exits_zero() {
         "-l, --node-selector string",
         "--secure-port int",
         "-v, --v Level",
+        "--kubelet-max-requests-inflight int",
     ] {
         assert!(stdout.contains(flag), "{flag} missing");
     }
@@ -139,4 +140,49 @@ fn invalid_security_flags_stop_startup_before_any_network_call() {
         let stderr = text(&out.stderr);
         assert!(stderr.contains(want), "{args:?}: {stderr}");
     }
+}
+fn ignored_flags_that_were_set_are_named_at_the_default_verbosity() {
+    // Startup fails right after the notices (no kubeconfig), which is all this needs.
+    let out = bin(&[
+        "--secure-port=0",
+        "--kubeconfig=/nonexistent/kubeconfig",
+        "--audit-log-path=/var/log/audit.log",
+        "--audit-policy-file=/etc/audit.yaml",
+        "--profiling=false",
+        "--log-flush-frequency=1s",
+        "--audit-log-path=/twice",
+        "--kubelet-insecure-tls",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    let notices: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("is not supported by metrics-server-rs"))
+        .collect();
+    let expected = [
+        ("WARN", "--audit-log-path"),
+        ("WARN", "--audit-policy-file"),
+        ("WARN", "--profiling"),
+        ("INFO", "--log-flush-frequency"),
+    ];
+    assert_eq!(notices.len(), expected.len(), "{stderr}");
+    for (line, (level, flag)) in notices.iter().zip(expected) {
+        assert!(
+            line.contains(level)
+                && line.contains(&format!(
+                    "{flag} is not supported by metrics-server-rs and is ignored"
+                )),
+            "{line:?} should be a {level} line for {flag}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_limit_flag_exits_two_naming_it() {
+    let out = bin(&["--kubelet-max-body-bytes=0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr)
+            .starts_with("Error: --kubelet-max-body-bytes 0 must be a positive integer\nUsage:\n")
+    );
 }

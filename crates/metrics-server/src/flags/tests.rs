@@ -398,48 +398,358 @@ fn version_wins_over_validation() {
     assert_eq!(VERSION.matches('.').count(), 2);
 }
 
+// === The help text against the flags we parse ===
+
+/// The pflag type names a kind may be listed with.
+fn help_types(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Bool => &[""],
+        Kind::Str => &["string"],
+        Kind::Strings => &["strings"],
+        Kind::Int => &["int"],
+        Kind::Duration => &["duration"],
+        Kind::Ip => &["ip"],
+        Kind::Float => &["float", "float32"],
+        Kind::Level => &["Level"],
+        Kind::CertKey => &["namedCertKey"],
+        // Go value types we accept without modelling them.
+        Kind::Raw => &[
+            "colonSeparatedMultimapStringString",
+            "int32Slice",
+            "quantity",
+            "pattern=N,...",
+        ],
+    }
+}
+
+/// A help default as a command-line value: `"text"` → `text`, `[a,b]` → `a,b`.
+fn default_as_argument(default: &str) -> String {
+    if let Some(inner) = default.strip_prefix('"').and_then(|d| d.strip_suffix('"')) {
+        return inner.to_owned();
+    }
+    if let Some(inner) = default.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
+        return inner.to_owned();
+    }
+    default.to_owned()
+}
+
+/// The zero value pflag omits from the help, as a command-line value.
+fn zero_argument(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Bool => "false",
+        Kind::Int | Kind::Float | Kind::Level => "0",
+        Kind::Duration => "0s",
+        Kind::Str | Kind::Strings | Kind::Ip | Kind::Raw | Kind::CertKey => "",
+    }
+}
+
+/// What a command line sets, without the bookkeeping of which flags were seen.
+fn settings(mut args: Args) -> Args {
+    args.changed.clear();
+    args.ignored.clear();
+    args
+}
+
 #[test]
-fn the_help_text_is_upstreams_and_lists_exactly_our_flags() {
-    assert!(HELP.starts_with("Launch metrics-server\n\nUsage:\n   [flags]\n"));
-    assert!(usage().starts_with("Usage:\n"));
-    let mut listed = Vec::new();
-    for line in HELP.lines() {
-        let t = line.trim_start();
-        let t = t
-            .strip_prefix("-l, ")
-            .or_else(|| t.strip_prefix("-v, "))
-            .unwrap_or(t);
-        let Some(rest) = t.strip_prefix("--") else {
-            continue;
-        };
-        if !line.starts_with("  ") || line.starts_with("                  ") {
-            continue;
-        }
-        let mut words = rest.split_whitespace();
-        let name = words.next().unwrap();
-        let ty = words.next().unwrap_or("");
-        let kind = match ty {
-            "string" => Kind::Str,
-            "strings" => Kind::Strings,
-            "int" => Kind::Int,
-            "duration" => Kind::Duration,
-            "ip" => Kind::Ip,
-            "float" | "float32" => Kind::Float,
-            "Level" => Kind::Level,
-            "namedCertKey" => Kind::CertKey,
-            t if t.is_empty() || t.starts_with(|c: char| c.is_uppercase() || c == '[') => {
-                Kind::Bool
-            }
-            _ => Kind::Raw,
-        };
-        let spec = Spec::by_name(name).unwrap_or_else(|| panic!("--{name} is not accepted"));
-        assert_eq!(spec.kind, kind, "--{name}");
-        listed.push(name.to_owned());
+fn every_flag_we_parse_is_in_the_help_once_with_its_type() {
+    let listed = help_doc::flags(HELP);
+    for spec in SPECS.iter().filter(|s| s.name != "help") {
+        let entries: Vec<_> = listed.iter().filter(|f| f.name == spec.name).collect();
+        assert_eq!(
+            entries.len(),
+            1,
+            "--{} listed {} times",
+            spec.name,
+            entries.len()
+        );
+        let entry = entries[0];
+        assert_eq!(entry.short, spec.short, "--{} shorthand", spec.name);
+        assert!(
+            help_types(spec.kind).contains(&entry.type_name.as_str()),
+            "--{} is listed as {:?}, parsed as {:?}",
+            spec.name,
+            entry.type_name,
+            spec.kind
+        );
+        assert!(
+            !entry.description.is_empty(),
+            "--{} has no description",
+            spec.name
+        );
     }
     assert_eq!(
         listed.len(),
         SPECS.len() - 1,
-        "every spec but --help is listed"
+        "the help lists a flag we do not parse"
+    );
+}
+
+#[test]
+fn setting_a_flag_to_the_default_its_help_shows_changes_nothing() {
+    // Catches a help default that differs from the default we actually use.
+    let defaults = settings(run(&[]));
+    for entry in help_doc::flags(HELP) {
+        let spec = Spec::by_name(&entry.name).expect("listed flags are parsed");
+        // A namedCertKey list has no textual form of its empty default: each use adds a pair.
+        if matches!(spec.name, "version" | "v" | "tls-sni-cert-key") {
+            continue;
+        }
+        let value = entry
+            .default
+            .as_deref()
+            .map_or_else(|| zero_argument(spec.kind).to_owned(), default_as_argument);
+        let arg = format!("--{}={value}", entry.name);
+        assert_eq!(settings(run(&[&arg])), defaults, "{arg} is not the default");
+    }
+}
+
+#[test]
+fn the_help_keeps_upstreams_sections_in_order_and_ours_last() {
+    assert!(HELP.starts_with("Launch metrics-server\n\nUsage:\n   [flags]\n\n"));
+    assert!(usage().starts_with("Usage:\n"));
+    assert_eq!(
+        help_doc::sections(HELP),
+        [
+            "Metrics server flags:",
+            "Generic flags:",
+            "Kubelet client flags:",
+            "Apiserver secure serving flags:",
+            "Apiserver authentication flags:",
+            "Apiserver authorization flags:",
+            "Apiserver audit log flags:",
+            "Features flags:",
+            "Logging flags:",
+            help_doc::OWN_SECTION,
+        ]
+    );
+    let ours: Vec<String> = help_doc::flags(HELP)
+        .into_iter()
+        .filter(|f| f.section == help_doc::OWN_SECTION)
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(
+        ours,
+        [
+            "kubelet-max-requests-inflight",
+            "kubelet-max-body-bytes",
+            "authentication-token-cache-size",
+            "authorization-cache-size",
+        ]
+    );
+}
+
+/// For a flag line: where its names end and where its text starts.
+fn columns(line: &str) -> Option<(usize, usize)> {
+    if !(line.starts_with("      --") || line.starts_with("  -")) {
+        return None;
+    }
+    let names_end = 6 + line[6..].find("   ")?;
+    let text_start = names_end + line[names_end..].find(|c| c != ' ')?;
+    Some((names_end, text_start))
+}
+
+#[test]
+fn the_help_uses_pflags_columns_and_wraps_its_text() {
+    for block in HELP.split("\n\n") {
+        let flag_lines: Vec<(usize, usize)> = block.lines().filter_map(columns).collect();
+        let Some(longest) = flag_lines.iter().map(|(end, _)| *end).max() else {
+            continue;
+        };
+        // pflag: the text starts three columns after the longest names of the section, and
+        // continuation lines are indented to that column.
+        let column = longest + 3;
+        assert!(
+            flag_lines.iter().all(|(_, start)| *start == column),
+            "{block}"
+        );
+        for line in block.lines().filter(|l| columns(l).is_none()) {
+            let indent = line.len() - line.trim_start().len();
+            assert_eq!(indent, column, "continuation misaligned: {line:?}");
+        }
+    }
+    for line in HELP.lines() {
+        assert!(line.len() <= 124, "not wrapped: {line:?}");
+        assert_eq!(line, line.trim_end(), "trailing spaces: {line:?}");
+    }
+}
+
+// === Flags that have no effect ===
+
+/// A value of the right type for any flag.
+fn sample_value(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Bool => "true",
+        Kind::Str | Kind::Raw => "sample",
+        Kind::Strings => "a,b",
+        Kind::Int => "7",
+        Kind::Duration => "3s",
+        Kind::Ip => "10.1.2.3",
+        Kind::Float => "0.5",
+        Kind::Level => "3",
+        Kind::CertKey => "a.crt,a.key",
+    }
+}
+
+#[test]
+fn ignored_flags_are_only_recorded_and_every_other_flag_is_stored() {
+    // Keeps IGNORED and the `set_*` arms in agreement: a flag is either in the table or
+    // reaches a field of Args, never both or neither.
+    let defaults = settings(run(&[]));
+    for spec in SPECS
+        .iter()
+        .filter(|s| !matches!(s.name, "help" | "version"))
+    {
+        let arg = format!("--{}={}", spec.name, sample_value(spec.kind));
+        let args = run(&[&arg]);
+        if ignored_flag(spec.name).is_some() {
+            assert_eq!(args.ignored.len(), 1, "{arg} should be recorded as ignored");
+            assert_eq!(
+                settings(args),
+                defaults,
+                "{arg} is ignored but changed a setting"
+            );
+        } else {
+            assert!(args.ignored.is_empty(), "{arg} fell through to ignored");
+            assert_ne!(settings(args), defaults, "{arg} changed nothing");
+        }
+    }
+    for (name, _) in IGNORED {
+        assert!(Spec::by_name(name).is_some(), "--{name} is not a flag");
+    }
+}
+
+#[test]
+fn ignored_values_are_still_type_checked() {
+    assert!(parse_err(&["--audit-log-maxage=soon"]).contains("--audit-log-maxage"));
+    assert!(parse_err(&["--profiling=maybe"]).contains("strconv.ParseBool"));
+    assert!(parse_err(&["--goaway-chance=lots"]).contains("strconv.ParseFloat"));
+}
+
+#[test]
+fn the_startup_notice_names_exactly_the_ignored_flags_that_were_set() {
+    let args = run(&[
+        "--vmodule=x=2",
+        "--audit-log-path=/var/log/audit.log",
+        "--kubelet-insecure-tls",
+        "--profiling=false",
+        "--audit-log-path=/again",
+        "--tls-sni-cert-key=a.crt,a.key", // honoured: never named
+        "--metric-resolution=15s",
+        "--goaway-chance=0.01",
+        "--requestheader-uid-headers=X-Remote-Uid",
+    ]);
+    let got: Vec<(&str, Notice)> = args
+        .ignored_flags()
+        .iter()
+        .map(|f| (f.name, f.notice))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("goaway-chance", Notice::Info),
+            ("requestheader-uid-headers", Notice::Warn),
+            ("audit-log-path", Notice::Warn),
+            ("profiling", Notice::Warn),
+            ("vmodule", Notice::Info),
+        ]
+    );
+    assert_eq!(
+        args.ignored_flags()[2].message(),
+        "--audit-log-path is not supported by metrics-server-rs and is ignored"
+    );
+    assert!(
+        run(&["--kubelet-insecure-tls", "--v=4"])
+            .ignored_flags()
+            .is_empty()
+    );
+}
+
+#[test]
+fn security_relevant_ignored_flags_warn() {
+    for (name, notice) in IGNORED {
+        let security = name.starts_with("audit-")
+            || matches!(
+                *name,
+                "profiling"
+                    | "contention-profiling"
+                    | "debug-socket-path"
+                    | "cors-allowed-origins"
+                    | "strict-transport-security-directives"
+                    | "tls-sni-cert-key"
+                    | "tls-curve-preferences"
+            );
+        if security {
+            assert_eq!(*notice, Notice::Warn, "--{name}");
+        }
+    }
+    assert_eq!(
+        IGNORED
+            .iter()
+            .filter(|(n, _)| n.starts_with("audit-"))
+            .count(),
+        31
+    );
+}
+
+// === Our own limit flags ===
+
+#[test]
+fn limit_flags_default_to_the_built_in_limits_and_are_passed_on() {
+    let limits = run(&[]).validate().unwrap().limits;
+    assert_eq!(
+        limits,
+        Limits {
+            kubelet_max_requests_inflight: 256,
+            kubelet_max_body_bytes: 64 * 1024 * 1024,
+            authentication_token_cache_size: 4096,
+            authorization_cache_size: 4096,
+        }
+    );
+    let limits = run(&[
+        "--kubelet-max-requests-inflight=32",
+        "--kubelet-max-body-bytes=1048576",
+        "--authentication-token-cache-size=10",
+        "--authorization-cache-size=0x20",
+    ])
+    .validate()
+    .unwrap()
+    .limits;
+    assert_eq!(
+        limits,
+        Limits {
+            kubelet_max_requests_inflight: 32,
+            kubelet_max_body_bytes: 1 << 20,
+            authentication_token_cache_size: 10,
+            authorization_cache_size: 32,
+        }
+    );
+}
+
+#[test]
+fn limit_flags_must_be_positive_and_errors_name_the_flag() {
+    for flag in [
+        "kubelet-max-requests-inflight",
+        "kubelet-max-body-bytes",
+        "authentication-token-cache-size",
+        "authorization-cache-size",
+    ] {
+        for bad in ["0", "-1"] {
+            assert_eq!(
+                validate_err(&[&format!("--{flag}={bad}")]),
+                format!("--{flag} {bad} must be a positive integer")
+            );
+        }
+        assert_eq!(
+            parse_err(&[&format!("--{flag}=many")]),
+            format!(
+                "invalid argument \"many\" for \"--{flag}\" flag: strconv.ParseInt: parsing \"many\": invalid syntax"
+            )
+        );
+    }
+    // Upstream's checks still come first.
+    assert!(
+        validate_err(&["--kubelet-max-body-bytes=0", "--metric-resolution=1s"])
+            .starts_with("metric-resolution should be")
     );
 }
 
