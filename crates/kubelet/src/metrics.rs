@@ -7,6 +7,7 @@
 //! | `metrics_server_kubelet_request_total` | counter | `success` = `true`/`false` |
 //! | `metrics_server_kubelet_request_duration_seconds` | histogram (default buckets) | `node` |
 //! | `metrics_server_kubelet_last_request_time_seconds` | gauge (unix seconds) | `node` |
+//! | `msrs_kubelet_scrape_errors_total` (ours) | counter | `class` = [`ErrorClass::as_str`], a fixed set |
 
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,6 +18,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use crate::error::ErrorClass;
 
 /// Prometheus' `DefBuckets`, which upstream uses for request durations.
 pub const DEFAULT_BUCKETS: [f64; 11] = [
@@ -33,6 +36,11 @@ struct NodeLabels {
     node: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabels {
+    class: &'static str,
+}
+
 type HistogramFamily = Family<NodeLabels, Histogram, fn() -> Histogram>;
 
 /// Handles to the kubelet request families. Cloning shares the underlying metrics.
@@ -41,6 +49,7 @@ pub struct KubeletMetrics {
     request_total: Family<SuccessLabels, Counter>,
     request_duration: HistogramFamily,
     last_request_time: Family<NodeLabels, Gauge<f64, AtomicU64>>,
+    scrape_errors: Family<ClassLabels, Counter>,
 }
 
 fn default_histogram() -> Histogram {
@@ -57,6 +66,7 @@ impl KubeletMetrics {
             request_total: Family::default(),
             request_duration: Family::new_with_constructor(default_histogram),
             last_request_time: Family::default(),
+            scrape_errors: Family::default(),
         };
         registry.register(
             "metrics_server_kubelet_request",
@@ -73,7 +83,31 @@ impl KubeletMetrics {
             "[ALPHA] Time of last request performed to Kubelet API since unix epoch in seconds",
             metrics.last_request_time.clone(),
         );
+        // Ours, so not `metrics_server_`: one series per error class, never per node.
+        registry.register(
+            "msrs_kubelet_scrape_errors",
+            "Kubelet scrapes that gave no complete data, by error class",
+            metrics.scrape_errors.clone(),
+        );
         metrics
+    }
+
+    /// Counts one failed (or incomplete) node scrape under its class.
+    pub fn observe_error(&self, class: ErrorClass) {
+        self.scrape_errors
+            .get_or_create(&ClassLabels {
+                class: class.as_str(),
+            })
+            .inc();
+    }
+
+    /// Current value of `msrs_kubelet_scrape_errors_total{class}` (for tests).
+    pub fn scrape_error_count(&self, class: ErrorClass) -> u64 {
+        self.scrape_errors
+            .get_or_create(&ClassLabels {
+                class: class.as_str(),
+            })
+            .get()
     }
 
     /// Records one finished node request, like upstream's `collectNode` defer.
@@ -145,5 +179,29 @@ mod tests {
             out.contains("metrics_server_kubelet_last_request_time_seconds{node=\"node1\"} 0.0")
         );
         assert_eq!(m.request_count(false), 1);
+    }
+
+    #[test]
+    fn scrape_errors_are_counted_by_class_under_our_prefix() {
+        let mut registry = Registry::default();
+        let m = KubeletMetrics::register(&mut registry);
+        m.observe_error(ErrorClass::Timeout);
+        m.observe_error(ErrorClass::HttpStatus(401));
+        m.observe_error(ErrorClass::HttpStatus(403));
+        let mut out = String::new();
+        encode(&mut out, &registry).unwrap();
+        assert!(
+            out.contains("# TYPE msrs_kubelet_scrape_errors counter"),
+            "{out}"
+        );
+        assert!(
+            out.contains("msrs_kubelet_scrape_errors_total{class=\"timeout\"} 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("msrs_kubelet_scrape_errors_total{class=\"http_status\"} 2"),
+            "{out}"
+        );
+        assert_eq!(m.scrape_error_count(ErrorClass::HttpStatus(500)), 2);
     }
 }
