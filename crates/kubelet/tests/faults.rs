@@ -506,6 +506,26 @@ async fn a_1_gib_chunked_body_is_cut_off_at_the_cap() {
     );
 }
 
+/// Control for the two cases above: the same streamed bodies under the cap are read whole, so
+/// `body_too_large` there comes from the cap, not from broken framing in the fake.
+#[tokio::test]
+async fn a_streamed_body_under_the_cap_is_read_whole() {
+    for declare_length in [true, false] {
+        let total = BODY_CAP as u64 / 2;
+        let fault = Fault::Huge {
+            total,
+            declare_length,
+        };
+        let (_matrix, ticks, faulty) = run_fault(fault).await;
+        for tick in &ticks {
+            // Comment lines only: a valid exposition with no samples.
+            assert!(tick.faulty.is_none(), "{declare_length}: {:?}", tick.faulty);
+            assert_eq!(tick.healthy_ok, HEALTHY.len());
+        }
+        assert_eq!(faulty.body_bytes_sent(), TICKS as u64 * total);
+    }
+}
+
 #[tokio::test]
 async fn random_bytes_as_body_are_a_decode_error() {
     let mut rng = fastrand::Rng::with_seed(7);
