@@ -6,10 +6,10 @@
 use std::time::Duration;
 
 use metrics_server_kubelet::{
-    AddressConfig, ErrorClass, KubeletClient, KubeletClientConfig, NodeTarget, Scraper,
-    ScraperConfig, Transport,
+    AddressConfig, ErrorClass, KubeletClient, KubeletClientConfig, NodeTarget, ScrapeError,
+    Scraper, ScraperConfig, Transport,
 };
-use metrics_server_test_support::{Fault, FaultyKubelet};
+use metrics_server_test_support::{Fault, FaultyKubelet, FaultyListening};
 use tokio::time::Instant;
 
 const MIB: usize = 1024 * 1024;
@@ -75,7 +75,7 @@ async fn sixteen_1_gib_bodies_at_once_stay_within_cap_times_concurrency() {
 
     assert_eq!(result.outcomes.len(), NODES);
     for outcome in &result.outcomes {
-        let class = outcome.result.as_ref().err().map(|e| e.class());
+        let class = outcome.result.as_ref().err().map(ScrapeError::class);
         assert_eq!(class, Some(ErrorClass::BodyTooLarge), "{}", outcome.node);
     }
     // Collecting a capped body may hold it twice (frames, then one buffer); allow that plus
@@ -87,7 +87,7 @@ async fn sixteen_1_gib_bodies_at_once_stay_within_cap_times_concurrency() {
         grown / MIB,
         bound / MIB
     );
-    let sent: u64 = kubelets.iter().map(|k| k.body_bytes_sent()).sum();
+    let sent: u64 = kubelets.iter().map(FaultyListening::body_bytes_sent).sum();
     assert!(
         sent < (NODES * (CAP + 32 * MIB)) as u64,
         "{} MiB sent",
