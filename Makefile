@@ -37,8 +37,10 @@ cluster-down:
 demo: cluster-up
 	hack/demo.sh
 
+# The e2e crate's suites need a cluster; its library's unit tests do not.
 unit:
 	$(CARGO) test --workspace --exclude metrics-server-e2e
+	$(CARGO) test -p metrics-server-e2e --lib
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -51,14 +53,21 @@ e2e: release
 	  status=0; $(MAKE) --no-print-directory e2e-run KUBECONFIG=$(KUBECONFIG_PATH) || status=$$?; \
 	  hack/cluster.sh down; exit $$status
 
+# The suites act only on a cluster named on purpose: E2E_KUBECONFIG, or KUBECONFIG given on make's
+# command line (an inherited KUBECONFIG is ignored). E2E_REQUIRE=1 makes a missing cluster a failure.
+E2E_KUBECONFIG := $(if $(filter command line,$(origin KUBECONFIG)),$(KUBECONFIG),$(E2E_KUBECONFIG))
+
 e2e-run:
-	KUBECONFIG=$(KUBECONFIG) KUBECTL=$(KUBECTL) $(CARGO) test -p metrics-server-e2e --test e2e
+	@if [ -z "$(E2E_KUBECONFIG)" ]; then \
+	  echo "e2e-run: name the cluster: make e2e-run KUBECONFIG=/path/to/kubeconfig"; exit 1; fi
+	E2E_KUBECONFIG=$(E2E_KUBECONFIG) E2E_REQUIRE=1 KUBECTL=$(KUBECTL) $(CARGO) test -p metrics-server-e2e --test e2e
 
 # Ours behind the APIService, upstream started beside it on the same cluster; both must answer alike.
 differential: release
 	@METRICS_SERVER=ours hack/cluster.sh up && \
-	  status=0; KUBECONFIG=$(KUBECONFIG_PATH) DIFF_OTHER_BIN=$(CURDIR)/.cluster/bin/metrics-server-upstream \
-	    MS_UPSTREAM_BIN=$(CURDIR)/.cluster/bin/metrics-server-upstream $(CARGO) test -p metrics-server-e2e -p metrics-server --test differential --test upstream_help || status=$$?; \
+	  status=0; E2E_KUBECONFIG=$(KUBECONFIG_PATH) E2E_REQUIRE=1 DIFF_OTHER_BIN=$(CURDIR)/.cluster/bin/metrics-server-upstream \
+	    MS_UPSTREAM_BIN=$(CURDIR)/.cluster/bin/metrics-server-upstream \
+	    $(CARGO) test -p metrics-server-e2e -p metrics-server --test differential --test upstream_help || status=$$?; \
 	  hack/cluster.sh down; exit $$status
 
 # Unit tests, the install checks, the e2e suite with our server, and ours side by side with upstream.

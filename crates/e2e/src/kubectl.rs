@@ -11,29 +11,28 @@ const KUBECTL_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Clone, Debug)]
 pub struct Kubectl {
     binary: String,
-    kubeconfig: Option<String>,
+    kubeconfig: String,
 }
 
 impl Kubectl {
-    /// Uses `$KUBECTL` (default `kubectl`) with `--kubeconfig=$KUBECONFIG` when that names one file.
-    pub fn from_env() -> Self {
+    /// Uses `$KUBECTL` (default `kubectl`) with `--kubeconfig=<kubeconfig>`, so the ambient
+    /// `KUBECONFIG` and `~/.kube/config` are never used.
+    pub fn new(kubeconfig: &std::path::Path) -> Self {
         let binary = std::env::var("KUBECTL")
             .ok()
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "kubectl".to_owned());
-        let kubeconfig = std::env::var("KUBECONFIG")
-            .ok()
-            .filter(|s| !s.is_empty() && !s.contains(':'));
-        Self { binary, kubeconfig }
+        Self {
+            binary,
+            kubeconfig: kubeconfig.display().to_string(),
+        }
     }
 
-    /// Runs `kubectl [--kubeconfig=...] <args>` and returns its standard output; a non-zero exit is an
+    /// Runs `kubectl --kubeconfig=... <args>` and returns its standard output; a non-zero exit is an
     /// error carrying standard error.
     pub async fn run(&self, args: &[&str]) -> Result<String> {
         let mut cmd = tokio::process::Command::new(&self.binary);
-        if let Some(path) = &self.kubeconfig {
-            cmd.arg(format!("--kubeconfig={path}"));
-        }
+        cmd.arg(format!("--kubeconfig={}", self.kubeconfig));
         cmd.args(args).kill_on_drop(true);
         let shown = format!("kubectl {}", args.join(" "));
         let output = tokio::time::timeout(KUBECTL_TIMEOUT, cmd.output())

@@ -12,8 +12,10 @@
 //!        └──https (client cert, no verify): simulated /metrics/resource ──────────────────┘
 //! ```
 //!
-//! Run it with `KUBECONFIG=<admin kubeconfig> KUBECTL=<kubectl> cargo test -p metrics-server-e2e --test e2e`;
-//! `E2E_FILTER=<substring>` selects cases by name. Without `KUBECONFIG` it skips.
+//! Run it with `E2E_KUBECONFIG=<admin kubeconfig> KUBECTL=<kubectl> cargo test -p metrics-server-e2e --test e2e`
+//! (`make e2e-run KUBECONFIG=<file>` does that); `E2E_FILTER=<substring>` selects cases by name. Plain
+//! `KUBECONFIG` is ignored; without `E2E_KUBECONFIG` the suites skip, or fail under `E2E_REQUIRE=1`
+//! (see [`runner`]).
 //!
 //! The modules here are pure or thin, and unit-tested in the ordinary unit run.
 
@@ -23,4 +25,5 @@ pub mod metrics;
 pub mod prom;
 pub mod quantity;
 pub mod retry;
+pub mod runner;
 pub mod ss;

@@ -5,11 +5,14 @@
 //! depend on: discovery documents, Status errors, Table column definitions, health texts, the set of
 //! self-metric families, and usage values, which must agree within one scrape.
 //!
-//! Output: `ok <name>` / `FAILED <name>: <reason>` per case and a closing `N passed, N failed` line.
+//! Output: `ok <name>` / `FAILED <name>: <reason>` per case, the setup and teardown steps apart from the
+//! cases, and a closing `N passed, N failed; setup .., teardown ..` line. It acts only on the cluster named
+//! by `E2E_KUBECONFIG` (never plain `KUBECONFIG`); without it it skips and passes, unless `E2E_REQUIRE=1`.
+//! `E2E_FILTER=<substring>` selects cases by name; a filter that selects none fails.
 #![allow(clippy::print_stdout)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,6 +23,7 @@ use kube::api::{Api, ListParams};
 use metrics_server_e2e::https::{Identity, InsecureClient, Response, truncate};
 use metrics_server_e2e::prom;
 use metrics_server_e2e::quantity::Quantity;
+use metrics_server_e2e::runner::{self, Gate, Tally};
 use serde_json::Value;
 
 const METRICS: &str = "/apis/metrics.k8s.io/v1beta1";
@@ -32,11 +36,17 @@ const CLIENT_ACCEPT: &str = "application/vnd.kubernetes.protobuf, */*";
 const AGREE_DEADLINE: Duration = Duration::from_secs(90);
 
 fn main() -> ExitCode {
-    if std::env::var_os("KUBECONFIG").is_none_or(|v| v.is_empty()) {
-        println!("differential: KUBECONFIG not set, skipping");
-        println!("0 passed, 0 failed");
-        return ExitCode::SUCCESS;
-    }
+    let kubeconfig = match runner::gate_from_env() {
+        Gate::Run(path) => path,
+        Gate::Skip(reason) => {
+            println!("differential: skipped: {reason}");
+            return ExitCode::SUCCESS;
+        }
+        Gate::Fail(reason) => {
+            println!("differential: FAILED: {reason}");
+            return ExitCode::FAILURE;
+        }
+    };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -44,12 +54,11 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(err) => {
-            println!("FAILED starting the tokio runtime: {err}");
-            println!("0 passed, 1 failed");
+            println!("differential: FAILED starting the tokio runtime: {err}");
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run())
+    runtime.block_on(run(&kubeconfig))
 }
 
 struct Ctx {
@@ -127,75 +136,67 @@ fn mask_server_address(body: &str) -> String {
     out
 }
 
-async fn run() -> ExitCode {
-    let mut passed = 0;
-    let mut failed = 0;
-    let mut record = |name: &str, result: Result<()>| match result {
-        Ok(()) => {
-            passed += 1;
-            println!("ok {name}");
-        }
-        Err(err) => {
-            failed += 1;
-            println!("FAILED {name}: {err:#}");
-        }
-    };
+const CASES: [&str; 8] = [
+    "legacy discovery documents are byte-identical",
+    "aggregated discovery (apidiscovery.k8s.io/v2) is byte-identical",
+    "Status errors are byte-identical (404s, 400 selectors, 405 watch, unknown resource)",
+    "health texts are byte-identical (verbose, plain, single checks)",
+    "Table column definitions are identical for nodes and pods",
+    "the same metrics_server_* families are exposed on /metrics",
+    "node usage agrees within one scrape",
+    "pod usage agrees within one scrape",
+];
 
-    let (ctx, mut other_process) = match setup().await {
-        Ok(v) => v,
-        Err(err) => {
-            record(
-                "setup: start the second metrics-server beside the first",
-                Err(err),
-            );
-            println!("{passed} passed, {failed} failed");
+async fn run(kubeconfig: &Path) -> ExitCode {
+    let filter = std::env::var(runner::FILTER_VAR).unwrap_or_default();
+    let selected = match runner::select(CASES.to_vec(), &filter, |c| c) {
+        Ok(selected) => selected,
+        Err(reason) => {
+            println!("differential: FAILED: {reason}");
             return ExitCode::FAILURE;
         }
     };
-    record(
-        "setup: start the second metrics-server beside the first",
-        Ok(()),
-    );
-
-    record(
-        "legacy discovery documents are byte-identical",
-        discovery_is_identical(&ctx).await,
-    );
-    record(
-        "aggregated discovery (apidiscovery.k8s.io/v2) is byte-identical",
-        ctx.same("/apis", &[("Accept", AGGREGATED_ACCEPT)]).await,
-    );
-    record(
-        "Status errors are byte-identical (404s, 400 selectors, 405 watch, unknown resource)",
-        status_errors_are_identical(&ctx).await,
-    );
-    record(
-        "health texts are byte-identical (verbose, plain, single checks)",
-        health_is_identical(&ctx).await,
-    );
-    record(
-        "Table column definitions are identical for nodes and pods",
-        eventually(|| table_columns_are_identical(&ctx)).await,
-    );
-    record(
-        "the same metrics_server_* families are exposed on /metrics",
-        eventually(|| self_metrics_are_identical(&ctx)).await,
-    );
-    record(
-        "node usage agrees within one scrape",
-        eventually(|| node_usage_agrees(&ctx)).await,
-    );
-    record(
-        "pod usage agrees within one scrape",
-        eventually(|| pod_usage_agrees(&ctx)).await,
-    );
-
-    let _ = other_process.kill().await;
-    println!("{passed} passed, {failed} failed");
-    if failed == 0 {
+    let mut tally = Tally::new();
+    const SETUP: &str = "the second metrics-server starts beside the first";
+    let (ctx, mut other_process) = match setup(kubeconfig).await {
+        Ok(v) => {
+            tally.setup(SETUP, &Ok(()));
+            v
+        }
+        Err(err) => {
+            tally.setup(SETUP, &Err(err));
+            println!("{}", tally.summary());
+            return ExitCode::FAILURE;
+        }
+    };
+    for name in selected {
+        let result = run_case(&ctx, name).await;
+        tally.case(name, &result);
+    }
+    let stopped = other_process
+        .kill()
+        .await
+        .context("stopping the second metrics-server");
+    tally.teardown("the second metrics-server is stopped", &stopped);
+    println!("{}", tally.summary());
+    if tally.success() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+async fn run_case(ctx: &Ctx, name: &str) -> Result<()> {
+    match CASES.iter().position(|c| *c == name) {
+        Some(0) => discovery_is_identical(ctx).await,
+        Some(1) => ctx.same("/apis", &[("Accept", AGGREGATED_ACCEPT)]).await,
+        Some(2) => status_errors_are_identical(ctx).await,
+        Some(3) => health_is_identical(ctx).await,
+        Some(4) => eventually(|| table_columns_are_identical(ctx)).await,
+        Some(5) => eventually(|| self_metrics_are_identical(ctx)).await,
+        Some(6) => eventually(|| node_usage_agrees(ctx)).await,
+        Some(7) => eventually(|| pod_usage_agrees(ctx)).await,
+        _ => Err(anyhow!("no such case: {name}")),
     }
 }
 
@@ -215,13 +216,10 @@ where
     }
 }
 
-async fn setup() -> Result<(Ctx, tokio::process::Child)> {
-    let kubeconfig_path = PathBuf::from(std::env::var("KUBECONFIG")?);
+async fn setup(kubeconfig_path: &Path) -> Result<(Ctx, tokio::process::Child)> {
     let other_bin = std::env::var("DIFF_OTHER_BIN")
         .context("DIFF_OTHER_BIN must name the second metrics-server binary")?;
-    let config = kube::Config::infer()
-        .await
-        .context("loading the kubeconfig")?;
+    let config = runner::load_config(kubeconfig_path).await?;
     let identity = Identity::from_auth_info(&config.auth_info)?;
     let https = InsecureClient::new(identity.as_ref())?;
     let client = kube::Client::try_from(config)?;
@@ -249,7 +247,7 @@ async fn setup() -> Result<(Ctx, tokio::process::Child)> {
     // The first server's own command line is the reference: the second gets the same flags.
     let cluster_dir = kubeconfig_path
         .parent()
-        .ok_or_else(|| anyhow!("KUBECONFIG has no parent folder"))?;
+        .ok_or_else(|| anyhow!("E2E_KUBECONFIG has no parent folder"))?;
     let args = primary_args(cluster_dir)?;
     let other_port = free_port()?;
     let args: Vec<String> = args

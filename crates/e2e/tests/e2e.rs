@@ -1,13 +1,16 @@
 //! The end-to-end suite: a port of upstream metrics-server's `test/e2e_test.go` (J#1–#11) plus kubectl,
 //! APIService, HPA and loopback checks, run against a live local cluster (see `src/lib.rs`).
 //!
-//! A small runner (no libtest): a global setup, then each case in order, printing `ok <name>` or
-//! `FAILED <name>: <reason>`, and a closing `N passed, N failed` line. `E2E_FILTER=<substring>` selects
-//! cases by name. Without `KUBECONFIG` it skips (and passes).
+//! A small runner (no libtest): a setup step, then each case in order, printing `ok <name>` or
+//! `FAILED <name>: <reason>`, a teardown step, and a closing `N passed, N failed; setup .., teardown ..`
+//! line (setup and teardown are not cases, but a failing one fails the run). `E2E_FILTER=<substring>`
+//! selects cases by name; a filter that selects none fails. It acts only on the cluster named by
+//! `E2E_KUBECONFIG` (never plain `KUBECONFIG`); without it it skips and passes, unless `E2E_REQUIRE=1`.
 #![allow(clippy::print_stdout)]
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -27,6 +30,7 @@ use metrics_server_e2e::kubectl::{
 use metrics_server_e2e::metrics::{self, API, List, NodeMetrics, PodMetrics};
 use metrics_server_e2e::prom;
 use metrics_server_e2e::retry::{GET_DEADLINE, POLL_INTERVAL, eventually};
+use metrics_server_e2e::runner::{self, Gate, Step, Tally};
 use metrics_server_e2e::ss;
 use serde_json::{Value, json};
 
@@ -77,11 +81,17 @@ const HPA_NS: &str = "e2e-hpa";
 const HPA_NAME: &str = "hpa-target";
 
 fn main() -> ExitCode {
-    if std::env::var_os("KUBECONFIG").is_none_or(|v| v.is_empty()) {
-        println!("e2e: KUBECONFIG not set, skipping");
-        println!("0 passed, 0 failed");
-        return ExitCode::SUCCESS;
-    }
+    let kubeconfig = match runner::gate_from_env() {
+        Gate::Run(path) => path,
+        Gate::Skip(reason) => {
+            println!("e2e: skipped: {reason}");
+            return ExitCode::SUCCESS;
+        }
+        Gate::Fail(reason) => {
+            println!("e2e: FAILED: {reason}");
+            return ExitCode::FAILURE;
+        }
+    };
     // One TLS provider in the whole tree; installing it first makes that explicit.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -90,12 +100,11 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(err) => {
-            println!("FAILED starting the tokio runtime: {err}");
-            println!("0 passed, 1 failed");
+            println!("e2e: FAILED starting the tokio runtime: {err}");
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run())
+    runtime.block_on(run(&kubeconfig))
 }
 
 // === Runner ===
@@ -110,8 +119,8 @@ struct Case {
     run: CaseFn,
 }
 
-const SETUP: &str = "setup: the consumer pods are created in namespace default and become ready (waits up to 5m), and so does metrics-server (/readyz, up to 3m)";
-const TEARDOWN: &str = "teardown: the consumer pods and their ResourceUsages are deleted";
+const SETUP: &str = "the consumer pods are created in namespace default and become ready (waits up to 5m), and so does metrics-server (/readyz, up to 3m)";
+const TEARDOWN: &str = "the consumer pods and their ResourceUsages are deleted";
 
 fn cases() -> Vec<Case> {
     let case = |name, needs_consumers, run| Case {
@@ -218,35 +227,23 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-async fn run() -> ExitCode {
-    let filter = std::env::var("E2E_FILTER").unwrap_or_default();
-    let selected: Vec<Case> = cases()
-        .into_iter()
-        .filter(|c| c.name.contains(filter.as_str()))
-        .collect();
-    let (mut passed, mut failed) = (0usize, 0usize);
-    let mut record = |name: &str, result: Result<()>, elapsed: Duration| match result {
-        Ok(()) => {
-            passed += 1;
-            println!("ok {name}");
-            println!("   ({:.1}s)", elapsed.as_secs_f64());
-        }
-        Err(err) => {
-            failed += 1;
-            println!("FAILED {name}: {err:#}");
-            println!("   ({:.1}s)", elapsed.as_secs_f64());
+async fn run(kubeconfig: &Path) -> ExitCode {
+    let filter = std::env::var(runner::FILTER_VAR).unwrap_or_default();
+    let selected = match runner::select(cases(), &filter, |c| c.name) {
+        Ok(selected) => selected,
+        Err(reason) => {
+            println!("e2e: FAILED: {reason}");
+            return ExitCode::FAILURE;
         }
     };
-
-    let ctx = match Ctx::discover().await {
+    let ctx = match Ctx::discover(kubeconfig).await {
         Ok(ctx) => ctx,
         Err(err) => {
-            record(
-                "the cluster and its metrics-server are found from KUBECONFIG",
-                Err(err),
-                Duration::ZERO,
+            println!(
+                "e2e: FAILED: no usable cluster and metrics-server behind {} ({}): {err:#}",
+                runner::KUBECONFIG_VAR,
+                kubeconfig.display()
             );
-            println!("0 passed, 1 failed");
             return ExitCode::FAILURE;
         }
     };
@@ -263,38 +260,41 @@ async fn run() -> ExitCode {
         }
     );
 
+    let mut tally = Tally::new();
     let with_consumers = selected.iter().any(|c| c.needs_consumers);
-    let mut consumers_ready = false;
     if with_consumers {
         let start = Instant::now();
         let result = timed(setup_consumers(&ctx)).await;
-        consumers_ready = result.is_ok();
-        record(SETUP, result, start.elapsed());
+        tally.setup(SETUP, &result);
+        print_elapsed(start);
     }
     for case in &selected {
         let start = Instant::now();
-        let result = if case.needs_consumers && !consumers_ready {
+        let result = if case.needs_consumers && tally.setup != Step::Ok {
             Err(anyhow!("not run: the setup step failed"))
         } else {
             timed((case.run)(&ctx)).await
         };
-        record(case.name, result, start.elapsed());
+        tally.case(case.name, &result);
+        print_elapsed(start);
     }
     if with_consumers {
         let start = Instant::now();
-        record(
-            TEARDOWN,
-            timed(teardown_consumers(&ctx)).await,
-            start.elapsed(),
-        );
+        let result = timed(teardown_consumers(&ctx)).await;
+        tally.teardown(TEARDOWN, &result);
+        print_elapsed(start);
     }
 
-    println!("{passed} passed, {failed} failed");
-    if failed == 0 {
+    println!("{}", tally.summary());
+    if tally.success() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
+}
+
+fn print_elapsed(start: Instant) {
+    println!("   ({:.1}s)", start.elapsed().as_secs_f64());
 }
 
 async fn timed(fut: impl Future<Output = Result<()>>) -> Result<()> {
@@ -328,10 +328,8 @@ struct Ctx {
 }
 
 impl Ctx {
-    async fn discover() -> Result<Self> {
-        let config = kube::Config::infer()
-            .await
-            .context("loading the kubeconfig named by KUBECONFIG")?;
+    async fn discover(kubeconfig: &Path) -> Result<Self> {
+        let config = runner::load_config(kubeconfig).await?;
         let identity = Identity::from_auth_info(&config.auth_info)?;
         let https = InsecureClient::new(identity.as_ref())?;
         let client = kube::Client::try_from(config).context("building the Kubernetes client")?;
@@ -400,7 +398,7 @@ impl Ctx {
             client,
             https,
             server: format!("https://{host}:{port}"),
-            kubectl: Kubectl::from_env(),
+            kubectl: Kubectl::new(kubeconfig),
             served_nodes,
             skipped_nodes,
         })

@@ -41,14 +41,16 @@ impl NodeHealth {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records the outcome of one attempt (`Ok` = complete node data).
+    /// Records the outcome of one attempt (`Ok` = complete node data) and returns whether the
+    /// node's error class changed (a first failure, another class, or a recovery), so callers log
+    /// a reason once per change rather than once per tick.
     pub(crate) fn record(
         &self,
         node: &str,
         outcome: Result<(), &ScrapeError>,
         latency: Duration,
         at: SystemTime,
-    ) {
+    ) -> bool {
         let mut map = self.lock();
         let rec = match map.get_mut(node) {
             Some(rec) => rec,
@@ -62,6 +64,7 @@ impl NodeHealth {
         };
         rec.last_attempt = at;
         rec.last_latency = latency;
+        let before = rec.last_error.as_ref().map(|(class, _)| *class);
         match outcome {
             Ok(()) => {
                 rec.last_success = Some(at);
@@ -73,6 +76,7 @@ impl NodeHealth {
                 rec.consecutive_failures = rec.consecutive_failures.saturating_add(1);
             }
         }
+        before != rec.last_error.as_ref().map(|(class, _)| *class)
     }
 
     /// Drops records of nodes not in `keep` (deleted or deselected nodes).
@@ -102,31 +106,54 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_a_change_of_error_class_is_reported_as_a_change() {
+        let h = NodeHealth::new();
+        let t = SystemTime::UNIX_EPOCH;
+        let d = Duration::ZERO;
+        let timeout = ScrapeError::Timeout { url: "u".into() };
+        let status = |code| ScrapeError::HttpStatus {
+            code,
+            reason: String::new(),
+        };
+        assert!(!h.record("n", Ok(()), d, t), "a first success is no change");
+        assert!(h.record("n", Err(&timeout), d, t), "first failure");
+        assert!(!h.record("n", Err(&timeout), d, t), "same class again");
+        assert!(h.record("n", Err(&status(401)), d, t), "another class");
+        assert!(!h.record("n", Err(&status(401)), d, t));
+        assert!(
+            h.record("n", Err(&status(403)), d, t),
+            "another status code"
+        );
+        assert!(h.record("n", Ok(()), d, t), "recovery");
+        assert!(!h.record("n", Ok(()), d, t));
+    }
+
+    #[test]
     fn failures_accumulate_until_a_success_clears_them() {
         let h = NodeHealth::new();
         let t0 = SystemTime::UNIX_EPOCH;
         let err = ScrapeError::Timeout { url: "u".into() };
-        h.record("n1", Err(&err), Duration::from_secs(1), t0);
-        h.record(
+        assert!(h.record("n1", Err(&err), Duration::from_secs(1), t0));
+        assert!(h.record(
             "n1",
             Err(&ScrapeError::Incomplete),
             Duration::from_secs(1),
             t0,
-        );
+        ));
         let r = h.get("n1").unwrap();
         assert_eq!(r.consecutive_failures, 2);
         assert_eq!(r.last_error.as_ref().unwrap().0, ErrorClass::Incomplete);
         assert_eq!(r.last_success, None);
 
         let t1 = t0 + Duration::from_secs(15);
-        h.record("n1", Ok(()), Duration::from_millis(20), t1);
+        assert!(h.record("n1", Ok(()), Duration::from_millis(20), t1));
         let r = h.get("n1").unwrap();
         assert_eq!(
             (r.consecutive_failures, r.last_success, r.last_error),
             (0, Some(t1), None)
         );
 
-        h.record("n2", Ok(()), Duration::ZERO, t1);
+        assert!(!h.record("n2", Ok(()), Duration::ZERO, t1));
         h.retain(&HashSet::from(["n2"]));
         assert_eq!(h.snapshot().len(), 1);
         assert!(h.get("n1").is_none());

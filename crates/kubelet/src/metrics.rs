@@ -14,6 +14,7 @@
 //! |---|---|---|
 //! | `msrs_kubelet_inflight_limit_waits_total` | counter | node requests that waited for a permit (`--kubelet-max-requests-inflight`) |
 //! | `msrs_kubelet_body_limit_exceeded_total` | counter | responses refused for exceeding `--kubelet-max-body-bytes` |
+//! | `msrs_kubelet_scrape_errors_total` (ours) | counter | `class` = [`ErrorClass::as_str`], a fixed set |
 
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -24,6 +25,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use crate::error::ErrorClass;
 
 /// Prometheus' `DefBuckets`, which upstream uses for request durations.
 pub const DEFAULT_BUCKETS: [f64; 11] = [
@@ -40,6 +43,11 @@ struct NodeLabels {
     node: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabels {
+    class: &'static str,
+}
+
 type HistogramFamily = Family<NodeLabels, Histogram, fn() -> Histogram>;
 
 /// Handles to the kubelet request families. Cloning shares the underlying metrics.
@@ -50,6 +58,7 @@ pub struct KubeletMetrics {
     last_request_time: Family<NodeLabels, Gauge<f64, AtomicU64>>,
     inflight_limit_waits: Counter,
     body_limit_exceeded: Counter,
+    scrape_errors: Family<ClassLabels, Counter>,
 }
 
 fn default_histogram() -> Histogram {
@@ -68,6 +77,7 @@ impl KubeletMetrics {
             last_request_time: Family::default(),
             inflight_limit_waits: Counter::default(),
             body_limit_exceeded: Counter::default(),
+            scrape_errors: Family::default(),
         };
         registry.register(
             "metrics_server_kubelet_request",
@@ -94,6 +104,12 @@ impl KubeletMetrics {
             "Kubelet responses refused because their body exceeded --kubelet-max-body-bytes",
             metrics.body_limit_exceeded.clone(),
         );
+        // Ours, so not `metrics_server_`: one series per error class, never per node.
+        registry.register(
+            "msrs_kubelet_scrape_errors",
+            "Kubelet scrapes that gave no complete data, by error class",
+            metrics.scrape_errors.clone(),
+        );
         metrics
     }
 
@@ -115,6 +131,24 @@ impl KubeletMetrics {
     /// Current value of `msrs_kubelet_body_limit_exceeded_total`.
     pub fn body_limit_exceeded(&self) -> u64 {
         self.body_limit_exceeded.get()
+    }
+
+    /// Counts one failed (or incomplete) node scrape under its class.
+    pub fn observe_error(&self, class: ErrorClass) {
+        self.scrape_errors
+            .get_or_create(&ClassLabels {
+                class: class.as_str(),
+            })
+            .inc();
+    }
+
+    /// Current value of `msrs_kubelet_scrape_errors_total{class}` (for tests).
+    pub fn scrape_error_count(&self, class: ErrorClass) -> u64 {
+        self.scrape_errors
+            .get_or_create(&ClassLabels {
+                class: class.as_str(),
+            })
+            .get()
     }
 
     /// Records one finished node request, like upstream's `collectNode` defer.
@@ -219,5 +253,29 @@ mod tests {
         // A second registry gets counters of its own: nothing is shared through globals.
         let other = KubeletMetrics::register(&mut Registry::default());
         assert_eq!(other.inflight_limit_waits(), 0);
+    }
+
+    #[test]
+    fn scrape_errors_are_counted_by_class_under_our_prefix() {
+        let mut registry = Registry::default();
+        let m = KubeletMetrics::register(&mut registry);
+        m.observe_error(ErrorClass::Timeout);
+        m.observe_error(ErrorClass::HttpStatus(401));
+        m.observe_error(ErrorClass::HttpStatus(403));
+        let mut out = String::new();
+        encode(&mut out, &registry).unwrap();
+        assert!(
+            out.contains("# TYPE msrs_kubelet_scrape_errors counter"),
+            "{out}"
+        );
+        assert!(
+            out.contains("msrs_kubelet_scrape_errors_total{class=\"timeout\"} 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("msrs_kubelet_scrape_errors_total{class=\"http_status\"} 2"),
+            "{out}"
+        );
+        assert_eq!(m.scrape_error_count(ErrorClass::HttpStatus(500)), 2);
     }
 }

@@ -6,7 +6,7 @@
 //!   │     → wait for an in-flight permit (bounded by the tick deadline; a wait is counted)
 //!   │     → deadline = min(tick deadline, now + request timeout)
 //!   │     → resolve URL → GET → parse → NodeOutcome {Ok(NodeScrape) | Err(ScrapeError)}
-//!   │     → log, self-metrics, health record
+//!   │     → self-metrics, health record, log the reason when the node's error class changes
 //!   └─ wait for every task (each bounded by its deadline) → TickResult
 //!                                                            └─ into_batch() → core::Batch
 //! ```
@@ -314,22 +314,12 @@ impl Inner {
         if let Some(metrics) = &self.metrics {
             metrics.observe(&target.name, result.is_ok(), latency, finished);
         }
-        match &result {
-            Ok(_) if incomplete => {
-                tracing::debug!(node = %target.name, "Failed getting complete node metric");
-                self.health.record(
-                    &target.name,
-                    Err(&ScrapeError::Incomplete),
-                    latency,
-                    finished,
-                );
-            }
-            Ok(_) => self.health.record(&target.name, Ok(()), latency, finished),
-            Err(e) => {
-                log_failure(&target, e, timeout);
-                self.health.record(&target.name, Err(e), latency, finished);
-            }
-        }
+        let failure = match &result {
+            Ok(_) if incomplete => Some(ScrapeError::Incomplete),
+            Ok(_) => None,
+            Err(e) => Some(e.clone()),
+        };
+        self.record_health(&target, failure.as_ref(), latency, finished);
         NodeOutcome {
             node: target.name,
             result,
@@ -360,6 +350,29 @@ impl Inner {
         }
     }
 
+    /// Updates the node's health, counts a failure by class, and logs the reason at the default
+    /// verbosity only when the node's error class changes (every tick repeats at debug).
+    fn record_health(
+        &self,
+        target: &NodeTarget,
+        failure: Option<&ScrapeError>,
+        latency: Duration,
+        finished: SystemTime,
+    ) {
+        let outcome = failure.map_or(Ok(()), Err);
+        let changed = self.health.record(&target.name, outcome, latency, finished);
+        match failure {
+            None if changed => tracing::info!(node = %target.name, "Scraping node succeeds again"),
+            None => {}
+            Some(err) => {
+                if let Some(metrics) = &self.metrics {
+                    metrics.observe_error(err.class());
+                }
+                log_failure(target, err, self.client.request_timeout(), changed);
+            }
+        }
+    }
+
     /// Returns the scrape and whether the node point was dropped by the zero rule.
     async fn fetch_and_decode(
         &self,
@@ -385,19 +398,33 @@ impl Inner {
     }
 }
 
-/// Upstream's messages; failures of NotReady nodes are expected noise, so they go to debug.
-fn log_failure(target: &NodeTarget, err: &ScrapeError, timeout: Duration) {
+/// Upstream's messages. Only a change of error class is logged at the default verbosity (a node
+/// failing the same way every tick repeats at debug); failures of NotReady nodes are expected
+/// noise, so they always go to debug. Incomplete data is not an error: its change is info.
+fn log_failure(target: &NodeTarget, err: &ScrapeError, timeout: Duration, changed: bool) {
     let timeout = go_duration(timeout);
-    match (target.ready, err.is_deadline()) {
-        (true, true) => tracing::error!(
-            node = %target.name, err = %err, timeout = %timeout,
+    let class = err.class();
+    let loud = changed && target.ready;
+    match (loud, err) {
+        (true, ScrapeError::Incomplete) => {
+            tracing::info!(node = %target.name, class = %class, "Failed getting complete node metric")
+        }
+        (false, ScrapeError::Incomplete) => {
+            tracing::debug!(node = %target.name, class = %class, "Failed getting complete node metric")
+        }
+        (true, _) if err.is_deadline() => tracing::error!(
+            node = %target.name, err = %err, class = %class, timeout = %timeout,
             "Failed to scrape node, timeout to access kubelet"
         ),
-        (true, false) => tracing::error!(node = %target.name, err = %err, "Failed to scrape node"),
-        (false, true) => tracing::debug!(
-            node = %target.name, err = %err, timeout = %timeout,
+        (true, _) => {
+            tracing::error!(node = %target.name, err = %err, class = %class, "Failed to scrape node")
+        }
+        (false, _) if err.is_deadline() => tracing::debug!(
+            node = %target.name, err = %err, class = %class, timeout = %timeout,
             "Failed to scrape node, timeout to access kubelet"
         ),
-        (false, false) => tracing::debug!(node = %target.name, err = %err, "Failed to scrape node"),
+        (false, _) => {
+            tracing::debug!(node = %target.name, err = %err, class = %class, "Failed to scrape node")
+        }
     }
 }

@@ -590,35 +590,87 @@ async fn the_in_flight_bound_serialises_requests() {
     );
 }
 
-#[tokio::test]
+/// Request arrival times at the fake, relative to `since`.
+fn arrivals(kubelet: &Listening, since: std::time::Instant) -> Vec<Duration> {
+    kubelet
+        .seen_requests()
+        .iter()
+        .map(|r| r.at.saturating_duration_since(since))
+        .collect()
+}
+
+/// How many quarters of `window` received at least two of the `arrivals`.
+fn busy_quarters(arrivals: &[Duration], window: Duration) -> usize {
+    let mut counts = [0usize; 4];
+    for at in arrivals {
+        let quarter = (at.as_secs_f64() / (window.as_secs_f64() / 4.0)) as usize;
+        if let Some(count) = counts.get_mut(quarter) {
+            *count += 1;
+        }
+    }
+    counts.iter().filter(|c| **c >= 2).count()
+}
+
+/// 40 nodes with a 4 s jitter window: the arrivals must cover at least 3 of the window's 4
+/// quarters with two requests each (a uniform spread misses that with probability < 1e-6),
+/// which a run without jitter cannot do unless the machine stalls for over 2 s; the same run
+/// without jitter must bunch every request into the first quarter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jitter_spreads_requests_but_stays_below_the_window() {
-    let kubelet = FakeKubelet::http()
-        .resource_metrics(body(1))
-        .start()
-        .await
-        .unwrap();
-    let targets: Vec<NodeTarget> = (0..20)
-        .map(|i| target(&format!("node{i}"), &kubelet))
-        .collect();
-    let config = ScraperConfig {
-        spread_per_node: Duration::from_millis(10),
-        max_spread: Duration::from_millis(150),
-        ..scraper_config()
+    const NODES: usize = 40;
+    let window = Duration::from_secs(4);
+    let run = |spread_per_node: Duration| async move {
+        let kubelet = FakeKubelet::http()
+            .resource_metrics(body(1))
+            .start()
+            .await
+            .unwrap();
+        let targets: Vec<NodeTarget> = (0..NODES)
+            .map(|i| target(&format!("node{i}"), &kubelet))
+            .collect();
+        let config = ScraperConfig {
+            spread_per_node,
+            max_spread: window,
+            ..scraper_config()
+        };
+        let s = Scraper::new(
+            KubeletClient::new(&KubeletClientConfig::new(Transport::Http)).unwrap(),
+            config,
+            None,
+        );
+        let since = std::time::Instant::now();
+        let result = s.scrape_tick(&targets, far()).await;
+        let elapsed = since.elapsed();
+        assert_eq!(result.succeeded(), NODES);
+        (arrivals(&kubelet, since), elapsed)
     };
-    let s = Scraper::new(
-        KubeletClient::new(&KubeletClientConfig::new(Transport::Http)).unwrap(),
-        config,
-        None,
-    );
-    let start = Instant::now();
-    let result = s.scrape_tick(&targets, far()).await;
-    assert_eq!(result.succeeded(), 20);
-    // 20 nodes x 10ms capped at 150ms: the last request starts before 150ms.
+
+    // 40 x 100 ms is exactly the 4 s ceiling.
+    let (jittered, elapsed) = run(Duration::from_millis(100)).await;
+    assert_eq!(jittered.len(), NODES);
     assert!(
-        start.elapsed() < Duration::from_millis(600),
-        "took {:?}",
-        start.elapsed()
+        busy_quarters(&jittered, window) >= 3,
+        "requests not spread over the window: {jittered:?}"
     );
+    // Every request starts inside the window; the tick ends soon after its last start.
+    assert!(
+        jittered
+            .iter()
+            .all(|at| *at < window + Duration::from_secs(1)),
+        "{jittered:?}"
+    );
+    assert!(
+        elapsed < window + Duration::from_secs(3),
+        "took {elapsed:?}"
+    );
+
+    let (bunched, _) = run(Duration::ZERO).await;
+    assert_eq!(bunched.len(), NODES);
+    assert!(
+        bunched.iter().all(|at| *at < window / 4),
+        "without jitter every request starts at once: {bunched:?}"
+    );
+    assert!(busy_quarters(&bunched, window) <= 1, "{bunched:?}");
 }
 
 #[tokio::test]

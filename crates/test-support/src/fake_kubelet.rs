@@ -94,6 +94,8 @@ pub struct SeenRequest {
     pub version: String,
     /// All request headers.
     pub headers: HeaderMap,
+    /// When the request reached routing.
+    pub at: std::time::Instant,
 }
 
 /// Builder for a fake kubelet.
@@ -325,6 +327,7 @@ async fn handle(
             path: path.clone(),
             version: format!("{:?}", req.version()),
             headers: req.headers().clone(),
+            at: std::time::Instant::now(),
         });
         let authorized = match &state.bearer_token {
             None => true,

@@ -4,10 +4,13 @@
 //!   files in a temp dir, and rustls server configs.
 //! - [`fake_kubelet`]: an HTTPS/HTTP server on `127.0.0.1:0` with canned routes, latency,
 //!   bearer-token and client-certificate requirements, and connection/request counters.
+//! - [`faulty_kubelet`]: a hand-written HTTP/1.1 kubelet that hangs, trickles, resets, redirects,
+//!   streams 1 GiB or answers garbage, with connection, request and body-byte counters.
 //! - [`exposition`]: renders realistic kubelet `/metrics/resource` bodies.
 
 pub mod exposition;
 pub mod fake_kubelet;
+pub mod faulty_kubelet;
 pub mod pki;
 
 pub use exposition::{
@@ -17,4 +20,5 @@ pub use exposition::{
 pub use fake_kubelet::{
     FakeKubelet, FakeKubeletError, Listening, RESOURCE_METRICS_PATH, Route, SeenRequest,
 };
+pub use faulty_kubelet::{Fault, FaultyKubelet, FaultyListening};
 pub use pki::{IssuedCert, PemDir, PkiError, TestPki};

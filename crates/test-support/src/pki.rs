@@ -102,6 +102,18 @@ impl TestPki {
         self.issue(params)
     }
 
+    /// Like [`Self::server_cert`], but valid only during 2001 (long expired).
+    pub fn expired_server_cert(&self, sans: &[&str]) -> Result<IssuedCert, PkiError> {
+        let mut params =
+            CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())?;
+        params.distinguished_name = dn(sans.first().copied().unwrap_or("server"), &[]);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.not_before = rcgen::date_time_ymd(2001, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2001, 12, 31);
+        self.issue(params)
+    }
+
     /// Issues a client certificate with `CN=cn` and one `O=` per org (Kubernetes groups).
     pub fn client_cert(&self, cn: &str, orgs: &[&str]) -> Result<IssuedCert, PkiError> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
