@@ -7,7 +7,7 @@
 //! in 400 responses. `tests/golden/{label_selectors,label_matches,
 //! field_selectors}.tsv` are generated from Go.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::hash::BuildHasher;
 
@@ -102,7 +102,13 @@ impl Requirement {
 
     /// `Requirement.Matches`.
     pub fn matches<L: Labels + ?Sized>(&self, labels: &L) -> bool {
-        let has = |v: &str| self.values.iter().any(|x| x == v);
+        // Values are sorted (set operators) or single, so a binary search
+        // keeps matching logarithmic in the length of an `in (...)` list.
+        let has = |v: &str| {
+            self.values
+                .binary_search_by(|x| x.as_str().cmp(v))
+                .is_ok()
+        };
         match self.operator {
             Operator::In | Operator::Equals | Operator::DoubleEquals => {
                 labels.get_label(&self.key).is_some_and(has)
@@ -602,16 +608,17 @@ fn new_requirement(key: String, op: Operator, values: Vec<String>) -> Result<Req
 /// `utilerrors.Aggregate.Error()`: one error as is, several de-duplicated in
 /// brackets.
 fn aggregate(errs: Vec<String>) -> String {
-    let mut seen: Vec<String> = Vec::new();
-    for e in errs {
-        if !seen.contains(&e) {
-            seen.push(e);
+    // A hash set keeps de-duplication linear in the number of errors.
+    let mut seen: HashSet<&str> = HashSet::with_capacity(errs.len());
+    let mut unique: Vec<&str> = Vec::with_capacity(errs.len());
+    for e in &errs {
+        if seen.insert(e.as_str()) {
+            unique.push(e);
         }
     }
-    if seen.len() == 1 {
-        seen.pop().unwrap_or_default()
-    } else {
-        format!("[{}]", seen.join(", "))
+    match unique.as_slice() {
+        [one] => (*one).to_owned(),
+        many => format!("[{}]", many.join(", ")),
     }
 }
 
@@ -839,6 +846,26 @@ impl FieldSelector {
 
     /// Parses and validates against an explicit set of known fields.
     pub fn parse_with_fields(s: &str, known: &[&str]) -> Result<Self, FieldSelectorError> {
+        let selector = Self::parse_syntax(s)?;
+        // Transform step: the conversion func rejects the first unknown field
+        // in term order.
+        if let Some(t) = selector
+            .terms
+            .iter()
+            .find(|t| !known.contains(&t.field.as_str()))
+        {
+            return Err(FieldSelectorError::UnknownField {
+                field: t.field.clone(),
+                allowed: known.iter().map(|k| (*k).to_owned()).collect(),
+            });
+        }
+        Ok(selector)
+    }
+
+    /// Syntax only, like Go's `fields.ParseSelector`: any field name is
+    /// accepted, only [`FieldSelectorError::Syntax`] can come back. Linear in
+    /// the input apart from sorting the terms (n log n).
+    pub fn parse_syntax(s: &str) -> Result<Self, FieldSelectorError> {
         let mut parts = split_terms(s);
         parts.sort_unstable();
         let mut terms = Vec::with_capacity(parts.len());
@@ -856,13 +883,6 @@ impl FieldSelector {
                 field: lhs.to_owned(),
                 operator: op,
                 value,
-            });
-        }
-        // Transform step: the conversion func rejects unknown fields.
-        if let Some(t) = terms.iter().find(|t| !known.contains(&t.field.as_str())) {
-            return Err(FieldSelectorError::UnknownField {
-                field: t.field.clone(),
-                allowed: known.iter().map(|k| (*k).to_owned()).collect(),
             });
         }
         Ok(Self { terms })
