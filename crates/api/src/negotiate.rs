@@ -428,9 +428,21 @@ mod tests {
         let types = ["application", "text", "*", "", " application "];
         let subs = ["json", "yaml", "*", "vnd.kubernetes.protobuf", "", "a/b"];
         let params = [
-            ";q=0.5", ";q=1", ";q=0", ";q=x", ";q=0.9", ";as=Table", ";g=meta.k8s.io",
-            ";v=v1", ";v=v1beta1", ";pretty=1", ";foo=bar", ";stream=watch", ";a=b=c",
-            "; q = 0.5", ";escaping=dots",
+            ";q=0.5",
+            ";q=1",
+            ";q=0",
+            ";q=x",
+            ";q=0.9",
+            ";as=Table",
+            ";g=meta.k8s.io",
+            ";v=v1",
+            ";v=v1beta1",
+            ";pretty=1",
+            ";foo=bar",
+            ";stream=watch",
+            ";a=b=c",
+            "; q = 0.5",
+            ";escaping=dots",
         ];
         let mut out = String::new();
         for i in 0..ranges {
@@ -461,12 +473,24 @@ mod tests {
         // Up to Go's insertion-sort size: identical, whatever the header.
         for round in 0..5000 {
             let header = random_accept(&mut seed, round % 13, true);
-            assert_eq!(parse_accept(&header), parse_accept_unbounded(&header), "{header}");
+            assert_eq!(
+                parse_accept(&header),
+                parse_accept_unbounded(&header),
+                "{header}"
+            );
         }
         // Beyond it: identical wherever goautoneg's comparator is consistent.
         for round in 0..500 {
-            let header = random_accept(&mut seed, 13 + round % MAX_MEDIA_RANGES.saturating_sub(12), false);
-            assert_eq!(parse_accept(&header), parse_accept_unbounded(&header), "{header}");
+            let header = random_accept(
+                &mut seed,
+                13 + round % MAX_MEDIA_RANGES.saturating_sub(12),
+                false,
+            );
+            assert_eq!(
+                parse_accept(&header),
+                parse_accept_unbounded(&header),
+                "{header}"
+            );
         }
     }
 
@@ -478,7 +502,7 @@ mod tests {
         let order: Vec<_> = c.iter().map(|c| format!("{}/{}", c.ty, c.sub)).collect();
         assert_eq!(order, ["application/json", "application/*", "*/*"]);
         // Beyond twelve ranges: wildcards after concrete ranges of equal quality.
-        let many = format!("*/*,{}", vec!["text/plain"; 12].join(","));
+        let many = format!("*/*,{}", ["text/plain"; 12].join(","));
         let clauses = parse_accept(&many);
         assert_eq!(clauses.len(), 13);
         assert_eq!(clauses.last().map(|c| c.ty.as_str()), Some("*"));
@@ -487,7 +511,7 @@ mod tests {
 
     #[test]
     fn only_the_first_media_ranges_are_considered() {
-        let mut header = vec!["text/plain"; MAX_MEDIA_RANGES].join(",");
+        let mut header = ["text/plain"; MAX_MEDIA_RANGES].join(",");
         header.push_str(",application/json");
         assert_eq!(parse_accept(&header).len(), MAX_MEDIA_RANGES);
         assert_eq!(target(&header), None);

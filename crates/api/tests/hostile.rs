@@ -37,8 +37,13 @@ fn repeat_terms(bytes: usize, sep: &str, term: impl Fn(usize) -> String) -> Stri
     out
 }
 
+/// Text of about `n` bytes.
+type MakeText = fn(usize) -> String;
+/// A path and a query of about `n` bytes together.
+type MakeRequestParts = fn(usize) -> (String, String);
+
 /// Selector shapes: (name, query key, selector of about `n` bytes).
-type Shape = (&'static str, &'static str, fn(usize) -> String);
+type Shape = (&'static str, &'static str, MakeText);
 
 const SHAPES: &[Shape] = &[
     ("fN=v field terms", "fieldSelector", |n| {
@@ -74,7 +79,11 @@ fn selector_bombs_cost_linear_time_in_request_attributes() {
         let Attributes::Resource(r) = request_attributes("GET", path, &large) else {
             panic!("{what}: a pods list is a resource request");
         };
-        assert_eq!((r.verb.as_str(), r.resource.as_str()), ("list", "pods"), "{what}");
+        assert_eq!(
+            (r.verb.as_str(), r.resource.as_str()),
+            ("list", "pods"),
+            "{what}"
+        );
         assert!(
             r.field_selector.is_some() || r.label_selector.is_some(),
             "{what}: the raw selector is kept for the SubjectAccessReview"
@@ -109,14 +118,19 @@ fn a_name_term_inside_a_field_selector_bomb_still_names_the_object() {
 
 #[test]
 fn huge_paths_and_query_junk_cost_linear_time_in_request_attributes() {
-    let cases: [(&str, fn(usize) -> (String, String)); 4] = [
+    let cases: [(&str, MakeRequestParts); 4] = [
         ("long namespace", |n| {
             (
-                format!("/apis/metrics.k8s.io/v1beta1/namespaces/{}/pods", "n".repeat(n)),
+                format!(
+                    "/apis/metrics.k8s.io/v1beta1/namespaces/{}/pods",
+                    "n".repeat(n)
+                ),
                 String::new(),
             )
         }),
-        ("many path segments", |n| (format!("/api{}", "/a".repeat(n / 2)), String::new())),
+        ("many path segments", |n| {
+            (format!("/api{}", "/a".repeat(n / 2)), String::new())
+        }),
         ("thousands of query parameters", |n| {
             (
                 "/apis/metrics.k8s.io/v1beta1/nodes".to_owned(),
@@ -125,7 +139,10 @@ fn huge_paths_and_query_junk_cost_linear_time_in_request_attributes() {
         }),
         ("percent-encoding junk", |n| {
             (
-                format!("/apis/metrics.k8s.io/v1beta1/nodes/{}", "%zz%%4".repeat(n / 6)),
+                format!(
+                    "/apis/metrics.k8s.io/v1beta1/nodes/{}",
+                    "%zz%%4".repeat(n / 6)
+                ),
                 "%%%=%zz&".repeat(n / 8),
             )
         }),
@@ -164,8 +181,15 @@ async fn selector_bombs_through_the_router_answer_400_in_linear_time() {
         let (small, large) = (fit(URI_SMALL), fit(URI_LARGE));
         let uri = |q: &str| format!("/apis/metrics.k8s.io/v1beta1/pods?{q}");
         let r = send(&h.app, request("GET", &uri(&large), &[])).await;
-        let ok = matches!(*what, "escaped field values" | "label terms" | "deep in list");
-        let want = if ok { StatusCode::OK } else { StatusCode::BAD_REQUEST };
+        let ok = matches!(
+            *what,
+            "escaped field values" | "label terms" | "deep in list"
+        );
+        let want = if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::BAD_REQUEST
+        };
         let head: String = r.body.chars().take(300).collect();
         assert_eq!(r.status, want, "{what}: {head}");
         if !ok {
@@ -220,7 +244,9 @@ async fn a_deep_in_list_selects_like_a_short_one() {
 #[tokio::test]
 async fn every_method_on_every_path_class_gets_the_right_answer() {
     let h = harness();
-    const METHODS: &[&str] = &["POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "PURGE"];
+    const METHODS: &[&str] = &[
+        "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "PURGE",
+    ];
     // go-restful routes: GET only, 405 Status otherwise.
     for path in [
         "/apis",
@@ -233,14 +259,22 @@ async fn every_method_on_every_path_class_gets_the_right_answer() {
         "/apis/metrics.k8s.io/v1beta1/namespaces/ns1/pods/pod1",
         "/version",
     ] {
-        assert_eq!(call(&h.app, path).await.status, StatusCode::OK, "GET {path}");
+        assert_eq!(
+            call(&h.app, path).await.status,
+            StatusCode::OK,
+            "GET {path}"
+        );
         for method in METHODS {
             let r = send(&h.app, request(method, path, &[])).await;
             assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
             if *method != "HEAD" {
                 assert_eq!(r.body, METHOD_NOT_ALLOWED, "{method} {path}");
             }
-            assert_eq!(r.header("content-type"), "application/json", "{method} {path}");
+            assert_eq!(
+                r.header("content-type"),
+                "application/json",
+                "{method} {path}"
+            );
         }
     }
     // Unknown resources under the group: 404 Status whatever the method.
@@ -258,14 +292,29 @@ async fn every_method_on_every_path_class_gets_the_right_answer() {
         }
     }
     // The plain mux serves any method.
-    for path in ["/", "/metrics", "/openapi/v2", "/openapi/v3", "/healthz", "/livez", "/readyz", "/readyz/ping"] {
+    for path in [
+        "/",
+        "/metrics",
+        "/openapi/v2",
+        "/openapi/v3",
+        "/healthz",
+        "/livez",
+        "/readyz",
+        "/readyz/ping",
+    ] {
         for method in METHODS.iter().chain(&["GET"]) {
             let r = send(&h.app, request(method, path, &[])).await;
             assert_eq!(r.status, StatusCode::OK, "{method} {path}");
         }
     }
     // Anything else: the mux's plain 404.
-    for path in ["/foo", "/apis/other.k8s.io/v1", "/healthz/", "/readyz/nope", "/api/v1/nodes"] {
+    for path in [
+        "/foo",
+        "/apis/other.k8s.io/v1",
+        "/healthz/",
+        "/readyz/nope",
+        "/api/v1/nodes",
+    ] {
         for method in METHODS.iter().chain(&["GET"]) {
             let r = send(&h.app, request(method, path, &[])).await;
             assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {path}");
@@ -316,7 +365,14 @@ async fn malformed_accept_headers_get_json_or_406() {
     let node = "/apis/metrics.k8s.io/v1beta1/nodes/node1";
     // go-restful's route check first (a clause of `*/*` or
     // `application/json` before any `;`), then goautoneg's negotiation.
-    for accept in ["", "*/*;q=abc", "*/*;;;", "application/json;q=0", " */* ", "text/html,*/*"] {
+    for accept in [
+        "",
+        "*/*;q=abc",
+        "*/*;;;",
+        "application/json;q=0",
+        " */* ",
+        "text/html,*/*",
+    ] {
         let r = send(&h.app, request("GET", node, &[("accept", accept)])).await;
         assert_eq!(r.status, StatusCode::OK, "{accept:?}");
         assert_eq!(r.header("content-type"), "application/json", "{accept:?}");
@@ -332,7 +388,12 @@ async fn malformed_accept_headers_get_json_or_406() {
     ] {
         let r = send(&h.app, request("GET", node, &[("accept", accept)])).await;
         assert_eq!(r.status, StatusCode::NOT_ACCEPTABLE, "{accept:?}");
-        assert!(r.body.contains("\"reason\": \"NotAcceptable\"") || r.body.contains("\"reason\":\"NotAcceptable\""), "{accept:?}: {}", r.body);
+        assert!(
+            r.body.contains("\"reason\": \"NotAcceptable\"")
+                || r.body.contains("\"reason\":\"NotAcceptable\""),
+            "{accept:?}: {}",
+            r.body
+        );
     }
 }
 
@@ -340,9 +401,13 @@ async fn malformed_accept_headers_get_json_or_406() {
 async fn huge_accept_headers_cost_linear_time_and_only_the_first_ranges_count() {
     let h = harness();
     let node = "/apis/metrics.k8s.io/v1beta1/nodes/node1";
-    let shapes: [(&str, fn(usize) -> String); 3] = [
-        ("many ranges", |n| repeat_terms(n, ",", |_| "text/html;q=0.9".to_owned()) + ",*/*"),
-        ("many parameters", |n| format!("application/json{}", ";p=v".repeat(n / 4))),
+    let shapes: [(&str, MakeText); 3] = [
+        ("many ranges", |n| {
+            repeat_terms(n, ",", |_| "text/html;q=0.9".to_owned()) + ",*/*"
+        }),
+        ("many parameters", |n| {
+            format!("application/json{}", ";p=v".repeat(n / 4))
+        }),
         ("one long type", |n| format!("{}/json,*/*", "a".repeat(n))),
     ];
     for (what, make) in shapes {
@@ -362,7 +427,12 @@ async fn huge_accept_headers_cost_linear_time_and_only_the_first_ranges_count() 
     let megabyte = repeat_terms(1 << 20, ",", |_| "text/html".to_owned()) + ",*/*";
     let r = send(&h.app, request("GET", node, &[("accept", &megabyte)])).await;
     assert_eq!(r.status, StatusCode::NOT_ACCEPTABLE);
-    assert!(r.body.contains("only the following media types are accepted: application/json"), "{}", r.body);
+    assert!(
+        r.body
+            .contains("only the following media types are accepted: application/json"),
+        "{}",
+        r.body
+    );
     let first = format!("*/*,{megabyte}");
     let r = send(&h.app, request("GET", node, &[("accept", &first)])).await;
     assert_eq!(r.status, StatusCode::OK);
@@ -376,7 +446,9 @@ fn metrics_rendering_is_linear_in_the_number_of_children() {
         // for a first-seen search.
         for i in (0..children).rev() {
             om.push_str(&format!("x_seconds_sum{{node=\"n{i}\"}} 1.5\n"));
-            om.push_str(&format!("x_seconds_bucket{{le=\"+Inf\",node=\"n{i}\"}} 1\n"));
+            om.push_str(&format!(
+                "x_seconds_bucket{{le=\"+Inf\",node=\"n{i}\"}} 1\n"
+            ));
             om.push_str(&format!("x_seconds_count{{node=\"n{i}\"}} 1\n"));
         }
         om.push_str("# EOF\n");

@@ -106,7 +106,9 @@ pub enum ValueProblem {
     #[error("is negative")]
     Negative,
     /// CPU seconds whose nanoseconds exceed `u64::MAX`.
-    #[error("exceeds the largest CPU counter that can be stored (18446744073.709551615 core-seconds)")]
+    #[error(
+        "exceeds the largest CPU counter that can be stored (18446744073.709551615 core-seconds)"
+    )]
     CpuTooLarge,
     /// Memory bytes above `i64::MAX`, the largest quantity Kubernetes has.
     #[error("exceeds the largest memory quantity (9223372036854775807 bytes)")]

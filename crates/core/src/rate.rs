@@ -143,8 +143,11 @@ mod tests {
         let u = resource_usage(&point(1, u64::MAX), &point(0, 0)).unwrap();
         assert_eq!(u.cpu_nanocores, u64::MAX);
         // A counter at the top moving by one over a second.
-        let u = resource_usage(&point(2_000_000_000, u64::MAX), &point(1_000_000_000, u64::MAX - 1))
-            .unwrap();
+        let u = resource_usage(
+            &point(2_000_000_000, u64::MAX),
+            &point(1_000_000_000, u64::MAX - 1),
+        )
+        .unwrap();
         assert_eq!(u.cpu_nanocores, 1);
         // Negative timestamps (wrapped by upstream's ms * 1e6) still pair.
         let u = resource_usage(&point(-10 * MS, 2_000), &point(-20 * MS, 1_000)).unwrap();

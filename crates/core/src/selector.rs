@@ -104,11 +104,7 @@ impl Requirement {
     pub fn matches<L: Labels + ?Sized>(&self, labels: &L) -> bool {
         // Values are sorted (set operators) or single, so a binary search
         // keeps matching logarithmic in the length of an `in (...)` list.
-        let has = |v: &str| {
-            self.values
-                .binary_search_by(|x| x.as_str().cmp(v))
-                .is_ok()
-        };
+        let has = |v: &str| self.values.binary_search_by(|x| x.as_str().cmp(v)).is_ok();
         match self.operator {
             Operator::In | Operator::Equals | Operator::DoubleEquals => {
                 labels.get_label(&self.key).is_some_and(has)

@@ -425,7 +425,12 @@ use metrics_server_core::exposition::{RejectedContainer, RejectedValue, ValuePro
 const NODE_MEMORY_OK: &str = "node_memory_working_set_bytes 1.616273408e+09 1000\n";
 const NODE_CPU_OK: &str = "node_cpu_usage_seconds_total 357.35491 1000\n";
 
-fn rejected(line: usize, metric: &'static str, value: &str, problem: ValueProblem) -> RejectedValue {
+fn rejected(
+    line: usize,
+    metric: &'static str,
+    value: &str,
+    problem: ValueProblem,
+) -> RejectedValue {
     RejectedValue {
         line,
         metric,
@@ -446,7 +451,8 @@ fn node_memory_that_no_quantity_can_hold_drops_the_node_with_a_reason() {
         ("-1", Negative),
         ("-0.5", Negative),
     ] {
-        let body = format!("{NODE_CPU_OK}node_memory_working_set_bytes {value} 1000\n{CONTAINER_LINES}");
+        let body =
+            format!("{NODE_CPU_OK}node_memory_working_set_bytes {value} 1000\n{CONTAINER_LINES}");
         let outcome = parse_exposition(body.as_bytes(), 0);
         assert!(outcome.errors.is_empty(), "{value}: not a syntax error");
         assert_eq!(outcome.scrape.node, None, "{value}");
@@ -525,17 +531,32 @@ fn a_container_value_that_cannot_be_stored_drops_its_pod_only() {
         let body = format!("{NODE_CPU_OK}{NODE_MEMORY_OK}{bad}{other}");
         let outcome = parse_exposition(body.as_bytes(), 0);
         assert!(outcome.errors.is_empty(), "{family} {value}");
-        assert!(outcome.scrape.node.is_some(), "{family} {value}: the node stays");
-        let pods: Vec<&str> = outcome.scrape.pods.iter().map(|p| p.name.as_str()).collect();
+        assert!(
+            outcome.scrape.node.is_some(),
+            "{family} {value}: the node stays"
+        );
+        let pods: Vec<&str> = outcome
+            .scrape
+            .pods
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
         assert_eq!(pods, ["ok"], "{family} {value}");
-        assert_eq!(outcome.incomplete_pods, [("ns".to_owned(), "bad".to_owned())]);
+        assert_eq!(
+            outcome.incomplete_pods,
+            [("ns".to_owned(), "bad".to_owned())]
+        );
         let want = RejectedContainer {
             namespace: "ns".to_owned(),
             pod: "bad".to_owned(),
             container: "c".to_owned(),
             value: rejected(5, family, value, problem),
         };
-        assert_eq!(outcome.rejected_containers, [want.clone()], "{family} {value}");
+        assert_eq!(
+            outcome.rejected_containers,
+            std::slice::from_ref(&want),
+            "{family} {value}"
+        );
         assert!(want.to_string().starts_with("container ns/bad/c: line 5: "));
     }
 }
@@ -544,7 +565,11 @@ fn a_container_value_that_cannot_be_stored_drops_its_pod_only() {
 fn finite_start_times_are_kept_like_upstream_even_far_out() {
     // A start time is a time, not a quantity: before 1970 is kept, and one
     // beyond the i64 range saturates as before.
-    for (value, want) in [("-1.5", -1_500_000_000), ("1e300", i64::MAX), ("-1e300", i64::MIN)] {
+    for (value, want) in [
+        ("-1.5", -1_500_000_000),
+        ("1e300", i64::MAX),
+        ("-1e300", i64::MIN),
+    ] {
         let body = format!(
             "{NODE_CPU_OK}{NODE_MEMORY_OK}\
              container_cpu_usage_seconds_total{{container=\"c\",namespace=\"ns\",pod=\"p\"}} 1 1000\n\
@@ -553,7 +578,10 @@ fn finite_start_times_are_kept_like_upstream_even_far_out() {
         );
         let outcome = parse_exposition(body.as_bytes(), 0);
         assert!(outcome.rejected_containers.is_empty(), "{value}");
-        assert_eq!(outcome.scrape.pods[0].containers[0].1.start_time_ns, want, "{value}");
+        assert_eq!(
+            outcome.scrape.pods[0].containers[0].1.start_time_ns, want,
+            "{value}"
+        );
     }
 }
 

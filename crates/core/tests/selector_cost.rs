@@ -28,7 +28,13 @@ fn repeat_terms(bytes: usize, sep: &str, term: impl Fn(usize) -> String) -> Stri
 }
 
 /// `prefix` + the terms + `suffix`, at about `bytes` in total.
-fn wrapped(bytes: usize, prefix: &str, sep: &str, suffix: &str, term: fn(usize) -> String) -> String {
+fn wrapped(
+    bytes: usize,
+    prefix: &str,
+    sep: &str,
+    suffix: &str,
+    term: fn(usize) -> String,
+) -> String {
     format!("{prefix}{}{suffix}", repeat_terms(bytes, sep, term))
 }
 
@@ -105,8 +111,13 @@ fn thousands_of_invalid_values_give_one_error_in_linear_time() {
         |n| wrapped(n, "k in (", ",", ")", |i| format!("-{i}")),
         false,
     );
-    let err = LabelSelector::parse("k in (-1,-2,-1)").unwrap_err().to_string();
-    assert!(err.starts_with("unable to parse requirement: [values[0][k]: Invalid value: \"-1\""), "{err}");
+    let err = LabelSelector::parse("k in (-1,-2,-1)")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("unable to parse requirement: [values[0][k]: Invalid value: \"-1\""),
+        "{err}"
+    );
     assert_eq!(err.matches("Invalid value").count(), 2, "{err}");
 }
 
@@ -126,7 +137,11 @@ fn long_keys_and_values_parse_in_linear_time() {
 fn check_field_shape(what: &str, make: impl Fn(usize) -> String, validated_ok: bool) {
     let (small, large) = (make(SMALL), make(LARGE));
     assert!(large.len() >= LARGE && large.len() < LARGE + 1024, "{what}");
-    assert_eq!(FieldSelector::parse(&small).is_ok(), validated_ok, "{what}: {small}");
+    assert_eq!(
+        FieldSelector::parse(&small).is_ok(),
+        validated_ok,
+        "{what}: {small}"
+    );
     assert_eq!(FieldSelector::parse(&large).is_ok(), validated_ok, "{what}");
     for parse in [FieldSelector::parse, FieldSelector::parse_syntax] {
         assert_cost_scales_linearly(
@@ -185,8 +200,14 @@ fn the_syntax_only_parse_accepts_any_field_and_keeps_go_errors() {
     );
     for (input, err) in [
         ("a", "invalid selector: 'a'; can't understand 'a'"),
-        ("a=b=c", "invalid field selector: unescaped character in value: 61"),
-        ("a=b\\x", "invalid field selector: invalid escape sequence: \\x"),
+        (
+            "a=b=c",
+            "invalid field selector: unescaped character in value: 61",
+        ),
+        (
+            "a=b\\x",
+            "invalid field selector: invalid escape sequence: \\x",
+        ),
     ] {
         assert_eq!(
             FieldSelector::parse_syntax(input),
@@ -203,7 +224,10 @@ fn matching_huge_selectors_is_linear() {
         FieldSelector::parse(&make(SMALL)).unwrap(),
         FieldSelector::parse(&make(LARGE)).unwrap(),
     );
-    let fields = [("metadata.name", "node-1"), ("metadata.namespace", "default")];
+    let fields = [
+        ("metadata.name", "node-1"),
+        ("metadata.namespace", "default"),
+    ];
     assert!(large.matches(&fields));
     assert_eq!(large.requires_exact_match("metadata.name"), None);
     assert_cost_scales_linearly(

@@ -460,8 +460,8 @@ fn interned_names_are_shared_across_ticks() {
 
 /// The batch one kubelet body gives for `node1`.
 fn batch_from_body(body: &str) -> Batch {
-    let scrape = metrics_server_core::exposition::decode_node(body.as_bytes(), 0)
-        .expect("no syntax error");
+    let scrape =
+        metrics_server_core::exposition::decode_node(body.as_bytes(), 0).expect("no syntax error");
     let mut b = Batch::new();
     if let Some(p) = scrape.node {
         b.push_node("node1", p);
@@ -485,7 +485,10 @@ fn a_node_reporting_unstorable_values_is_not_served_until_two_good_scrapes() {
     let mut s = store();
     s.apply(batch_from_body(&node_body("10", "1e9", 1_000)));
     let snap = s.apply(batch_from_body(&node_body("20", "1e9", 11_000)));
-    assert_eq!(snap.node_metrics("node1").map(|u| u.cpu_nanocores), Some(1_000_000_000));
+    assert_eq!(
+        snap.node_metrics("node1").map(|u| u.cpu_nanocores),
+        Some(1_000_000_000)
+    );
     for bad in ["+Inf", "-Inf", "1e300", "NaN", "-1"] {
         let snap = s.apply(batch_from_body(&node_body("30", bad, 21_000)));
         // Never 16 EiB: the node and the pod are gone for this tick.
@@ -531,7 +534,13 @@ fn extreme_but_storable_values_are_served_without_overflow() {
         ..first
     };
     s.apply(node_batch(&[("node1", zero)]));
-    let u = s.apply(node_batch(&[("node1", top)])).node_metrics("node1").expect("served");
+    let u = s
+        .apply(node_batch(&[("node1", top)]))
+        .node_metrics("node1")
+        .expect("served");
     assert_eq!(u.cpu_nanocores, u64::MAX);
-    assert_eq!(format_cpu_nanocores(u.cpu_nanocores), "18446744073709551610n");
+    assert_eq!(
+        format_cpu_nanocores(u.cpu_nanocores),
+        "18446744073709551610n"
+    );
 }
