@@ -36,6 +36,10 @@ const PARAMS_READ: &[&str] = &["as", "g", "v", "stream", "sv", "pretty", "escapi
 /// only bounds the work a hostile header can cause.
 pub(crate) const MAX_MEDIA_RANGES: usize = 64;
 
+/// A media range longer than this is skipped unread (real ones are under
+/// 200 bytes), so one range of a megabyte of parameters costs nothing.
+pub(crate) const MAX_MEDIA_RANGE_BYTES: usize = 1024;
+
 /// Up to this many clauses, Go's `sort.Sort` is an insertion sort, which
 /// this reproduces exactly (even where goautoneg's comparator is not a
 /// consistent order).
@@ -53,11 +57,13 @@ fn trim_spaces(s: &str) -> &str {
 }
 
 /// `goautoneg.ParseAccept`: clauses sorted by quality, then specificity.
-/// Looks at the first [`MAX_MEDIA_RANGES`] ranges only.
+/// Looks at the first [`MAX_MEDIA_RANGES`] ranges only, and skips any longer
+/// than [`MAX_MEDIA_RANGE_BYTES`].
 pub(crate) fn parse_accept(header: &str) -> Vec<AcceptClause> {
     let mut out: Vec<AcceptClause> = header
         .split(',')
         .take(MAX_MEDIA_RANGES)
+        .filter(|range| range.len() <= MAX_MEDIA_RANGE_BYTES)
         .filter_map(parse_clause)
         .collect();
     if out.len() <= GO_INSERTION_SORT_MAX {
@@ -507,6 +513,21 @@ mod tests {
         assert_eq!(clauses.len(), 13);
         assert_eq!(clauses.last().map(|c| c.ty.as_str()), Some("*"));
         assert_eq!(clauses.first().map(|c| c.sub.as_str()), Some("plain"));
+    }
+
+    #[test]
+    fn a_range_longer_than_the_bound_is_skipped() {
+        let long = format!(
+            "application/json{}",
+            ";p=v".repeat(MAX_MEDIA_RANGE_BYTES / 4)
+        );
+        assert_eq!(target(&long), None);
+        assert_eq!(target(&format!("{long},*/*")), Some(Target::Object));
+        let fits = format!(
+            "application/json;as=Table;g=meta.k8s.io;v=v1{}",
+            " ".repeat(900)
+        );
+        assert_eq!(target(&fits), Some(Target::Table { v1beta1: false }));
     }
 
     #[test]

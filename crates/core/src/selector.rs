@@ -7,6 +7,7 @@
 //! in 400 responses. `tests/golden/{label_selectors,label_matches,
 //! field_selectors}.tsv` are generated from Go.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::hash::BuildHasher;
@@ -232,7 +233,7 @@ impl fmt::Display for LabelSelector {
 
 // --- lexer (port of labels.Lexer) ---
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Tok {
     Error,
     EndOfString,
@@ -275,12 +276,24 @@ fn is_special(c: u8) -> bool {
     matches!(c, b'=' | b'!' | b'(' | b')' | b',' | b'>' | b'<')
 }
 
+/// Tokens borrow from the input: they start and end at ASCII bytes, so
+/// every token is a `str` slice and lexing allocates nothing.
 struct Lexer<'a> {
+    text: &'a str,
     s: &'a [u8],
     pos: usize,
 }
 
-impl Lexer<'_> {
+impl<'a> Lexer<'a> {
+    fn slice(&self, start: usize, end: usize) -> Cow<'a, str> {
+        match self.text.get(start..end) {
+            Some(t) => Cow::Borrowed(t),
+            None => Cow::Owned(
+                String::from_utf8_lossy(self.s.get(start..end).unwrap_or(&[])).into_owned(),
+            ),
+        }
+    }
+
     /// Returns 0 at the end (and, like Go, for a NUL byte).
     fn read(&mut self) -> u8 {
         match self.s.get(self.pos) {
@@ -296,13 +309,13 @@ impl Lexer<'_> {
         self.pos -= 1;
     }
 
-    fn lex(&mut self) -> (Tok, String) {
+    fn lex(&mut self) -> (Tok, Cow<'a, str>) {
         let mut ch = self.read();
         while is_whitespace(ch) {
             ch = self.read();
         }
         if ch == 0 {
-            return (Tok::EndOfString, String::new());
+            return (Tok::EndOfString, Cow::Borrowed(""));
         }
         self.unread();
         if is_special(ch) {
@@ -312,7 +325,7 @@ impl Lexer<'_> {
         }
     }
 
-    fn scan_id_or_keyword(&mut self) -> (Tok, String) {
+    fn scan_id_or_keyword(&mut self) -> (Tok, Cow<'a, str>) {
         let start = self.pos;
         let mut end;
         loop {
@@ -326,15 +339,14 @@ impl Lexer<'_> {
                 break;
             }
         }
-        let lit = &self.s[start..end];
-        let text = String::from_utf8_lossy(lit).into_owned();
-        match keyword(lit) {
+        let text = self.slice(start, end);
+        match keyword(text.as_bytes()) {
             Some(t) => (t, text),
             None => (Tok::Identifier, text),
         }
     }
 
-    fn scan_special(&mut self) -> (Tok, String) {
+    fn scan_special(&mut self) -> (Tok, Cow<'a, str>) {
         let start = self.pos;
         let mut last: Option<(Tok, usize)> = None;
         loop {
@@ -356,13 +368,13 @@ impl Lexer<'_> {
             }
         }
         match last {
-            Some((t, end)) => (t, String::from_utf8_lossy(&self.s[start..end]).into_owned()),
+            Some((t, end)) => (t, self.slice(start, end)),
             None => (
                 Tok::Error,
-                format!(
+                Cow::Owned(format!(
                     "error expected: keyword found '{}'",
-                    String::from_utf8_lossy(&self.s[start..self.pos])
-                ),
+                    self.slice(start, self.pos)
+                )),
             ),
         }
     }
@@ -376,14 +388,15 @@ enum Ctx {
     Values,
 }
 
-struct Parser {
-    items: Vec<(Tok, String)>,
+struct Parser<'a> {
+    items: Vec<(Tok, Cow<'a, str>)>,
     position: usize,
 }
 
-impl Parser {
-    fn new(s: &str) -> Self {
+impl<'a> Parser<'a> {
+    fn new(s: &'a str) -> Self {
         let mut lexer = Lexer {
+            text: s,
             s: s.as_bytes(),
             pos: 0,
         };
@@ -399,22 +412,27 @@ impl Parser {
         Self { items, position: 0 }
     }
 
-    fn adjust(t: &Tok, ctx: Ctx) -> Tok {
+    fn adjust(t: Tok, ctx: Ctx) -> Tok {
         match (t, ctx) {
             (Tok::In | Tok::NotIn, Ctx::Values) => Tok::Identifier,
-            _ => t.clone(),
+            _ => t,
         }
     }
 
-    fn lookahead(&self, ctx: Ctx) -> (Tok, String) {
-        let (t, lit) = &self.items[self.position];
-        (Self::adjust(t, ctx), lit.clone())
+    /// The current token; past the end (never reached: the parser stops at
+    /// `EndOfString`) it reads as `EndOfString`. Cloning a borrowed literal
+    /// copies a pointer.
+    fn lookahead(&self, ctx: Ctx) -> (Tok, Cow<'a, str>) {
+        match self.items.get(self.position) {
+            Some((t, lit)) => (Self::adjust(*t, ctx), lit.clone()),
+            None => (Tok::EndOfString, Cow::Borrowed("")),
+        }
     }
 
-    fn consume(&mut self, ctx: Ctx) -> (Tok, String) {
-        let (t, lit) = &self.items[self.position];
+    fn consume(&mut self, ctx: Ctx) -> (Tok, Cow<'a, str>) {
+        let item = self.lookahead(ctx);
         self.position += 1;
-        (Self::adjust(t, ctx), lit.clone())
+        item
     }
 
     fn parse(&mut self) -> Result<Vec<Requirement>, String> {
@@ -476,13 +494,14 @@ impl Parser {
         }
         if let Some(msgs) = label_key_errors(&lit) {
             // The parser validates with a nil field path.
-            return Err(field_invalid("<nil>", &lit, &msgs));
+            let msgs: Vec<&str> = msgs.iter().map(String::as_str).collect();
+            return Err(field_invalid(format_args!("<nil>"), &lit, &msgs));
         }
         let (t, _) = self.lookahead(Ctx::Values);
         if (t == Tok::EndOfString || t == Tok::Comma) && op != Some(Operator::DoesNotExist) {
             op = Some(Operator::Exists);
         }
-        Ok((lit, op))
+        Ok((lit.into_owned(), op))
     }
 
     fn parse_operator(&mut self) -> Result<Operator, String> {
@@ -528,29 +547,35 @@ impl Parser {
 
     /// Returns a sorted, de-duplicated list (Go's `sets.String.List()`).
     fn parse_identifiers_list(&mut self) -> Result<Vec<String>, String> {
-        let mut s = std::collections::BTreeSet::new();
+        // Borrowed literals, sorted and de-duplicated once at the end.
+        let mut s: Vec<Cow<'a, str>> = Vec::new();
+        let into_set = |mut s: Vec<Cow<'a, str>>| {
+            s.sort_unstable();
+            s.dedup();
+            s.into_iter().map(Cow::into_owned).collect()
+        };
         loop {
             let (t, lit) = self.consume(Ctx::Values);
             match t {
                 Tok::Identifier => {
-                    s.insert(lit);
+                    s.push(lit);
                     let (t2, lit2) = self.lookahead(Ctx::Values);
                     match t2 {
                         Tok::Comma => continue,
-                        Tok::ClosedPar => return Ok(s.into_iter().collect()),
+                        Tok::ClosedPar => return Ok(into_set(s)),
                         _ => return Err(format!("found '{lit2}', expected: ',' or ')'")),
                     }
                 }
                 Tok::Comma => {
                     if s.is_empty() {
-                        s.insert(String::new());
+                        s.push(Cow::Borrowed(""));
                     }
                     let (t2, _) = self.lookahead(Ctx::Values);
                     if t2 == Tok::ClosedPar || t2 == Tok::Comma {
-                        s.insert(String::new());
+                        s.push(Cow::Borrowed(""));
                     }
                     if t2 == Tok::ClosedPar {
-                        return Ok(s.into_iter().collect());
+                        return Ok(into_set(s));
                     }
                 }
                 _ => return Err(format!("found '{lit}', expected: ',', or identifier")),
@@ -565,7 +590,7 @@ impl Parser {
         }
         let (t, lit) = self.consume(Ctx::Values);
         if t == Tok::Identifier {
-            return Ok(vec![lit]);
+            return Ok(vec![lit.into_owned()]);
         }
         Err(format!("found '{lit}', expected: identifier"))
     }
@@ -579,17 +604,34 @@ fn new_requirement(key: String, op: Operator, values: Vec<String>) -> Result<Req
         for (i, v) in values.iter().enumerate() {
             if go_parse_int(v).is_none() {
                 errs.push(field_invalid(
-                    &format!("values[{i}]"),
+                    format_args!("values[{i}]"),
                     v,
-                    &["for 'Gt', 'Lt' operators, the value must be an integer".to_owned()],
+                    &["for 'Gt', 'Lt' operators, the value must be an integer"],
                 ));
             }
         }
     }
+    // Built once: a list of thousands of invalid values repeats it for each.
+    let mut value_regex_msg = None;
     for (i, v) in values.iter().enumerate() {
-        if let Some(msgs) = label_value_errors(v) {
-            errs.push(field_invalid(&format!("values[{i}][{key}]"), v, &msgs));
+        let too_long = v.len() > 63;
+        let bad_chars = !v.is_empty() && !is_qualified_token(v);
+        if !too_long && !bad_chars {
+            continue;
         }
+        let regex_msg = value_regex_msg.get_or_insert_with(|| {
+            regex_error(
+                LABEL_VALUE_MSG,
+                LABEL_VALUE_FMT,
+                &["MyValue", "my_value", "12345"],
+            )
+        });
+        let msgs: &[&str] = match (too_long, bad_chars) {
+            (true, true) => &["must be no more than 63 bytes", regex_msg],
+            (true, false) => &["must be no more than 63 bytes"],
+            _ => &[regex_msg],
+        };
+        errs.push(field_invalid(format_args!("values[{i}][{key}]"), v, msgs));
     }
     if !errs.is_empty() {
         return Err(aggregate(errs));
@@ -618,18 +660,32 @@ fn aggregate(errs: Vec<String>) -> String {
     }
 }
 
-/// `field.Invalid(path, value, detail).Error()` for a string value.
-fn field_invalid(path: &str, value: &str, msgs: &[String]) -> String {
-    format!(
-        "{path}: Invalid value: {}: {}",
-        go_strconv_quote(value),
-        msgs.join("; ")
-    )
+/// `field.Invalid(path, value, detail).Error()` for a string value, built in
+/// one buffer.
+fn field_invalid(path: fmt::Arguments<'_>, value: &str, msgs: &[&str]) -> String {
+    let details: usize = msgs.iter().map(|m| m.len() + 2).sum();
+    let mut out = String::with_capacity(40 + value.len() + details);
+    let _ = fmt::Write::write_fmt(&mut out, path);
+    out.push_str(": Invalid value: ");
+    push_go_quoted(&mut out, value);
+    out.push_str(": ");
+    for (i, m) in msgs.iter().enumerate() {
+        if i > 0 {
+            out.push_str("; ");
+        }
+        out.push_str(m);
+    }
+    out
 }
 
 /// Go `strconv.Quote` for the strings that reach error messages.
 fn go_strconv_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
+    push_go_quoted(&mut out, s);
+    out
+}
+
+fn push_go_quoted(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -648,7 +704,6 @@ fn go_strconv_quote(s: &str) -> String {
         }
     }
     out.push('"');
-    out
 }
 
 /// `strconv.ParseInt(s, 10, 64)`.
@@ -711,10 +766,15 @@ fn is_dns1123_subdomain(s: &str) -> bool {
 /// `content.IsLabelKey`; `None` when valid.
 fn label_key_errors(key: &str) -> Option<Vec<String>> {
     let mut errs = Vec::new();
-    let parts: Vec<&str> = key.split('/').collect();
-    let name = match parts.as_slice() {
-        [name] => *name,
-        [prefix, name] => {
+    // `[name]`, `[prefix, name]`, or `None` for more than one `/`.
+    let parts = match key.split_once('/') {
+        None => Some((None, key)),
+        Some((prefix, name)) if !name.contains('/') => Some((Some(prefix), name)),
+        Some(_) => None,
+    };
+    let name = match parts {
+        Some((None, name)) => name,
+        Some((Some(prefix), name)) => {
             if prefix.is_empty() {
                 errs.push("prefix part must be non-empty".to_owned());
             } else {
@@ -732,9 +792,9 @@ fn label_key_errors(key: &str) -> Option<Vec<String>> {
                     ));
                 }
             }
-            *name
+            name
         }
-        _ => {
+        None => {
             return Some(vec![format!(
                 "a valid label key {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
                 regex_error(
@@ -758,22 +818,6 @@ fn label_key_errors(key: &str) -> Option<Vec<String>> {
                 LABEL_KEY_FMT,
                 &["MyName", "my.name", "123-abc"]
             )
-        ));
-    }
-    (!errs.is_empty()).then_some(errs)
-}
-
-/// `validation.IsValidLabelValue`; `None` when valid.
-fn label_value_errors(v: &str) -> Option<Vec<String>> {
-    let mut errs = Vec::new();
-    if v.len() > 63 {
-        errs.push("must be no more than 63 bytes".to_owned());
-    }
-    if !v.is_empty() && !is_qualified_token(v) {
-        errs.push(regex_error(
-            LABEL_VALUE_MSG,
-            LABEL_VALUE_FMT,
-            &["MyValue", "my_value", "12345"],
         ));
     }
     (!errs.is_empty()).then_some(errs)
