@@ -95,8 +95,10 @@ fn parse_fields_unvalidated(s: &str) -> Option<FieldSelector> {
 
 /// True when `metainternalversion.ListOptions` would decode from `query`.
 fn list_options_decode(query: &Query) -> Option<Option<FieldSelector>> {
-    if let Some(l) = query.get("labelSelector") {
-        LabelSelector::parse(l).ok()?;
+    if let Some(l) = query.get("labelSelector")
+        && !LabelSelector::is_valid(l)
+    {
+        return None;
     }
     for key in ["limit", "timeoutSeconds"] {
         if let Some(v) = query.get(key) {

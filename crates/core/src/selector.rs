@@ -8,7 +8,7 @@
 //! field_selectors}.tsv` are generated from Go.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::BuildHasher;
 
@@ -179,6 +179,15 @@ impl LabelSelector {
     /// The selector that matches everything.
     pub fn everything() -> Self {
         Self::default()
+    }
+
+    /// True when [`LabelSelector::parse`] would succeed; cheaper on invalid
+    /// input, because no error text is built (a list of thousands of invalid
+    /// values has a message of megabytes).
+    pub fn is_valid(s: &str) -> bool {
+        let mut parser = Parser::new(s);
+        parser.quiet = true;
+        parser.parse().is_ok()
     }
 
     /// Parses with `labels.Parse` rules.
@@ -391,6 +400,9 @@ enum Ctx {
 struct Parser<'a> {
     items: Vec<(Tok, Cow<'a, str>)>,
     position: usize,
+    /// Only validity matters: invalid values fail without building their
+    /// (large) error text.
+    quiet: bool,
 }
 
 impl<'a> Parser<'a> {
@@ -409,7 +421,11 @@ impl<'a> Parser<'a> {
                 break;
             }
         }
-        Self { items, position: 0 }
+        Self {
+            items,
+            position: 0,
+            quiet: false,
+        }
     }
 
     fn adjust(t: Tok, ctx: Ctx) -> Tok {
@@ -472,14 +488,14 @@ impl<'a> Parser<'a> {
     fn parse_requirement(&mut self) -> Result<Requirement, String> {
         let (key, op) = self.parse_key_and_infer_operator()?;
         if let Some(op @ (Operator::Exists | Operator::DoesNotExist)) = op {
-            return new_requirement(key, op, Vec::new());
+            return new_requirement(key, op, Vec::new(), self.quiet);
         }
         let op = self.parse_operator()?;
         let values = match op {
             Operator::In | Operator::NotIn => self.parse_values()?,
             _ => self.parse_exact_value()?,
         };
-        new_requirement(key, op, values)
+        new_requirement(key, op, values, self.quiet)
     }
 
     fn parse_key_and_infer_operator(&mut self) -> Result<(String, Option<Operator>), String> {
@@ -598,11 +614,19 @@ impl<'a> Parser<'a> {
 
 /// `NewRequirement` validation (values only: the parser already checked the
 /// key). Errors aggregate like `field.ErrorList.ToAggregate()`.
-fn new_requirement(key: String, op: Operator, values: Vec<String>) -> Result<Requirement, String> {
+fn new_requirement(
+    key: String,
+    op: Operator,
+    values: Vec<String>,
+    quiet: bool,
+) -> Result<Requirement, String> {
     let mut errs: Vec<String> = Vec::new();
     if matches!(op, Operator::GreaterThan | Operator::LessThan) {
         for (i, v) in values.iter().enumerate() {
             if go_parse_int(v).is_none() {
+                if quiet {
+                    return Err(String::new());
+                }
                 errs.push(field_invalid(
                     format_args!("values[{i}]"),
                     v,
@@ -619,6 +643,9 @@ fn new_requirement(key: String, op: Operator, values: Vec<String>) -> Result<Req
         if !too_long && !bad_chars {
             continue;
         }
+        if quiet {
+            return Err(String::new());
+        }
         let regex_msg = value_regex_msg.get_or_insert_with(|| {
             regex_error(
                 LABEL_VALUE_MSG,
@@ -634,7 +661,7 @@ fn new_requirement(key: String, op: Operator, values: Vec<String>) -> Result<Req
         errs.push(field_invalid(format_args!("values[{i}][{key}]"), v, msgs));
     }
     if !errs.is_empty() {
-        return Err(aggregate(errs));
+        return Err(aggregate_distinct(errs));
     }
     Ok(Requirement {
         key,
@@ -643,21 +670,25 @@ fn new_requirement(key: String, op: Operator, values: Vec<String>) -> Result<Req
     })
 }
 
-/// `utilerrors.Aggregate.Error()`: one error as is, several de-duplicated in
-/// brackets.
-fn aggregate(errs: Vec<String>) -> String {
-    // A hash set keeps de-duplication linear in the number of errors.
-    let mut seen: HashSet<&str> = HashSet::with_capacity(errs.len());
-    let mut unique: Vec<&str> = Vec::with_capacity(errs.len());
-    for e in &errs {
-        if seen.insert(e.as_str()) {
-            unique.push(e);
+/// `utilerrors.Aggregate.Error()` for messages that are distinct by
+/// construction (each names its own `values[i]` path, and the two kinds of
+/// path differ right after the index), so Go's de-duplication never drops
+/// one: one error as is, several in brackets.
+fn aggregate_distinct(mut errs: Vec<String>) -> String {
+    if errs.len() == 1 {
+        return errs.pop().unwrap_or_default();
+    }
+    let len: usize = errs.iter().map(|e| e.len() + 2).sum();
+    let mut out = String::with_capacity(len + 2);
+    out.push('[');
+    for (i, e) in errs.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
         }
+        out.push_str(e);
     }
-    match unique.as_slice() {
-        [one] => (*one).to_owned(),
-        many => format!("[{}]", many.join(", ")),
-    }
+    out.push(']');
+    out
 }
 
 /// `field.Invalid(path, value, detail).Error()` for a string value, built in
@@ -986,41 +1017,49 @@ impl fmt::Display for FieldSelector {
     }
 }
 
-/// `splitTerms`: split on commas not escaped by a backslash.
+/// `splitTerms`: split on commas not escaped by a backslash (a byte scan,
+/// as Go's).
 fn split_terms(s: &str) -> Vec<&str> {
     if s.is_empty() {
         return Vec::new();
     }
+    let b = s.as_bytes();
     let mut terms = Vec::new();
-    let mut start = 0;
-    let mut in_slash = false;
-    for (i, c) in s.char_indices() {
-        if in_slash {
-            in_slash = false;
-        } else if c == '\\' {
-            in_slash = true;
-        } else if c == ',' {
-            terms.push(&s[start..i]);
-            start = i + 1;
+    let (mut start, mut i) = (0, 0);
+    while let Some(off) = b
+        .get(i..)
+        .and_then(|rest| memchr::memchr2(b'\\', b',', rest))
+    {
+        let at = i + off;
+        if b[at] == b'\\' {
+            // The escaped byte is skipped, whatever it is.
+            i = at + 2;
+            continue;
         }
+        terms.push(&s[start..at]);
+        start = at + 1;
+        i = at + 1;
     }
-    terms.push(&s[start..]);
+    terms.push(s.get(start..).unwrap_or(""));
     terms
 }
 
-/// `splitTerm`: the first `!=`, `==` or `=` splits (checked in that order at
-/// each position).
+/// `splitTerm`: the first position where `!=`, `==` or `=` starts splits
+/// (checked in that order at each position).
 fn split_term(term: &str) -> Option<(&str, FieldOperator, &str)> {
-    for (i, _) in term.char_indices() {
-        let rest = &term[i..];
-        for (op, kind) in [
-            ("!=", FieldOperator::NotEquals),
-            ("==", FieldOperator::Equals),
-            ("=", FieldOperator::Equals),
-        ] {
-            if let Some(rhs) = rest.strip_prefix(op) {
-                return Some((&term[..i], kind, rhs));
-            }
+    let b = term.as_bytes();
+    let mut i = 0;
+    while let Some(off) = b
+        .get(i..)
+        .and_then(|rest| memchr::memchr2(b'!', b'=', rest))
+    {
+        let at = i + off;
+        let next_is_eq = b.get(at + 1) == Some(&b'=');
+        match (b[at], next_is_eq) {
+            (b'!', true) => return Some((&term[..at], FieldOperator::NotEquals, &term[at + 2..])),
+            (b'=', true) => return Some((&term[..at], FieldOperator::Equals, &term[at + 2..])),
+            (b'=', false) => return Some((&term[..at], FieldOperator::Equals, &term[at + 1..])),
+            _ => i = at + 1,
         }
     }
     None

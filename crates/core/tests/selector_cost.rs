@@ -43,6 +43,18 @@ fn check_label_shape(what: &str, make: impl Fn(usize) -> String, ok: bool) {
     assert!(large.len() >= LARGE && large.len() < LARGE + 1024, "{what}");
     assert_eq!(LabelSelector::parse(&small).is_ok(), ok, "{what}: {small}");
     assert_eq!(LabelSelector::parse(&large).is_ok(), ok, "{what}");
+    assert_eq!(LabelSelector::is_valid(&large), ok, "{what}");
+    assert_cost_scales_linearly(
+        what,
+        RATIO,
+        SLACK,
+        || {
+            std::hint::black_box(LabelSelector::is_valid(std::hint::black_box(&small)));
+        },
+        || {
+            std::hint::black_box(LabelSelector::is_valid(std::hint::black_box(&large)));
+        },
+    );
     assert_cost_scales_linearly(
         what,
         RATIO,
@@ -263,4 +275,27 @@ fn matching_huge_selectors_is_linear() {
             std::hint::black_box(large.matches(std::hint::black_box(&labels)));
         },
     );
+}
+
+#[test]
+fn the_validity_check_agrees_with_the_parser() {
+    const PIECES: &[&str] = &[
+        "a", "b", "k8s.io/x", "-", "_x", "=", "==", "!=", "!", ",", " ", "in", "notin", "(", ")",
+        ">", "<", "1", "-1", "1.5", "x/y/z", "\t", "é", "\u{0}", "v_", "A.b",
+    ];
+    let mut seed: u64 = 0x5e1e_c7ed;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    for _ in 0..20_000 {
+        let s: String = (0..next(10)).map(|_| PIECES[next(PIECES.len())]).collect();
+        assert_eq!(
+            LabelSelector::is_valid(&s),
+            LabelSelector::parse(&s).is_ok(),
+            "{s:?}"
+        );
+    }
 }
