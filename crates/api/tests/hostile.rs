@@ -470,3 +470,92 @@ fn metrics_rendering_is_linear_in_the_number_of_children() {
         },
     );
 }
+
+#[tokio::test]
+async fn huge_paths_many_parameters_and_percent_junk_through_the_router() {
+    let h = harness();
+    // (what, URI of about `n` bytes, expected status, expected body or "")
+    type Case = (&'static str, fn(usize) -> String, StatusCode, &'static str);
+    let cases: [Case; 5] = [
+        (
+            "long pod name",
+            |n| {
+                format!(
+                    "/apis/metrics.k8s.io/v1beta1/namespaces/ns1/pods/{}",
+                    "p".repeat(n)
+                )
+            },
+            StatusCode::NOT_FOUND,
+            "",
+        ),
+        (
+            "many segments under the group",
+            |n| format!("/apis/metrics.k8s.io/v1beta1{}", "/a".repeat(n / 2)),
+            StatusCode::NOT_FOUND,
+            NOT_FOUND_ROUTE,
+        ),
+        (
+            "many segments elsewhere",
+            |n| "/x".repeat(n / 2),
+            StatusCode::NOT_FOUND,
+            "404 page not found\n",
+        ),
+        (
+            "thousands of query parameters",
+            |n| {
+                format!(
+                    "/apis/metrics.k8s.io/v1beta1/nodes?{}",
+                    repeat_terms(n, "&", |i| format!("p{i}=v&exclude=x"))
+                )
+            },
+            StatusCode::OK,
+            "",
+        ),
+        (
+            "percent-encoding junk in the query",
+            |n| {
+                format!(
+                    "/apis/metrics.k8s.io/v1beta1/nodes?{}",
+                    "%zz=%%&a=%G0&".repeat(n / 14)
+                )
+            },
+            StatusCode::OK,
+            "",
+        ),
+    ];
+    for (what, make, status, body) in cases {
+        let (small, large) = (make(URI_SMALL), make(URI_LARGE));
+        let r = send(&h.app, request("GET", &large, &[])).await;
+        assert_eq!(r.status, status, "{what}");
+        if !body.is_empty() {
+            assert_eq!(r.body, body, "{what}");
+        }
+        assert_request_cost_ratio(
+            what,
+            &h.app,
+            RATIO,
+            SLACK,
+            || request("GET", &small, &[]),
+            || request("GET", &large, &[]),
+        )
+        .await;
+    }
+    // A path that does not percent-decode is a plain 400, as Go's server
+    // answers for a request line it cannot parse.
+    let r = send(
+        &h.app,
+        request("GET", "/apis/metrics.k8s.io/v1beta1/nodes/%zz", &[]),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (StatusCode::BAD_REQUEST, "400 Bad Request\n")
+    );
+    // Percent-encoded selectors decode like Go's url.ParseQuery.
+    let r = call(
+        &h.app,
+        "/apis/metrics.k8s.io/v1beta1/nodes?labelSelector=labelKey+in+%28labelValue%29",
+    )
+    .await;
+    assert_eq!(item_names(&r.body), ["node1"]);
+}
