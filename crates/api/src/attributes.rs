@@ -4,7 +4,7 @@
 //! The auth layer calls [`request_attributes`] before the router runs and
 //! sends the result to a SubjectAccessReview.
 
-use metrics_server_core::{FieldSelector, FieldSelectorError, LabelSelector};
+use metrics_server_core::{FieldSelector, LabelSelector};
 
 use crate::query::{Query, unescape_path};
 
@@ -88,25 +88,17 @@ pub(crate) fn watch_requested(query: &Query) -> bool {
 }
 
 /// Parses a field selector like `fields.ParseSelector` alone (no field
-/// validation): unknown fields are accepted here.
+/// validation): unknown fields are accepted here. One linear pass.
 fn parse_fields_unvalidated(s: &str) -> Option<FieldSelector> {
-    let mut known: Vec<String> = Vec::new();
-    // Each round learns one more field name; bounded by the number of terms.
-    for _ in 0..=s.split(',').count() {
-        let refs: Vec<&str> = known.iter().map(String::as_str).collect();
-        match FieldSelector::parse_with_fields(s, &refs) {
-            Ok(sel) => return Some(sel),
-            Err(FieldSelectorError::UnknownField { field, .. }) => known.push(field),
-            Err(FieldSelectorError::Syntax(_)) => return None,
-        }
-    }
-    None
+    FieldSelector::parse_syntax(s).ok()
 }
 
 /// True when `metainternalversion.ListOptions` would decode from `query`.
 fn list_options_decode(query: &Query) -> Option<Option<FieldSelector>> {
-    if let Some(l) = query.get("labelSelector") {
-        LabelSelector::parse(l).ok()?;
+    if let Some(l) = query.get("labelSelector")
+        && !LabelSelector::is_valid(l)
+    {
+        return None;
     }
     for key in ["limit", "timeoutSeconds"] {
         if let Some(v) = query.get(key) {

@@ -14,6 +14,8 @@
 //! `_total`) with help `[ALPHA] Number of requests sent to Kubelet API`.
 //! prometheus-client appends a `.` to every help text; the renderer removes it.
 
+use std::collections::HashMap;
+
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
@@ -165,13 +167,18 @@ fn write_family(out: &mut String, f: Family) {
     out.push_str(&f.kind);
     out.push('\n');
 
-    // Group samples into children (same labels), keeping first-seen order.
+    // Group samples into children (same labels), keeping first-seen order;
+    // the index makes grouping linear in the number of samples.
     let mut children: Vec<Child> = Vec::new();
+    let mut index: HashMap<Vec<(String, String)>, usize> = HashMap::new();
     for mut s in f.samples {
         s.labels.sort_by(|a, b| a.0.cmp(&b.0));
-        match children.iter_mut().find(|(l, _)| *l == s.labels) {
-            Some((_, v)) => v.push(s),
-            None => children.push((s.labels.clone(), vec![s])),
+        match index.get(&s.labels).and_then(|&i| children.get_mut(i)) {
+            Some((_, samples)) => samples.push(s),
+            None => {
+                index.insert(s.labels.clone(), children.len());
+                children.push((s.labels.clone(), vec![s]));
+            }
         }
     }
     // Go's MetricSorter: fewer labels first, then label values in order.
@@ -389,6 +396,28 @@ mod tests {
         // Same IEEE products as Go's `start *= factor`.
         assert_eq!(format_go_float(b[2]), "1.8604960000000004");
         assert_eq!(format_go_float(b[19]), "364.31163045936864");
+    }
+
+    #[test]
+    fn interleaved_children_group_in_first_seen_order_then_sort() {
+        let om = "# HELP c Requests.\n\
+                  # TYPE c counter\n\
+                  c_total{code=\"200\",method=\"get\"} 1\n\
+                  c_created{code=\"200\",method=\"get\"} 1.7e9\n\
+                  c_total{method=\"get\",code=\"500\"} 2\n\
+                  c_total{code=\"200\",method=\"post\"} 3\n\
+                  c_total{method=\"get\",code=\"200\"} 4\n\
+                  c_total 5\n\
+                  # EOF\n";
+        assert_eq!(
+            openmetrics_to_text(om),
+            "# HELP c_total Requests\n# TYPE c_total counter\n\
+             c_total 5\n\
+             c_total{code=\"200\",method=\"get\"} 1\n\
+             c_total{code=\"200\",method=\"get\"} 4\n\
+             c_total{code=\"200\",method=\"post\"} 3\n\
+             c_total{code=\"500\",method=\"get\"} 2\n"
+        );
     }
 
     #[test]

@@ -22,8 +22,28 @@ pub(crate) struct AcceptClause {
     pub(crate) ty: String,
     pub(crate) sub: String,
     pub(crate) q: f64,
+    /// Only the parameters some handler reads ([`PARAMS_READ`]); the last
+    /// value of a repeated parameter wins, as in Go's map.
     pub(crate) params: BTreeMap<String, String>,
 }
+
+/// The media type parameters any handler looks at. Keeping only these keeps
+/// a clause with thousands of parameters from allocating for each.
+const PARAMS_READ: &[&str] = &["as", "g", "v", "stream", "sv", "pretty", "escaping"];
+
+/// How many comma-separated media ranges of an `Accept` header are
+/// considered; the rest is ignored. Real clients send one to six, so this
+/// only bounds the work a hostile header can cause.
+pub(crate) const MAX_MEDIA_RANGES: usize = 64;
+
+/// A media range longer than this is skipped unread (real ones are under
+/// 200 bytes), so one range of a megabyte of parameters costs nothing.
+pub(crate) const MAX_MEDIA_RANGE_BYTES: usize = 1024;
+
+/// Up to this many clauses, Go's `sort.Sort` is an insertion sort, which
+/// this reproduces exactly (even where goautoneg's comparator is not a
+/// consistent order).
+const GO_INSERTION_SORT_MAX: usize = 12;
 
 fn next_split(s: &str, sep: char) -> (&str, &str) {
     match s.find(sep) {
@@ -37,69 +57,86 @@ fn trim_spaces(s: &str) -> &str {
 }
 
 /// `goautoneg.ParseAccept`: clauses sorted by quality, then specificity.
+/// Looks at the first [`MAX_MEDIA_RANGES`] ranges only, and skips any longer
+/// than [`MAX_MEDIA_RANGE_BYTES`].
 pub(crate) fn parse_accept(header: &str) -> Vec<AcceptClause> {
-    let mut out = Vec::new();
-    let mut remaining = header;
-    while !remaining.is_empty() {
-        let (part, rest) = next_split(remaining, ',');
-        remaining = rest;
-        let part = trim_spaces(part);
-        let (sp, mut remaining_part) = next_split(part, ';');
-        let (sp0, sp_rest) = next_split(sp, '/');
-        let ty = trim_spaces(sp0).to_owned();
-        let sub = if sp_rest.is_empty() {
-            if ty == "*" {
-                "*".to_owned()
-            } else {
-                continue;
-            }
-        } else {
-            let (sp1, more) = next_split(sp_rest, '/');
-            if !more.is_empty() {
-                continue;
-            }
-            trim_spaces(sp1).to_owned()
-        };
-        let mut clause = AcceptClause {
-            ty,
-            sub,
-            q: 1.0,
-            params: BTreeMap::new(),
-        };
-        while !remaining_part.is_empty() {
-            let (p, rest) = next_split(remaining_part, ';');
-            remaining_part = rest;
-            let (k, v_rest) = next_split(p, '=');
-            if v_rest.is_empty() {
-                continue;
-            }
-            let (v, extra) = next_split(v_rest, '=');
-            if !extra.is_empty() {
-                continue;
-            }
-            let token = trim_spaces(k);
-            if token == "q" {
-                // strconv.ParseFloat(v, 32); errors give 0.
-                clause.q = v.parse::<f32>().map_or(0.0, f64::from);
-            } else {
-                clause
-                    .params
-                    .insert(token.to_owned(), trim_spaces(v).to_owned());
+    let mut out: Vec<AcceptClause> = header
+        .split(',')
+        .take(MAX_MEDIA_RANGES)
+        .filter(|range| range.len() <= MAX_MEDIA_RANGE_BYTES)
+        .filter_map(parse_clause)
+        .collect();
+    if out.len() <= GO_INSERTION_SORT_MAX {
+        for i in 1..out.len() {
+            let mut j = i;
+            while j > 0 && less(&out[j], &out[j - 1]) {
+                out.swap(j, j - 1);
+                j -= 1;
             }
         }
-        out.push(clause);
-    }
-    // sort.Sort on fewer than 13 elements is an insertion sort.
-    for i in 1..out.len() {
-        let mut j = i;
-        while j > 0 && less(&out[j], &out[j - 1]) {
-            out.swap(j, j - 1);
-            j -= 1;
-        }
+    } else {
+        // Go switches to pdqsort here, which is not stable; a stable sort by
+        // (quality, type specificity, subtype specificity) gives the same
+        // order wherever the comparator is a consistent one.
+        out.sort_by(|a, b| {
+            b.q.total_cmp(&a.q)
+                .then((a.ty == "*").cmp(&(b.ty == "*")))
+                .then((a.sub == "*").cmp(&(b.sub == "*")))
+        });
     }
     out
 }
 
+/// One media range, or `None` when goautoneg skips it.
+fn parse_clause(part: &str) -> Option<AcceptClause> {
+    let part = trim_spaces(part);
+    let (sp, mut remaining_part) = next_split(part, ';');
+    let (sp0, sp_rest) = next_split(sp, '/');
+    let ty = trim_spaces(sp0).to_owned();
+    let sub = if sp_rest.is_empty() {
+        if ty != "*" {
+            return None;
+        }
+        "*".to_owned()
+    } else {
+        let (sp1, more) = next_split(sp_rest, '/');
+        if !more.is_empty() {
+            return None;
+        }
+        trim_spaces(sp1).to_owned()
+    };
+    let mut clause = AcceptClause {
+        ty,
+        sub,
+        q: 1.0,
+        params: BTreeMap::new(),
+    };
+    while !remaining_part.is_empty() {
+        let (p, rest) = next_split(remaining_part, ';');
+        remaining_part = rest;
+        let (k, v_rest) = next_split(p, '=');
+        if v_rest.is_empty() {
+            continue;
+        }
+        let (v, extra) = next_split(v_rest, '=');
+        if !extra.is_empty() {
+            continue;
+        }
+        let token = trim_spaces(k);
+        if token == "q" {
+            // strconv.ParseFloat(v, 32); errors give 0.
+            clause.q = v.parse::<f32>().map_or(0.0, f64::from);
+        } else if PARAMS_READ.contains(&token) {
+            clause
+                .params
+                .insert(token.to_owned(), trim_spaces(v).to_owned());
+        }
+    }
+    Some(clause)
+}
+
+/// goautoneg's `Less`: higher quality, or a concrete type or subtype
+/// against a wildcard.
 fn less(a: &AcceptClause, b: &AcceptClause) -> bool {
     a.q > b.q || (a.ty != "*" && b.ty == "*") || (a.sub != "*" && b.sub == "*")
 }
@@ -317,6 +354,190 @@ mod tests {
         let c = parse_accept("text/plain;q=0.5, application/json");
         assert_eq!(c[0].sub, "json");
         assert_eq!(c[1].q, 0.5);
+    }
+
+    /// The parser before media ranges were bounded: every clause, every
+    /// parameter, insertion sort. The reference for "same result".
+    fn parse_accept_unbounded(header: &str) -> Vec<AcceptClause> {
+        let mut out = Vec::new();
+        let mut remaining = header;
+        while !remaining.is_empty() {
+            let (part, rest) = next_split(remaining, ',');
+            remaining = rest;
+            let part = trim_spaces(part);
+            let (sp, mut remaining_part) = next_split(part, ';');
+            let (sp0, sp_rest) = next_split(sp, '/');
+            let ty = trim_spaces(sp0).to_owned();
+            let sub = if sp_rest.is_empty() {
+                if ty == "*" {
+                    "*".to_owned()
+                } else {
+                    continue;
+                }
+            } else {
+                let (sp1, more) = next_split(sp_rest, '/');
+                if !more.is_empty() {
+                    continue;
+                }
+                trim_spaces(sp1).to_owned()
+            };
+            let mut clause = AcceptClause {
+                ty,
+                sub,
+                q: 1.0,
+                params: BTreeMap::new(),
+            };
+            while !remaining_part.is_empty() {
+                let (p, rest) = next_split(remaining_part, ';');
+                remaining_part = rest;
+                let (k, v_rest) = next_split(p, '=');
+                if v_rest.is_empty() {
+                    continue;
+                }
+                let (v, extra) = next_split(v_rest, '=');
+                if !extra.is_empty() {
+                    continue;
+                }
+                let token = trim_spaces(k);
+                if token == "q" {
+                    clause.q = v.parse::<f32>().map_or(0.0, f64::from);
+                } else {
+                    clause
+                        .params
+                        .insert(token.to_owned(), trim_spaces(v).to_owned());
+                }
+            }
+            out.push(clause);
+        }
+        for i in 1..out.len() {
+            let mut j = i;
+            while j > 0 && less(&out[j], &out[j - 1]) {
+                out.swap(j, j - 1);
+                j -= 1;
+            }
+        }
+        for c in &mut out {
+            c.params.retain(|k, _| PARAMS_READ.contains(&k.as_str()));
+        }
+        out
+    }
+
+    /// A deterministic header of `ranges` random media ranges; with
+    /// `wildcards` false no range has a `*`.
+    fn random_accept(seed: &mut u64, ranges: usize, wildcards: bool) -> String {
+        let mut next = |n: usize| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            (*seed % n as u64) as usize
+        };
+        let types = ["application", "text", "*", "", " application "];
+        let subs = ["json", "yaml", "*", "vnd.kubernetes.protobuf", "", "a/b"];
+        let params = [
+            ";q=0.5",
+            ";q=1",
+            ";q=0",
+            ";q=x",
+            ";q=0.9",
+            ";as=Table",
+            ";g=meta.k8s.io",
+            ";v=v1",
+            ";v=v1beta1",
+            ";pretty=1",
+            ";foo=bar",
+            ";stream=watch",
+            ";a=b=c",
+            "; q = 0.5",
+            ";escaping=dots",
+        ];
+        let mut out = String::new();
+        for i in 0..ranges {
+            if i > 0 {
+                out.push(',');
+            }
+            let (ty, sub) = loop {
+                let (ty, sub) = (types[next(types.len())], subs[next(subs.len())]);
+                if wildcards || (ty != "*" && sub != "*") {
+                    break (ty, sub);
+                }
+            };
+            out.push_str(ty);
+            if next(8) != 0 {
+                out.push('/');
+                out.push_str(sub);
+            }
+            for _ in 0..next(4) {
+                out.push_str(params[next(params.len())]);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn bounded_parsing_gives_the_same_clauses_as_before() {
+        let mut seed = 0x5eed_acce_0001;
+        // Up to Go's insertion-sort size: identical, whatever the header.
+        for round in 0..5000 {
+            let header = random_accept(&mut seed, round % 13, true);
+            assert_eq!(
+                parse_accept(&header),
+                parse_accept_unbounded(&header),
+                "{header}"
+            );
+        }
+        // Beyond it: identical wherever goautoneg's comparator is consistent.
+        for round in 0..500 {
+            let header = random_accept(
+                &mut seed,
+                13 + round % MAX_MEDIA_RANGES.saturating_sub(12),
+                false,
+            );
+            assert_eq!(
+                parse_accept(&header),
+                parse_accept_unbounded(&header),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn small_headers_keep_goautoneg_order_quirks_included() {
+        // goautoneg ranks a concrete subtype above a wildcard even against a
+        // higher quality; Go's insertion sort then yields this order.
+        let c = parse_accept("*/*;q=0.9,application/*,application/json;q=0.9");
+        let order: Vec<_> = c.iter().map(|c| format!("{}/{}", c.ty, c.sub)).collect();
+        assert_eq!(order, ["application/json", "application/*", "*/*"]);
+        // Beyond twelve ranges: wildcards after concrete ranges of equal quality.
+        let many = format!("*/*,{}", ["text/plain"; 12].join(","));
+        let clauses = parse_accept(&many);
+        assert_eq!(clauses.len(), 13);
+        assert_eq!(clauses.last().map(|c| c.ty.as_str()), Some("*"));
+        assert_eq!(clauses.first().map(|c| c.sub.as_str()), Some("plain"));
+    }
+
+    #[test]
+    fn a_range_longer_than_the_bound_is_skipped() {
+        let long = format!(
+            "application/json{}",
+            ";p=v".repeat(MAX_MEDIA_RANGE_BYTES / 4)
+        );
+        assert_eq!(target(&long), None);
+        assert_eq!(target(&format!("{long},*/*")), Some(Target::Object));
+        let fits = format!(
+            "application/json;as=Table;g=meta.k8s.io;v=v1{}",
+            " ".repeat(900)
+        );
+        assert_eq!(target(&fits), Some(Target::Table { v1beta1: false }));
+    }
+
+    #[test]
+    fn only_the_first_media_ranges_are_considered() {
+        let mut header = ["text/plain"; MAX_MEDIA_RANGES].join(",");
+        header.push_str(",application/json");
+        assert_eq!(parse_accept(&header).len(), MAX_MEDIA_RANGES);
+        assert_eq!(target(&header), None);
+        let header = header.replacen("text/plain", "application/json", 1);
+        assert_eq!(target(&header), Some(Target::Object));
     }
 
     #[test]

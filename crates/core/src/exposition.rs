@@ -56,12 +56,86 @@ pub struct ParseOutcome {
     pub scrape: NodeScrape,
     /// Syntax errors, in line order.
     pub errors: Vec<LineError>,
-    /// Node lines were present but CPU or memory was zero or missing
-    /// (upstream logs `Failed getting complete node metric` at V(1)).
+    /// Node lines were present but CPU or memory was zero, missing or
+    /// rejected (upstream logs `Failed getting complete node metric` at V(1)).
     pub incomplete_node: bool,
-    /// `(namespace, pod)` of pods dropped because a container had zero or
-    /// missing CPU or memory (upstream: `Failed getting complete Pod metric`).
+    /// `(namespace, pod)` of pods dropped because a container had zero,
+    /// missing or rejected CPU or memory, or a rejected start time (upstream:
+    /// `Failed getting complete Pod metric`).
     pub incomplete_pods: Vec<(String, String)>,
+    /// Why the node point was dropped when a value could not be stored
+    /// (NaN, infinite, negative or too large); see [`RejectedValue`].
+    pub rejected_node: Option<RejectedValue>,
+    /// The containers whose values could not be stored; each one's pod is
+    /// also in `incomplete_pods`.
+    pub rejected_containers: Vec<RejectedContainer>,
+}
+
+/// A sample value that cannot be stored. Like a zero value, it drops the
+/// node point (node families) or the whole pod (container families) for
+/// this scrape; it is not a syntax error, so the rest of the node is kept.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RejectedValue {
+    /// 1-based line number.
+    pub line: usize,
+    /// The family name, e.g. `node_memory_working_set_bytes`.
+    pub metric: &'static str,
+    /// The value as the kubelet wrote it (at most 64 bytes of it).
+    pub value: String,
+    /// What is wrong with it.
+    pub problem: ValueProblem,
+}
+
+impl fmt::Display for RejectedValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "line {}: {} value {} {}",
+            self.line, self.metric, self.value, self.problem
+        )
+    }
+}
+
+/// Why a value cannot be stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Error)]
+pub enum ValueProblem {
+    /// NaN or an infinity.
+    #[error("is not a finite number")]
+    NotFinite,
+    /// CPU time and memory cannot be negative.
+    #[error("is negative")]
+    Negative,
+    /// CPU seconds whose nanoseconds exceed `u64::MAX`.
+    #[error(
+        "exceeds the largest CPU counter that can be stored (18446744073.709551615 core-seconds)"
+    )]
+    CpuTooLarge,
+    /// Memory bytes above `i64::MAX`, the largest quantity Kubernetes has.
+    #[error("exceeds the largest memory quantity (9223372036854775807 bytes)")]
+    MemoryTooLarge,
+}
+
+/// A container whose values could not be stored.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RejectedContainer {
+    /// Pod namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub pod: String,
+    /// Container name.
+    pub container: String,
+    /// The first rejected value still in effect for it.
+    pub value: RejectedValue,
+}
+
+impl fmt::Display for RejectedContainer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "container {}/{}/{}: {}",
+            self.namespace, self.pod, self.container, self.value
+        )
+    }
 }
 
 impl ParseOutcome {
@@ -159,6 +233,19 @@ enum Family {
     NodeMemory,
 }
 
+impl Family {
+    /// The family's metric name.
+    fn name(self) -> &'static str {
+        match self {
+            Family::ContainerCpu => "container_cpu_usage_seconds_total",
+            Family::ContainerMemory => "container_memory_working_set_bytes",
+            Family::ContainerStartTime => "container_start_time_seconds",
+            Family::NodeCpu => "node_cpu_usage_seconds_total",
+            Family::NodeMemory => "node_memory_working_set_bytes",
+        }
+    }
+}
+
 fn family(name: &[u8]) -> Option<Family> {
     Some(match name {
         b"container_cpu_usage_seconds_total" => Family::ContainerCpu,
@@ -173,15 +260,148 @@ fn family(name: &[u8]) -> Option<Family> {
 /// Borrowed `(namespace, pod, container)` key.
 type Key<'a> = (Cow<'a, str>, Cow<'a, str>, Cow<'a, str>);
 
+/// 2^63 and 2^64 as floats: the first values whose conversion to `i64` or
+/// `u64` would saturate.
+const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
+
+/// Cumulative CPU seconds as nanoseconds: `trunc(v * 1e9)` as upstream,
+/// when that fits a `u64`.
+fn cpu_nanos(v: f64) -> Result<u64, ValueProblem> {
+    let nanos = check_sign_and_finite(v)? * 1e9;
+    if nanos >= TWO_POW_64 {
+        return Err(ValueProblem::CpuTooLarge);
+    }
+    Ok(nanos as u64)
+}
+
+/// Working-set bytes: `trunc(v)`, at most `i64::MAX` (a Quantity's range).
+fn memory_bytes(v: f64) -> Result<u64, ValueProblem> {
+    let bytes = check_sign_and_finite(v)?;
+    if bytes >= TWO_POW_63 {
+        return Err(ValueProblem::MemoryTooLarge);
+    }
+    Ok(bytes as u64)
+}
+
+/// Start time as unix nanoseconds. A time, not a quantity: before 1970 is
+/// allowed as upstream, and a finite time beyond the `i64` range saturates
+/// (it only makes the container look restarted); NaN and infinities are
+/// rejected.
+fn start_time_nanos(v: f64) -> Result<i64, ValueProblem> {
+    if !v.is_finite() {
+        return Err(ValueProblem::NotFinite);
+    }
+    Ok((v * 1e9) as i64)
+}
+
+fn check_sign_and_finite(v: f64) -> Result<f64, ValueProblem> {
+    if !v.is_finite() {
+        Err(ValueProblem::NotFinite)
+    } else if v < 0.0 {
+        Err(ValueProblem::Negative)
+    } else {
+        Ok(v)
+    }
+}
+
+/// A container's sample and, per value (CPU, memory, start time), the
+/// rejection in effect (index + 1 into the decoder's list, 0 for none).
+#[derive(Default)]
+struct Entry {
+    point: MetricsPoint,
+    rejected: [u32; 3],
+}
+
+/// Accumulates the samples of one body.
+#[derive(Default)]
+struct Decoder<'a> {
+    errors: Vec<LineError>,
+    node: MetricsPoint,
+    node_seen: bool,
+    /// Rejections in effect for node CPU and memory (index + 1, 0 for none).
+    node_rejected: [u32; 2],
+    containers: HashMap<Key<'a>, Entry>,
+    rejections: Vec<RejectedValue>,
+}
+
+impl<'a> Decoder<'a> {
+    /// Records a rejected value; returns its slot marker (index + 1).
+    fn reject(&mut self, line: usize, sample: &Sample<'_>, problem: ValueProblem) -> u32 {
+        let text = &sample.value_text[..sample.value_text.len().min(64)];
+        self.rejections.push(RejectedValue {
+            line,
+            metric: sample.family.name(),
+            value: String::from_utf8_lossy(text).into_owned(),
+            problem,
+        });
+        u32::try_from(self.rejections.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Stores one sample like upstream (the last line of a series wins),
+    /// converting its value or recording why it cannot be stored; a
+    /// rejected value is stored as 0, so the zero rule drops it too.
+    fn apply(&mut self, line: usize, sample: Sample<'a>, ts: i64) {
+        let v = sample.value;
+        let family = sample.family;
+        let start = (family == Family::ContainerStartTime).then(|| start_time_nanos(v));
+        let amount = match family {
+            Family::NodeCpu | Family::ContainerCpu => cpu_nanos(v),
+            Family::NodeMemory | Family::ContainerMemory => memory_bytes(v),
+            Family::ContainerStartTime => Ok(0),
+        };
+        let marker = match amount.err().or(start.and_then(Result::err)) {
+            Some(problem) => self.reject(line, &sample, problem),
+            None => 0,
+        };
+        let amount = amount.unwrap_or(0);
+        match family {
+            Family::NodeCpu | Family::NodeMemory => {
+                if family == Family::NodeCpu {
+                    self.node.cumulative_cpu_ns = amount;
+                    self.node_rejected[0] = marker;
+                } else {
+                    self.node.memory_bytes = amount;
+                    self.node_rejected[1] = marker;
+                }
+                self.node.timestamp_ns = ts;
+                self.node_seen = true;
+            }
+            Family::ContainerCpu | Family::ContainerMemory | Family::ContainerStartTime => {
+                let key = (sample.namespace, sample.pod, sample.container);
+                let e = self.containers.entry(key).or_default();
+                let c = &mut e.point;
+                match family {
+                    Family::ContainerCpu => {
+                        c.cumulative_cpu_ns = amount;
+                        c.timestamp_ns = ts;
+                        e.rejected[0] = marker;
+                    }
+                    Family::ContainerMemory => {
+                        c.memory_bytes = amount;
+                        c.timestamp_ns = ts;
+                        e.rejected[1] = marker;
+                    }
+                    _ => {
+                        c.start_time_ns = start.and_then(Result::ok).unwrap_or(0);
+                        e.rejected[2] = marker;
+                    }
+                }
+            }
+        }
+    }
+
+    fn rejection(&self, marker: u32) -> Option<RejectedValue> {
+        let i = usize::try_from(marker).ok()?.checked_sub(1)?;
+        self.rejections.get(i).cloned()
+    }
+}
+
 /// Parses a kubelet exposition, collecting per-line errors instead of
 /// stopping, then applies the keep/drop rules of spec C.7.10.
 pub fn parse_exposition(body: &[u8], request_time_ns: i64) -> ParseOutcome {
     let default_ms = request_time_ns.div_euclid(1_000_000);
-    let mut errors = Vec::new();
-    let mut node = MetricsPoint::default();
-    let mut node_seen = false;
-    let mut containers: HashMap<Key<'_>, MetricsPoint> = HashMap::new();
-
+    let mut d = Decoder::default();
     let mut rest = body;
     let mut line_no = 0usize;
     while !rest.is_empty() {
@@ -191,95 +411,83 @@ pub fn parse_exposition(body: &[u8], request_time_ns: i64) -> ParseOutcome {
             None => (rest, &rest[rest.len()..]),
         };
         rest = next;
-        let sample = match parse_line(line) {
-            Ok(Some(s)) => s,
-            Ok(None) => continue,
-            Err(kind) => {
-                errors.push(LineError {
-                    line: line_no,
-                    kind,
-                });
-                continue;
+        match parse_line(line) {
+            Ok(Some(sample)) => {
+                // Upstream: time.Unix(0, ms*1e6), with int64 wrap-around.
+                let ts = sample
+                    .timestamp_ms
+                    .unwrap_or(default_ms)
+                    .wrapping_mul(1_000_000);
+                d.apply(line_no, sample, ts);
             }
-        };
-        // Upstream: time.Unix(0, ms*1e6), with int64 wrap-around.
-        let ts = sample
-            .timestamp_ms
-            .unwrap_or(default_ms)
-            .wrapping_mul(1_000_000);
-        let v = sample.value;
-        match sample.family {
-            Family::NodeCpu => {
-                node.cumulative_cpu_ns = (v * 1e9) as u64;
-                node.timestamp_ns = ts;
-                node_seen = true;
-            }
-            Family::NodeMemory => {
-                node.memory_bytes = v as u64;
-                node.timestamp_ns = ts;
-                node_seen = true;
-            }
-            Family::ContainerCpu | Family::ContainerMemory | Family::ContainerStartTime => {
-                let key = (sample.namespace, sample.pod, sample.container);
-                let c = containers.entry(key).or_default();
-                match sample.family {
-                    Family::ContainerCpu => {
-                        c.cumulative_cpu_ns = (v * 1e9) as u64;
-                        c.timestamp_ns = ts;
-                    }
-                    Family::ContainerMemory => {
-                        c.memory_bytes = v as u64;
-                        c.timestamp_ns = ts;
-                    }
-                    _ => c.start_time_ns = (v * 1e9) as i64,
-                }
-            }
+            Ok(None) => {}
+            Err(kind) => d.errors.push(LineError {
+                line: line_no,
+                kind,
+            }),
         }
     }
+    finish(d)
+}
 
+/// Applies the keep/drop rules to everything decoded.
+fn finish(d: Decoder<'_>) -> ParseOutcome {
     // C.7.10: the node needs non-zero CPU and memory (a CPU or memory line
-    // always sets the timestamp, so upstream's timestamp check is implied).
-    let node_complete = node_seen && node.cumulative_cpu_ns != 0 && node.memory_bytes != 0;
+    // always sets the timestamp, so upstream's timestamp check is implied),
+    // and no value that could not be stored.
+    let rejected_node = d.node_rejected.iter().find_map(|&m| d.rejection(m));
+    let node_complete = d.node_seen
+        && rejected_node.is_none()
+        && d.node.cumulative_cpu_ns != 0
+        && d.node.memory_bytes != 0;
 
     // Group containers into pods in (namespace, pod, container) order; a pod
-    // with any container lacking CPU or memory is dropped whole.
-    let mut entries: Vec<(Key<'_>, MetricsPoint)> = containers.into_iter().collect();
-    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    // with any container lacking CPU or memory, or with a rejected value, is
+    // dropped whole.
+    let mut rejected_containers = Vec::new();
+    let mut entries: Vec<(&Key<'_>, &Entry)> = d.containers.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let mut pods = Vec::new();
     let mut incomplete_pods = Vec::new();
-    let mut i = 0;
-    while i < entries.len() {
-        let (ns, pod) = (&entries[i].0.0, &entries[i].0.1);
-        let mut j = i;
+    for group in entries.chunk_by(|a, b| a.0.0 == b.0.0 && a.0.1 == b.0.1) {
         let mut complete = true;
-        while j < entries.len() && entries[j].0.0 == *ns && entries[j].0.1 == *pod {
-            let p = &entries[j].1;
-            complete &= p.cumulative_cpu_ns != 0 && p.memory_bytes != 0;
-            j += 1;
+        for ((ns, pod, container), e) in group {
+            if let Some(value) = e.rejected.iter().find_map(|&m| d.rejection(m)) {
+                complete = false;
+                rejected_containers.push(RejectedContainer {
+                    namespace: ns.to_string(),
+                    pod: pod.to_string(),
+                    container: container.to_string(),
+                    value,
+                });
+            }
+            complete &= e.point.cumulative_cpu_ns != 0 && e.point.memory_bytes != 0;
         }
+        let (ns, pod) = (&group[0].0.0, &group[0].0.1);
         if complete {
             pods.push(PodScrape {
                 namespace: ns.to_string(),
                 name: pod.to_string(),
-                containers: entries[i..j]
+                containers: group
                     .iter()
-                    .map(|(k, p)| (k.2.to_string(), *p))
+                    .map(|(k, e)| (k.2.to_string(), e.point))
                     .collect(),
             });
         } else {
             incomplete_pods.push((ns.to_string(), pod.to_string()));
         }
-        i = j;
     }
 
     ParseOutcome {
         scrape: NodeScrape {
-            node: node_complete.then_some(node),
+            node: node_complete.then_some(d.node),
             pods,
         },
-        errors,
-        incomplete_node: node_seen && !node_complete,
+        errors: d.errors,
+        incomplete_node: d.node_seen && !node_complete,
         incomplete_pods,
+        rejected_node,
+        rejected_containers,
     }
 }
 
@@ -290,6 +498,8 @@ struct Sample<'a> {
     pod: Cow<'a, str>,
     container: Cow<'a, str>,
     value: f64,
+    /// The value token as written, for rejection reasons.
+    value_text: &'a [u8],
     timestamp_ms: Option<i64>,
 }
 
@@ -351,6 +561,7 @@ fn parse_line(l: &[u8]) -> Result<Option<Sample<'_>>, LineErrorKind> {
         pod: Cow::Borrowed(""),
         container: Cow::Borrowed(""),
         value: 0.0,
+        value_text: &[],
         timestamp_ms: None,
     };
     let j = skip_ws(l, i);
@@ -373,7 +584,8 @@ fn parse_line(l: &[u8]) -> Result<Option<Sample<'_>>, LineErrorKind> {
     if i == value_start {
         return Err(LineErrorKind::MissingValue);
     }
-    sample.value = parse_go_float(&l[value_start..i]).ok_or(LineErrorKind::InvalidValue)?;
+    sample.value_text = &l[value_start..i];
+    sample.value = parse_go_float(sample.value_text).ok_or(LineErrorKind::InvalidValue)?;
     i = skip_ws(l, i);
     if i < l.len() {
         if l[i] == b'-' {

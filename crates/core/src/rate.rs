@@ -131,6 +131,30 @@ mod tests {
     }
 
     #[test]
+    fn extreme_counters_and_windows_saturate_instead_of_overflowing() {
+        // Widest window: i64::MIN to i64::MAX saturates at i64::MAX ns.
+        let u = resource_usage(&point(i64::MAX, u64::MAX), &point(i64::MIN, 0)).unwrap();
+        assert_eq!(u.window_ns, i64::MAX);
+        assert_eq!(
+            u.cpu_nanocores,
+            (u64::MAX as f64 / go_seconds(i64::MAX)) as u64
+        );
+        // The whole counter range in one nanosecond saturates at u64::MAX.
+        let u = resource_usage(&point(1, u64::MAX), &point(0, 0)).unwrap();
+        assert_eq!(u.cpu_nanocores, u64::MAX);
+        // A counter at the top moving by one over a second.
+        let u = resource_usage(
+            &point(2_000_000_000, u64::MAX),
+            &point(1_000_000_000, u64::MAX - 1),
+        )
+        .unwrap();
+        assert_eq!(u.cpu_nanocores, 1);
+        // Negative timestamps (wrapped by upstream's ms * 1e6) still pair.
+        let u = resource_usage(&point(-10 * MS, 2_000), &point(-20 * MS, 1_000)).unwrap();
+        assert_eq!((u.window_ns, u.cpu_nanocores), (10 * MS, 100_000));
+    }
+
+    #[test]
     fn decreasing_counters_and_start_times_are_errors() {
         assert_eq!(
             resource_usage(&point(20, 100), &point(10, 200)),

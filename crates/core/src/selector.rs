@@ -7,6 +7,7 @@
 //! in 400 responses. `tests/golden/{label_selectors,label_matches,
 //! field_selectors}.tsv` are generated from Go.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::BuildHasher;
@@ -102,7 +103,9 @@ impl Requirement {
 
     /// `Requirement.Matches`.
     pub fn matches<L: Labels + ?Sized>(&self, labels: &L) -> bool {
-        let has = |v: &str| self.values.iter().any(|x| x == v);
+        // Values are sorted (set operators) or single, so a binary search
+        // keeps matching logarithmic in the length of an `in (...)` list.
+        let has = |v: &str| self.values.binary_search_by(|x| x.as_str().cmp(v)).is_ok();
         match self.operator {
             Operator::In | Operator::Equals | Operator::DoubleEquals => {
                 labels.get_label(&self.key).is_some_and(has)
@@ -178,6 +181,15 @@ impl LabelSelector {
         Self::default()
     }
 
+    /// True when [`LabelSelector::parse`] would succeed; cheaper on invalid
+    /// input, because no error text is built (a list of thousands of invalid
+    /// values has a message of megabytes).
+    pub fn is_valid(s: &str) -> bool {
+        let mut parser = Parser::new(s);
+        parser.quiet = true;
+        parser.parse().is_ok()
+    }
+
     /// Parses with `labels.Parse` rules.
     pub fn parse(s: &str) -> Result<Self, LabelSelectorError> {
         let mut requirements = Parser::new(s).parse().map_err(LabelSelectorError)?;
@@ -230,7 +242,7 @@ impl fmt::Display for LabelSelector {
 
 // --- lexer (port of labels.Lexer) ---
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Tok {
     Error,
     EndOfString,
@@ -273,12 +285,24 @@ fn is_special(c: u8) -> bool {
     matches!(c, b'=' | b'!' | b'(' | b')' | b',' | b'>' | b'<')
 }
 
+/// Tokens borrow from the input: they start and end at ASCII bytes, so
+/// every token is a `str` slice and lexing allocates nothing.
 struct Lexer<'a> {
+    text: &'a str,
     s: &'a [u8],
     pos: usize,
 }
 
-impl Lexer<'_> {
+impl<'a> Lexer<'a> {
+    fn slice(&self, start: usize, end: usize) -> Cow<'a, str> {
+        match self.text.get(start..end) {
+            Some(t) => Cow::Borrowed(t),
+            None => Cow::Owned(
+                String::from_utf8_lossy(self.s.get(start..end).unwrap_or(&[])).into_owned(),
+            ),
+        }
+    }
+
     /// Returns 0 at the end (and, like Go, for a NUL byte).
     fn read(&mut self) -> u8 {
         match self.s.get(self.pos) {
@@ -294,13 +318,13 @@ impl Lexer<'_> {
         self.pos -= 1;
     }
 
-    fn lex(&mut self) -> (Tok, String) {
+    fn lex(&mut self) -> (Tok, Cow<'a, str>) {
         let mut ch = self.read();
         while is_whitespace(ch) {
             ch = self.read();
         }
         if ch == 0 {
-            return (Tok::EndOfString, String::new());
+            return (Tok::EndOfString, Cow::Borrowed(""));
         }
         self.unread();
         if is_special(ch) {
@@ -310,7 +334,7 @@ impl Lexer<'_> {
         }
     }
 
-    fn scan_id_or_keyword(&mut self) -> (Tok, String) {
+    fn scan_id_or_keyword(&mut self) -> (Tok, Cow<'a, str>) {
         let start = self.pos;
         let mut end;
         loop {
@@ -324,15 +348,14 @@ impl Lexer<'_> {
                 break;
             }
         }
-        let lit = &self.s[start..end];
-        let text = String::from_utf8_lossy(lit).into_owned();
-        match keyword(lit) {
+        let text = self.slice(start, end);
+        match keyword(text.as_bytes()) {
             Some(t) => (t, text),
             None => (Tok::Identifier, text),
         }
     }
 
-    fn scan_special(&mut self) -> (Tok, String) {
+    fn scan_special(&mut self) -> (Tok, Cow<'a, str>) {
         let start = self.pos;
         let mut last: Option<(Tok, usize)> = None;
         loop {
@@ -354,13 +377,13 @@ impl Lexer<'_> {
             }
         }
         match last {
-            Some((t, end)) => (t, String::from_utf8_lossy(&self.s[start..end]).into_owned()),
+            Some((t, end)) => (t, self.slice(start, end)),
             None => (
                 Tok::Error,
-                format!(
+                Cow::Owned(format!(
                     "error expected: keyword found '{}'",
-                    String::from_utf8_lossy(&self.s[start..self.pos])
-                ),
+                    self.slice(start, self.pos)
+                )),
             ),
         }
     }
@@ -374,14 +397,18 @@ enum Ctx {
     Values,
 }
 
-struct Parser {
-    items: Vec<(Tok, String)>,
+struct Parser<'a> {
+    items: Vec<(Tok, Cow<'a, str>)>,
     position: usize,
+    /// Only validity matters: invalid values fail without building their
+    /// (large) error text.
+    quiet: bool,
 }
 
-impl Parser {
-    fn new(s: &str) -> Self {
+impl<'a> Parser<'a> {
+    fn new(s: &'a str) -> Self {
         let mut lexer = Lexer {
+            text: s,
             s: s.as_bytes(),
             pos: 0,
         };
@@ -394,25 +421,34 @@ impl Parser {
                 break;
             }
         }
-        Self { items, position: 0 }
-    }
-
-    fn adjust(t: &Tok, ctx: Ctx) -> Tok {
-        match (t, ctx) {
-            (Tok::In | Tok::NotIn, Ctx::Values) => Tok::Identifier,
-            _ => t.clone(),
+        Self {
+            items,
+            position: 0,
+            quiet: false,
         }
     }
 
-    fn lookahead(&self, ctx: Ctx) -> (Tok, String) {
-        let (t, lit) = &self.items[self.position];
-        (Self::adjust(t, ctx), lit.clone())
+    fn adjust(t: Tok, ctx: Ctx) -> Tok {
+        match (t, ctx) {
+            (Tok::In | Tok::NotIn, Ctx::Values) => Tok::Identifier,
+            _ => t,
+        }
     }
 
-    fn consume(&mut self, ctx: Ctx) -> (Tok, String) {
-        let (t, lit) = &self.items[self.position];
+    /// The current token; past the end (never reached: the parser stops at
+    /// `EndOfString`) it reads as `EndOfString`. Cloning a borrowed literal
+    /// copies a pointer.
+    fn lookahead(&self, ctx: Ctx) -> (Tok, Cow<'a, str>) {
+        match self.items.get(self.position) {
+            Some((t, lit)) => (Self::adjust(*t, ctx), lit.clone()),
+            None => (Tok::EndOfString, Cow::Borrowed("")),
+        }
+    }
+
+    fn consume(&mut self, ctx: Ctx) -> (Tok, Cow<'a, str>) {
+        let item = self.lookahead(ctx);
         self.position += 1;
-        (Self::adjust(t, ctx), lit.clone())
+        item
     }
 
     fn parse(&mut self) -> Result<Vec<Requirement>, String> {
@@ -452,14 +488,14 @@ impl Parser {
     fn parse_requirement(&mut self) -> Result<Requirement, String> {
         let (key, op) = self.parse_key_and_infer_operator()?;
         if let Some(op @ (Operator::Exists | Operator::DoesNotExist)) = op {
-            return new_requirement(key, op, Vec::new());
+            return new_requirement(key, op, Vec::new(), self.quiet);
         }
         let op = self.parse_operator()?;
         let values = match op {
             Operator::In | Operator::NotIn => self.parse_values()?,
             _ => self.parse_exact_value()?,
         };
-        new_requirement(key, op, values)
+        new_requirement(key, op, values, self.quiet)
     }
 
     fn parse_key_and_infer_operator(&mut self) -> Result<(String, Option<Operator>), String> {
@@ -474,13 +510,14 @@ impl Parser {
         }
         if let Some(msgs) = label_key_errors(&lit) {
             // The parser validates with a nil field path.
-            return Err(field_invalid("<nil>", &lit, &msgs));
+            let msgs: Vec<&str> = msgs.iter().map(String::as_str).collect();
+            return Err(field_invalid(format_args!("<nil>"), &lit, &msgs));
         }
         let (t, _) = self.lookahead(Ctx::Values);
         if (t == Tok::EndOfString || t == Tok::Comma) && op != Some(Operator::DoesNotExist) {
             op = Some(Operator::Exists);
         }
-        Ok((lit, op))
+        Ok((lit.into_owned(), op))
     }
 
     fn parse_operator(&mut self) -> Result<Operator, String> {
@@ -526,29 +563,35 @@ impl Parser {
 
     /// Returns a sorted, de-duplicated list (Go's `sets.String.List()`).
     fn parse_identifiers_list(&mut self) -> Result<Vec<String>, String> {
-        let mut s = std::collections::BTreeSet::new();
+        // Borrowed literals, sorted and de-duplicated once at the end.
+        let mut s: Vec<Cow<'a, str>> = Vec::new();
+        let into_set = |mut s: Vec<Cow<'a, str>>| {
+            s.sort_unstable();
+            s.dedup();
+            s.into_iter().map(Cow::into_owned).collect()
+        };
         loop {
             let (t, lit) = self.consume(Ctx::Values);
             match t {
                 Tok::Identifier => {
-                    s.insert(lit);
+                    s.push(lit);
                     let (t2, lit2) = self.lookahead(Ctx::Values);
                     match t2 {
                         Tok::Comma => continue,
-                        Tok::ClosedPar => return Ok(s.into_iter().collect()),
+                        Tok::ClosedPar => return Ok(into_set(s)),
                         _ => return Err(format!("found '{lit2}', expected: ',' or ')'")),
                     }
                 }
                 Tok::Comma => {
                     if s.is_empty() {
-                        s.insert(String::new());
+                        s.push(Cow::Borrowed(""));
                     }
                     let (t2, _) = self.lookahead(Ctx::Values);
                     if t2 == Tok::ClosedPar || t2 == Tok::Comma {
-                        s.insert(String::new());
+                        s.push(Cow::Borrowed(""));
                     }
                     if t2 == Tok::ClosedPar {
-                        return Ok(s.into_iter().collect());
+                        return Ok(into_set(s));
                     }
                 }
                 _ => return Err(format!("found '{lit}', expected: ',', or identifier")),
@@ -563,7 +606,7 @@ impl Parser {
         }
         let (t, lit) = self.consume(Ctx::Values);
         if t == Tok::Identifier {
-            return Ok(vec![lit]);
+            return Ok(vec![lit.into_owned()]);
         }
         Err(format!("found '{lit}', expected: identifier"))
     }
@@ -571,26 +614,54 @@ impl Parser {
 
 /// `NewRequirement` validation (values only: the parser already checked the
 /// key). Errors aggregate like `field.ErrorList.ToAggregate()`.
-fn new_requirement(key: String, op: Operator, values: Vec<String>) -> Result<Requirement, String> {
+fn new_requirement(
+    key: String,
+    op: Operator,
+    values: Vec<String>,
+    quiet: bool,
+) -> Result<Requirement, String> {
     let mut errs: Vec<String> = Vec::new();
     if matches!(op, Operator::GreaterThan | Operator::LessThan) {
         for (i, v) in values.iter().enumerate() {
             if go_parse_int(v).is_none() {
+                if quiet {
+                    return Err(String::new());
+                }
                 errs.push(field_invalid(
-                    &format!("values[{i}]"),
+                    format_args!("values[{i}]"),
                     v,
-                    &["for 'Gt', 'Lt' operators, the value must be an integer".to_owned()],
+                    &["for 'Gt', 'Lt' operators, the value must be an integer"],
                 ));
             }
         }
     }
+    // Built once: a list of thousands of invalid values repeats it for each.
+    let mut value_regex_msg = None;
     for (i, v) in values.iter().enumerate() {
-        if let Some(msgs) = label_value_errors(v) {
-            errs.push(field_invalid(&format!("values[{i}][{key}]"), v, &msgs));
+        let too_long = v.len() > 63;
+        let bad_chars = !v.is_empty() && !is_qualified_token(v);
+        if !too_long && !bad_chars {
+            continue;
         }
+        if quiet {
+            return Err(String::new());
+        }
+        let regex_msg = value_regex_msg.get_or_insert_with(|| {
+            regex_error(
+                LABEL_VALUE_MSG,
+                LABEL_VALUE_FMT,
+                &["MyValue", "my_value", "12345"],
+            )
+        });
+        let msgs: &[&str] = match (too_long, bad_chars) {
+            (true, true) => &["must be no more than 63 bytes", regex_msg],
+            (true, false) => &["must be no more than 63 bytes"],
+            _ => &[regex_msg],
+        };
+        errs.push(field_invalid(format_args!("values[{i}][{key}]"), v, msgs));
     }
     if !errs.is_empty() {
-        return Err(aggregate(errs));
+        return Err(aggregate_distinct(errs));
     }
     Ok(Requirement {
         key,
@@ -599,34 +670,53 @@ fn new_requirement(key: String, op: Operator, values: Vec<String>) -> Result<Req
     })
 }
 
-/// `utilerrors.Aggregate.Error()`: one error as is, several de-duplicated in
-/// brackets.
-fn aggregate(errs: Vec<String>) -> String {
-    let mut seen: Vec<String> = Vec::new();
-    for e in errs {
-        if !seen.contains(&e) {
-            seen.push(e);
+/// `utilerrors.Aggregate.Error()` for messages that are distinct by
+/// construction (each names its own `values[i]` path, and the two kinds of
+/// path differ right after the index), so Go's de-duplication never drops
+/// one: one error as is, several in brackets.
+fn aggregate_distinct(mut errs: Vec<String>) -> String {
+    if errs.len() == 1 {
+        return errs.pop().unwrap_or_default();
+    }
+    let len: usize = errs.iter().map(|e| e.len() + 2).sum();
+    let mut out = String::with_capacity(len + 2);
+    out.push('[');
+    for (i, e) in errs.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
         }
+        out.push_str(e);
     }
-    if seen.len() == 1 {
-        seen.pop().unwrap_or_default()
-    } else {
-        format!("[{}]", seen.join(", "))
-    }
+    out.push(']');
+    out
 }
 
-/// `field.Invalid(path, value, detail).Error()` for a string value.
-fn field_invalid(path: &str, value: &str, msgs: &[String]) -> String {
-    format!(
-        "{path}: Invalid value: {}: {}",
-        go_strconv_quote(value),
-        msgs.join("; ")
-    )
+/// `field.Invalid(path, value, detail).Error()` for a string value, built in
+/// one buffer.
+fn field_invalid(path: fmt::Arguments<'_>, value: &str, msgs: &[&str]) -> String {
+    let details: usize = msgs.iter().map(|m| m.len() + 2).sum();
+    let mut out = String::with_capacity(40 + value.len() + details);
+    let _ = fmt::Write::write_fmt(&mut out, path);
+    out.push_str(": Invalid value: ");
+    push_go_quoted(&mut out, value);
+    out.push_str(": ");
+    for (i, m) in msgs.iter().enumerate() {
+        if i > 0 {
+            out.push_str("; ");
+        }
+        out.push_str(m);
+    }
+    out
 }
 
 /// Go `strconv.Quote` for the strings that reach error messages.
 fn go_strconv_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
+    push_go_quoted(&mut out, s);
+    out
+}
+
+fn push_go_quoted(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -645,7 +735,6 @@ fn go_strconv_quote(s: &str) -> String {
         }
     }
     out.push('"');
-    out
 }
 
 /// `strconv.ParseInt(s, 10, 64)`.
@@ -708,10 +797,15 @@ fn is_dns1123_subdomain(s: &str) -> bool {
 /// `content.IsLabelKey`; `None` when valid.
 fn label_key_errors(key: &str) -> Option<Vec<String>> {
     let mut errs = Vec::new();
-    let parts: Vec<&str> = key.split('/').collect();
-    let name = match parts.as_slice() {
-        [name] => *name,
-        [prefix, name] => {
+    // `[name]`, `[prefix, name]`, or `None` for more than one `/`.
+    let parts = match key.split_once('/') {
+        None => Some((None, key)),
+        Some((prefix, name)) if !name.contains('/') => Some((Some(prefix), name)),
+        Some(_) => None,
+    };
+    let name = match parts {
+        Some((None, name)) => name,
+        Some((Some(prefix), name)) => {
             if prefix.is_empty() {
                 errs.push("prefix part must be non-empty".to_owned());
             } else {
@@ -729,9 +823,9 @@ fn label_key_errors(key: &str) -> Option<Vec<String>> {
                     ));
                 }
             }
-            *name
+            name
         }
-        _ => {
+        None => {
             return Some(vec![format!(
                 "a valid label key {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
                 regex_error(
@@ -755,22 +849,6 @@ fn label_key_errors(key: &str) -> Option<Vec<String>> {
                 LABEL_KEY_FMT,
                 &["MyName", "my.name", "123-abc"]
             )
-        ));
-    }
-    (!errs.is_empty()).then_some(errs)
-}
-
-/// `validation.IsValidLabelValue`; `None` when valid.
-fn label_value_errors(v: &str) -> Option<Vec<String>> {
-    let mut errs = Vec::new();
-    if v.len() > 63 {
-        errs.push("must be no more than 63 bytes".to_owned());
-    }
-    if !v.is_empty() && !is_qualified_token(v) {
-        errs.push(regex_error(
-            LABEL_VALUE_MSG,
-            LABEL_VALUE_FMT,
-            &["MyValue", "my_value", "12345"],
         ));
     }
     (!errs.is_empty()).then_some(errs)
@@ -839,6 +917,26 @@ impl FieldSelector {
 
     /// Parses and validates against an explicit set of known fields.
     pub fn parse_with_fields(s: &str, known: &[&str]) -> Result<Self, FieldSelectorError> {
+        let selector = Self::parse_syntax(s)?;
+        // Transform step: the conversion func rejects the first unknown field
+        // in term order.
+        if let Some(t) = selector
+            .terms
+            .iter()
+            .find(|t| !known.contains(&t.field.as_str()))
+        {
+            return Err(FieldSelectorError::UnknownField {
+                field: t.field.clone(),
+                allowed: known.iter().map(|k| (*k).to_owned()).collect(),
+            });
+        }
+        Ok(selector)
+    }
+
+    /// Syntax only, like Go's `fields.ParseSelector`: any field name is
+    /// accepted, only [`FieldSelectorError::Syntax`] can come back. Linear in
+    /// the input apart from sorting the terms (n log n).
+    pub fn parse_syntax(s: &str) -> Result<Self, FieldSelectorError> {
         let mut parts = split_terms(s);
         parts.sort_unstable();
         let mut terms = Vec::with_capacity(parts.len());
@@ -856,13 +954,6 @@ impl FieldSelector {
                 field: lhs.to_owned(),
                 operator: op,
                 value,
-            });
-        }
-        // Transform step: the conversion func rejects unknown fields.
-        if let Some(t) = terms.iter().find(|t| !known.contains(&t.field.as_str())) {
-            return Err(FieldSelectorError::UnknownField {
-                field: t.field.clone(),
-                allowed: known.iter().map(|k| (*k).to_owned()).collect(),
             });
         }
         Ok(Self { terms })
@@ -926,41 +1017,49 @@ impl fmt::Display for FieldSelector {
     }
 }
 
-/// `splitTerms`: split on commas not escaped by a backslash.
+/// `splitTerms`: split on commas not escaped by a backslash (a byte scan,
+/// as Go's).
 fn split_terms(s: &str) -> Vec<&str> {
     if s.is_empty() {
         return Vec::new();
     }
+    let b = s.as_bytes();
     let mut terms = Vec::new();
-    let mut start = 0;
-    let mut in_slash = false;
-    for (i, c) in s.char_indices() {
-        if in_slash {
-            in_slash = false;
-        } else if c == '\\' {
-            in_slash = true;
-        } else if c == ',' {
-            terms.push(&s[start..i]);
-            start = i + 1;
+    let (mut start, mut i) = (0, 0);
+    while let Some(off) = b
+        .get(i..)
+        .and_then(|rest| memchr::memchr2(b'\\', b',', rest))
+    {
+        let at = i + off;
+        if b[at] == b'\\' {
+            // The escaped byte is skipped, whatever it is.
+            i = at + 2;
+            continue;
         }
+        terms.push(&s[start..at]);
+        start = at + 1;
+        i = at + 1;
     }
-    terms.push(&s[start..]);
+    terms.push(s.get(start..).unwrap_or(""));
     terms
 }
 
-/// `splitTerm`: the first `!=`, `==` or `=` splits (checked in that order at
-/// each position).
+/// `splitTerm`: the first position where `!=`, `==` or `=` starts splits
+/// (checked in that order at each position).
 fn split_term(term: &str) -> Option<(&str, FieldOperator, &str)> {
-    for (i, _) in term.char_indices() {
-        let rest = &term[i..];
-        for (op, kind) in [
-            ("!=", FieldOperator::NotEquals),
-            ("==", FieldOperator::Equals),
-            ("=", FieldOperator::Equals),
-        ] {
-            if let Some(rhs) = rest.strip_prefix(op) {
-                return Some((&term[..i], kind, rhs));
-            }
+    let b = term.as_bytes();
+    let mut i = 0;
+    while let Some(off) = b
+        .get(i..)
+        .and_then(|rest| memchr::memchr2(b'!', b'=', rest))
+    {
+        let at = i + off;
+        let next_is_eq = b.get(at + 1) == Some(&b'=');
+        match (b[at], next_is_eq) {
+            (b'!', true) => return Some((&term[..at], FieldOperator::NotEquals, &term[at + 2..])),
+            (b'=', true) => return Some((&term[..at], FieldOperator::Equals, &term[at + 2..])),
+            (b'=', false) => return Some((&term[..at], FieldOperator::Equals, &term[at + 1..])),
+            _ => i = at + 1,
         }
     }
     None

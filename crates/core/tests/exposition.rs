@@ -417,3 +417,193 @@ fn a_container_with_only_a_start_time_drops_its_pod() {
     assert!(s.pods.is_empty());
     assert!(s.node.is_some());
 }
+
+// === values that cannot be stored (issue 7) ===
+
+use metrics_server_core::exposition::{RejectedContainer, RejectedValue, ValueProblem};
+
+const NODE_MEMORY_OK: &str = "node_memory_working_set_bytes 1.616273408e+09 1000\n";
+const NODE_CPU_OK: &str = "node_cpu_usage_seconds_total 357.35491 1000\n";
+
+fn rejected(
+    line: usize,
+    metric: &'static str,
+    value: &str,
+    problem: ValueProblem,
+) -> RejectedValue {
+    RejectedValue {
+        line,
+        metric,
+        value: value.to_owned(),
+        problem,
+    }
+}
+
+#[test]
+fn node_memory_that_no_quantity_can_hold_drops_the_node_with_a_reason() {
+    use ValueProblem::*;
+    for (value, problem) in [
+        ("+Inf", NotFinite),
+        ("-Inf", NotFinite),
+        ("NaN", NotFinite),
+        ("1e300", MemoryTooLarge),
+        ("9223372036854775808", MemoryTooLarge),
+        ("-1", Negative),
+        ("-0.5", Negative),
+    ] {
+        let body =
+            format!("{NODE_CPU_OK}node_memory_working_set_bytes {value} 1000\n{CONTAINER_LINES}");
+        let outcome = parse_exposition(body.as_bytes(), 0);
+        assert!(outcome.errors.is_empty(), "{value}: not a syntax error");
+        assert_eq!(outcome.scrape.node, None, "{value}");
+        assert!(outcome.incomplete_node, "{value}");
+        let want = rejected(2, "node_memory_working_set_bytes", value, problem);
+        assert_eq!(outcome.rejected_node.as_ref(), Some(&want), "{value}");
+        // Same scope as a zero value: the pods of the node are kept.
+        assert_eq!(outcome.scrape.pods.len(), 1, "{value}");
+        assert!(decode_node(body.as_bytes(), 0).is_ok_and(|s| s.node.is_none()));
+    }
+    let outcome = parse_exposition(
+        format!("{NODE_CPU_OK}node_memory_working_set_bytes +Inf 1000\n").as_bytes(),
+        0,
+    );
+    assert_eq!(
+        outcome.rejected_node.map(|r| r.to_string()).as_deref(),
+        Some("line 2: node_memory_working_set_bytes value +Inf is not a finite number")
+    );
+}
+
+#[test]
+fn the_largest_storable_memory_and_cpu_are_kept_exactly() {
+    // The largest f64 below 2^63 bytes, and CPU seconds just below 2^64 ns.
+    let body = "node_cpu_usage_seconds_total 18446744073.709 1000\n\
+                node_memory_working_set_bytes 9223372036854774784 1000\n";
+    let outcome = parse_exposition(body.as_bytes(), 0);
+    assert_eq!(outcome.rejected_node, None);
+    let node = outcome.scrape.node.expect("kept");
+    assert_eq!(node.memory_bytes, 9_223_372_036_854_774_784);
+    assert!(node.memory_bytes <= i64::MAX as u64);
+    assert_eq!(node.cumulative_cpu_ns, (18_446_744_073.709f64 * 1e9) as u64);
+}
+
+#[test]
+fn node_cpu_beyond_a_u64_of_nanoseconds_drops_the_node() {
+    use ValueProblem::*;
+    for (value, problem) in [
+        ("+Inf", NotFinite),
+        ("NaN", NotFinite),
+        ("1e300", CpuTooLarge),
+        ("18446744074", CpuTooLarge),
+        ("-357.3", Negative),
+    ] {
+        let body = format!("node_cpu_usage_seconds_total {value} 1000\n{NODE_MEMORY_OK}");
+        let outcome = parse_exposition(body.as_bytes(), 0);
+        assert!(outcome.errors.is_empty(), "{value}");
+        assert_eq!(outcome.scrape.node, None, "{value}");
+        assert_eq!(
+            outcome.rejected_node,
+            Some(rejected(1, "node_cpu_usage_seconds_total", value, problem)),
+            "{value}"
+        );
+    }
+}
+
+#[test]
+fn a_container_value_that_cannot_be_stored_drops_its_pod_only() {
+    use ValueProblem::*;
+    let other = "container_cpu_usage_seconds_total{container=\"c\",namespace=\"ns\",pod=\"ok\"} 1 1000\n\
+                 container_memory_working_set_bytes{container=\"c\",namespace=\"ns\",pod=\"ok\"} 2 1000\n";
+    for (family, value, problem) in [
+        ("container_cpu_usage_seconds_total", "+Inf", NotFinite),
+        ("container_cpu_usage_seconds_total", "1e300", CpuTooLarge),
+        ("container_cpu_usage_seconds_total", "-1", Negative),
+        ("container_memory_working_set_bytes", "-Inf", NotFinite),
+        ("container_memory_working_set_bytes", "1e19", MemoryTooLarge),
+        ("container_memory_working_set_bytes", "NaN", NotFinite),
+        ("container_start_time_seconds", "+Inf", NotFinite),
+        ("container_start_time_seconds", "NaN", NotFinite),
+    ] {
+        let bad = format!(
+            "container_cpu_usage_seconds_total{{container=\"c\",namespace=\"ns\",pod=\"bad\"}} 1 1000\n\
+             container_memory_working_set_bytes{{container=\"c\",namespace=\"ns\",pod=\"bad\"}} 2 1000\n\
+             {family}{{container=\"c\",namespace=\"ns\",pod=\"bad\"}} {value} 1000\n"
+        );
+        let body = format!("{NODE_CPU_OK}{NODE_MEMORY_OK}{bad}{other}");
+        let outcome = parse_exposition(body.as_bytes(), 0);
+        assert!(outcome.errors.is_empty(), "{family} {value}");
+        assert!(
+            outcome.scrape.node.is_some(),
+            "{family} {value}: the node stays"
+        );
+        let pods: Vec<&str> = outcome
+            .scrape
+            .pods
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(pods, ["ok"], "{family} {value}");
+        assert_eq!(
+            outcome.incomplete_pods,
+            [("ns".to_owned(), "bad".to_owned())]
+        );
+        let want = RejectedContainer {
+            namespace: "ns".to_owned(),
+            pod: "bad".to_owned(),
+            container: "c".to_owned(),
+            value: rejected(5, family, value, problem),
+        };
+        assert_eq!(
+            outcome.rejected_containers,
+            std::slice::from_ref(&want),
+            "{family} {value}"
+        );
+        assert!(want.to_string().starts_with("container ns/bad/c: line 5: "));
+    }
+}
+
+#[test]
+fn finite_start_times_are_kept_like_upstream_even_far_out() {
+    // A start time is a time, not a quantity: before 1970 is kept, and one
+    // beyond the i64 range saturates as before.
+    for (value, want) in [
+        ("-1.5", -1_500_000_000),
+        ("1e300", i64::MAX),
+        ("-1e300", i64::MIN),
+    ] {
+        let body = format!(
+            "{NODE_CPU_OK}{NODE_MEMORY_OK}\
+             container_cpu_usage_seconds_total{{container=\"c\",namespace=\"ns\",pod=\"p\"}} 1 1000\n\
+             container_memory_working_set_bytes{{container=\"c\",namespace=\"ns\",pod=\"p\"}} 2 1000\n\
+             container_start_time_seconds{{container=\"c\",namespace=\"ns\",pod=\"p\"}} {value} 1000\n"
+        );
+        let outcome = parse_exposition(body.as_bytes(), 0);
+        assert!(outcome.rejected_containers.is_empty(), "{value}");
+        assert_eq!(
+            outcome.scrape.pods[0].containers[0].1.start_time_ns, want,
+            "{value}"
+        );
+    }
+}
+
+#[test]
+fn the_last_line_of_a_series_decides_as_for_any_value() {
+    // A bad value overwritten by a good one is forgotten, and the reverse.
+    let body = format!("node_cpu_usage_seconds_total NaN 1000\n{NODE_CPU_OK}{NODE_MEMORY_OK}");
+    let outcome = parse_exposition(body.as_bytes(), 0);
+    assert_eq!(outcome.rejected_node, None);
+    assert!(outcome.scrape.node.is_some());
+    let body = format!("{NODE_CPU_OK}node_cpu_usage_seconds_total +Inf 1000\n{NODE_MEMORY_OK}");
+    let outcome = parse_exposition(body.as_bytes(), 0);
+    assert_eq!(outcome.rejected_node.map(|r| r.line), Some(2));
+    assert_eq!(outcome.scrape.node, None);
+}
+
+#[test]
+fn a_long_rejected_value_is_quoted_at_most_64_bytes() {
+    let value = format!("-{}", "1".repeat(300));
+    let body = format!("{NODE_CPU_OK}node_memory_working_set_bytes {value} 1000\n");
+    let outcome = parse_exposition(body.as_bytes(), 0);
+    let r = outcome.rejected_node.expect("rejected");
+    assert_eq!(r.problem, ValueProblem::Negative);
+    assert_eq!(r.value, value[..64]);
+}

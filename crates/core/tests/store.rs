@@ -455,3 +455,92 @@ fn interned_names_are_shared_across_ticks() {
         &pc.containers[0].name
     ));
 }
+
+// --- values at the limits (issue 7) ---
+
+/// The batch one kubelet body gives for `node1`.
+fn batch_from_body(body: &str) -> Batch {
+    let scrape =
+        metrics_server_core::exposition::decode_node(body.as_bytes(), 0).expect("no syntax error");
+    let mut b = Batch::new();
+    if let Some(p) = scrape.node {
+        b.push_node("node1", p);
+    }
+    for pod in scrape.pods {
+        b.push_pod(pod);
+    }
+    b
+}
+
+fn node_body(cpu: &str, memory: &str, ts_ms: i64) -> String {
+    format!(
+        "node_cpu_usage_seconds_total {cpu} {ts_ms}\nnode_memory_working_set_bytes {memory} {ts_ms}\n\
+         container_cpu_usage_seconds_total{{container=\"c\",namespace=\"ns\",pod=\"p\"}} {cpu} {ts_ms}\n\
+         container_memory_working_set_bytes{{container=\"c\",namespace=\"ns\",pod=\"p\"}} {memory} {ts_ms}\n"
+    )
+}
+
+#[test]
+fn a_node_reporting_unstorable_values_is_not_served_until_two_good_scrapes() {
+    let mut s = store();
+    s.apply(batch_from_body(&node_body("10", "1e9", 1_000)));
+    let snap = s.apply(batch_from_body(&node_body("20", "1e9", 11_000)));
+    assert_eq!(
+        snap.node_metrics("node1").map(|u| u.cpu_nanocores),
+        Some(1_000_000_000)
+    );
+    for bad in ["+Inf", "-Inf", "1e300", "NaN", "-1"] {
+        let snap = s.apply(batch_from_body(&node_body("30", bad, 21_000)));
+        // Never 16 EiB: the node and the pod are gone for this tick.
+        assert_eq!(snap.node_metrics("node1"), None, "{bad}");
+        assert_eq!(snap.pod_metrics("ns", "p"), None, "{bad}");
+        s.apply(batch_from_body(&node_body("40", "1e9", 31_000)));
+        let snap = s.apply(batch_from_body(&node_body("50", "2e9", 41_000)));
+        let u = snap.node_metrics("node1").expect("served again");
+        assert_eq!(u.memory_bytes, 2_000_000_000, "{bad}");
+    }
+}
+
+#[test]
+fn extreme_but_storable_values_are_served_without_overflow() {
+    let mut s = store();
+    let first = MetricsPoint {
+        start_time_ns: 0,
+        timestamp_ns: T0,
+        cumulative_cpu_ns: u64::MAX - 10 * CORE_SECOND,
+        memory_bytes: i64::MAX as u64,
+    };
+    let last = MetricsPoint {
+        timestamp_ns: T0 + 10 * S,
+        cumulative_cpu_ns: u64::MAX,
+        ..first
+    };
+    s.apply(node_batch(&[("node1", first)]));
+    let snap = s.apply(node_batch(&[("node1", last)]));
+    let u = snap.node_metrics("node1").expect("served");
+    assert_eq!(u.cpu_nanocores, CORE_SECOND);
+    assert_eq!(format_memory_bytes(u.memory_bytes), "9223372036854775807");
+
+    // A counter from zero to the top within one millisecond: the rate
+    // saturates instead of wrapping.
+    let mut s = store();
+    let zero = MetricsPoint {
+        cumulative_cpu_ns: 1,
+        ..first
+    };
+    let top = MetricsPoint {
+        timestamp_ns: T0 + 1_000_000,
+        cumulative_cpu_ns: u64::MAX,
+        ..first
+    };
+    s.apply(node_batch(&[("node1", zero)]));
+    let u = s
+        .apply(node_batch(&[("node1", top)]))
+        .node_metrics("node1")
+        .expect("served");
+    assert_eq!(u.cpu_nanocores, u64::MAX);
+    assert_eq!(
+        format_cpu_nanocores(u.cpu_nanocores),
+        "18446744073709551610n"
+    );
+}

@@ -317,3 +317,96 @@ pub fn item_names(body: &str) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// Median of `runs` timings, in nanoseconds.
+fn median(mut v: Vec<u128>) -> u128 {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or(0).max(1)
+}
+
+/// Asserts that one call of `large` costs at most `slack` times what `ratio`
+/// calls of `small` cost together (`large`'s input being about `ratio` times
+/// `small`'s). Linear work measures about 1x, quadratic about `ratio` x.
+/// Medians of interleaved runs; no absolute times.
+pub fn assert_cost_ratio(
+    what: &str,
+    ratio: usize,
+    slack: u128,
+    mut small: impl FnMut(),
+    mut large: impl FnMut(),
+) {
+    const RUNS: usize = 7;
+    small();
+    large();
+    let (mut s, mut l) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let t = std::time::Instant::now();
+        for _ in 0..ratio {
+            small();
+        }
+        s.push(t.elapsed().as_nanos());
+        let t = std::time::Instant::now();
+        large();
+        l.push(t.elapsed().as_nanos());
+    }
+    let (s, l) = (median(s), median(l));
+    assert!(
+        l <= s * slack,
+        "{what}: one large input took {l} ns, {ratio} small ones {s} ns (allowed {slack}x)"
+    );
+}
+
+/// [`assert_cost_ratio`] for requests through a router: `small` and `large`
+/// build the requests.
+pub async fn assert_request_cost_ratio(
+    what: &str,
+    app: &Router,
+    ratio: usize,
+    slack: u128,
+    small: impl Fn() -> Request<Body>,
+    large: impl Fn() -> Request<Body>,
+) {
+    const RUNS: usize = 7;
+    send(app, small()).await;
+    send(app, large()).await;
+    let (mut s, mut l) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let t = std::time::Instant::now();
+        for _ in 0..ratio {
+            send(app, small()).await;
+        }
+        s.push(t.elapsed().as_nanos());
+        let t = std::time::Instant::now();
+        send(app, large()).await;
+        l.push(t.elapsed().as_nanos());
+    }
+    let (s, l) = (median(s), median(l));
+    assert!(
+        l <= s * slack,
+        "{what}: one large request took {l} ns, {ratio} small ones {s} ns (allowed {slack}x)"
+    );
+}
+
+/// A request with any method and headers; panics on a URI or header that
+/// `http` rejects, so a test never silently sends `GET /` instead.
+pub fn request(method: &str, uri: &str, headers: &[(&str, &str)]) -> Request<Body> {
+    let mut b = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Body::empty()).expect("a valid request")
+}
+
+/// Percent-encodes everything but unreserved characters and the few
+/// sub-delimiters selectors use, for a query value.
+pub fn encode_query_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~!()*,=:@/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -288,3 +288,45 @@ pub fn realistic_pods(rng: &mut Rng, n: usize, now_ms: i64) -> Vec<FakePod> {
         })
         .collect()
 }
+
+/// Wall time of one call of `f`, in nanoseconds.
+fn time_ns(f: &mut impl FnMut()) -> u128 {
+    let start = std::time::Instant::now();
+    f();
+    start.elapsed().as_nanos()
+}
+
+/// Asserts that one call of `large` costs at most `slack` times what
+/// `ratio` calls of `small` cost together, where `large` is an input about
+/// `ratio` times the size of `small`'s. Linear work gives about 1x; a
+/// quadratic path gives about `ratio` x. Medians over several interleaved
+/// runs, so a busy machine slows both sides alike. No absolute times.
+pub fn assert_cost_scales_linearly(
+    what: &str,
+    ratio: usize,
+    slack: u128,
+    mut small: impl FnMut(),
+    mut large: impl FnMut(),
+) {
+    const RUNS: usize = 7;
+    let (mut small_ns, mut large_ns) = (Vec::new(), Vec::new());
+    // One warm-up of each, then interleaved measurements.
+    small();
+    large();
+    for _ in 0..RUNS {
+        small_ns.push(time_ns(&mut || {
+            for _ in 0..ratio {
+                small();
+            }
+        }));
+        large_ns.push(time_ns(&mut large));
+    }
+    small_ns.sort_unstable();
+    large_ns.sort_unstable();
+    let (s, l) = (small_ns[RUNS / 2].max(1), large_ns[RUNS / 2]);
+    assert!(
+        l <= s * slack,
+        "{what}: one {ratio}x input took {l} ns, {ratio} small inputs took {s} ns \
+         (allowed {slack}x)"
+    );
+}
