@@ -588,13 +588,11 @@ async fn a_minus_infinite_node_memory_is_rejected() {
 }
 
 #[tokio::test]
-#[ignore = "needs the value-sanity change from h-algo"]
 async fn a_plus_infinite_node_memory_is_rejected() {
     assert_node_memory_rejected("+Inf").await;
 }
 
 #[tokio::test]
-#[ignore = "needs the value-sanity change from h-algo"]
 async fn a_node_memory_of_1e300_is_rejected() {
     assert_node_memory_rejected("1e300").await;
 }
