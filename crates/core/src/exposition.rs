@@ -463,7 +463,9 @@ fn finish(d: Decoder<'_>) -> ParseOutcome {
             }
             complete &= e.point.cumulative_cpu_ns != 0 && e.point.memory_bytes != 0;
         }
-        let (ns, pod) = (&group[0].0.0, &group[0].0.1);
+        let Some(((ns, pod, _), _)) = group.first() else {
+            continue;
+        };
         if complete {
             pods.push(PodScrape {
                 namespace: ns.to_string(),
