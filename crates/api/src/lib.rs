@@ -48,11 +48,11 @@ pub use cluster::{
 };
 pub use cors::{AllowedOrigins, Cors, CorsError, CorsLayer};
 pub use health::HealthState;
+pub use hsts::{Hsts, HstsError, HstsLayer, hsts_header_value};
 pub use limits::{
     InFlightLimits, InFlightPermit, go_http_error, is_long_running, is_mutating, request_timed_out,
     too_many_requests,
 };
-pub use hsts::{Hsts, HstsError, HstsLayer, hsts_header_value};
 pub use metrics::{
     ApiMetrics, exponential_buckets, format_go_float, openmetrics_to_text, render_openmetrics,
     render_text,

@@ -44,8 +44,8 @@ mod layer;
 pub mod lookup;
 mod review;
 mod serve;
-pub mod stack;
 pub mod serving_certs;
+pub mod stack;
 mod tls;
 mod user;
 

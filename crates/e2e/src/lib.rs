@@ -22,6 +22,7 @@
 pub mod https;
 pub mod kubectl;
 pub mod metrics;
+pub mod procs;
 pub mod prom;
 pub mod quantity;
 pub mod retry;

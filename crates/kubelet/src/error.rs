@@ -90,7 +90,10 @@ pub enum ScrapeError {
     /// The node reported zero or missing CPU or memory, so its node point was dropped
     /// (its pods are still kept). Recorded in health, not counted as a failed request.
     #[error("Failed getting complete node metric")]
-    Incomplete,
+    Incomplete {
+        /// Which value was zero, missing or unstorable, for the log.
+        reason: String,
+    },
 }
 
 /// A bounded classification of [`ScrapeError`] for metrics labels and logs.
@@ -166,7 +169,7 @@ impl ScrapeError {
             Self::Timeout { .. } => ErrorClass::Timeout,
             Self::BodyTooLarge { .. } => ErrorClass::BodyTooLarge,
             Self::Decode(_) => ErrorClass::Decode,
-            Self::Incomplete => ErrorClass::Incomplete,
+            Self::Incomplete { .. } => ErrorClass::Incomplete,
         }
     }
 

@@ -136,7 +136,9 @@ mod tests {
         assert!(h.record("n1", Err(&err), Duration::from_secs(1), t0));
         assert!(h.record(
             "n1",
-            Err(&ScrapeError::Incomplete),
+            Err(&ScrapeError::Incomplete {
+                reason: String::new(),
+            }),
             Duration::from_secs(1),
             t0,
         ));

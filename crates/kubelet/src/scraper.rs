@@ -309,13 +309,15 @@ impl Inner {
 
         let (result, incomplete) = match result {
             Ok((scrape, incomplete)) => (Ok(scrape), incomplete),
-            Err(e) => (Err(e), false),
+            Err(e) => (Err(e), None),
         };
         if let Some(metrics) = &self.metrics {
             metrics.observe(&target.name, result.is_ok(), latency, finished);
         }
         let failure = match &result {
-            Ok(_) if incomplete => Some(ScrapeError::Incomplete),
+            Ok(_) if incomplete.is_some() => Some(ScrapeError::Incomplete {
+                reason: incomplete.clone().unwrap_or_default(),
+            }),
             Ok(_) => None,
             Err(e) => Some(e.clone()),
         };
@@ -323,7 +325,7 @@ impl Inner {
         NodeOutcome {
             node: target.name,
             result,
-            incomplete,
+            incomplete: incomplete.is_some(),
             latency,
         }
     }
@@ -373,12 +375,13 @@ impl Inner {
         }
     }
 
-    /// Returns the scrape and whether the node point was dropped by the zero rule.
+    /// Returns the scrape and, when the node point was dropped (zero, missing or unstorable
+    /// values), why.
     async fn fetch_and_decode(
         &self,
         target: &NodeTarget,
         deadline: Instant,
-    ) -> Result<(NodeScrape, bool), ScrapeError> {
+    ) -> Result<(NodeScrape, Option<String>), ScrapeError> {
         let url = resolve_url(target, &self.config.address, self.client.scheme())?;
         if Instant::now() >= deadline {
             // The tick ran out while this node waited for its turn.
@@ -393,7 +396,15 @@ impl Inner {
         for (namespace, pod) in &parsed.incomplete_pods {
             tracing::debug!(node = %target.name, pod = %format_args!("{namespace}/{pod}"), "Failed getting complete Pod metric");
         }
-        let incomplete = parsed.incomplete_node;
+        for rejected in &parsed.rejected_containers {
+            tracing::debug!(node = %target.name, %rejected, "Dropped a pod with an unstorable value");
+        }
+        let incomplete = parsed.incomplete_node.then(|| {
+            parsed.rejected_node.as_ref().map_or_else(
+                || "zero or missing node CPU or memory".to_owned(),
+                ToString::to_string,
+            )
+        });
         Ok((parsed.into_result()?, incomplete))
     }
 }
@@ -406,11 +417,11 @@ fn log_failure(target: &NodeTarget, err: &ScrapeError, timeout: Duration, change
     let class = err.class();
     let loud = changed && target.ready;
     match (loud, err) {
-        (true, ScrapeError::Incomplete) => {
-            tracing::info!(node = %target.name, class = %class, "Failed getting complete node metric")
+        (true, ScrapeError::Incomplete { reason }) => {
+            tracing::info!(node = %target.name, class = %class, %reason, "Failed getting complete node metric")
         }
-        (false, ScrapeError::Incomplete) => {
-            tracing::debug!(node = %target.name, class = %class, "Failed getting complete node metric")
+        (false, ScrapeError::Incomplete { reason }) => {
+            tracing::debug!(node = %target.name, class = %class, %reason, "Failed getting complete node metric")
         }
         (true, _) if err.is_deadline() => tracing::error!(
             node = %target.name, err = %err, class = %class, timeout = %timeout,

@@ -49,6 +49,8 @@ struct Captured {
     level: Level,
     message: String,
     node: Option<String>,
+    /// The `reason` field, when the event has one.
+    reason: Option<String>,
 }
 
 /// Records every event emitted on this thread while installed (the tests run on a
@@ -69,6 +71,7 @@ impl Capture {
 struct Fields {
     message: String,
     node: Option<String>,
+    reason: Option<String>,
 }
 
 impl Visit for Fields {
@@ -76,6 +79,7 @@ impl Visit for Fields {
         match field.name() {
             "message" => self.message = format!("{value:?}"),
             "node" => self.node = Some(format!("{value:?}")),
+            "reason" => self.reason = Some(format!("{value:?}")),
             _ => {}
         }
     }
@@ -100,6 +104,7 @@ impl Subscriber for Capture {
                 level: *event.metadata().level(),
                 message: fields.message,
                 node: fields.node,
+                reason: fields.reason,
             });
     }
     fn enter(&self, _: &span::Id) {}
@@ -570,6 +575,16 @@ async fn assert_node_memory_rejected(memory: &str) {
     };
     let (matrix, ticks, _faulty) = run_fault(fault).await;
     matrix.assert_isolated(&ticks, &[ErrorClass::Incomplete, ErrorClass::Decode]);
+    // The one line at the default verbosity says which value was refused.
+    let loud = matrix.faulty_events(Level::INFO);
+    let reason = loud
+        .first()
+        .and_then(|e| e.reason.clone())
+        .unwrap_or_default();
+    assert!(
+        reason.contains("node_memory_working_set_bytes") && reason.contains(memory),
+        "the log names the refused value: {loud:?}"
+    );
 }
 
 #[tokio::test]

@@ -848,7 +848,9 @@ fn check_value(spec: &Spec, value: &str) -> Result<Value, CliError> {
         }
         Level => Value::Level(parse_level(value).map_err(invalid)?),
         Raw => Value::Unused,
-        CertKey => Value::CertKey(metrics_server_auth::NamedCertKey::parse(value).map_err(invalid)?),
+        CertKey => {
+            Value::CertKey(metrics_server_auth::NamedCertKey::parse(value).map_err(invalid)?)
+        }
     })
 }
 

@@ -141,6 +141,8 @@ fn invalid_security_flags_stop_startup_before_any_network_call() {
         assert!(stderr.contains(want), "{args:?}: {stderr}");
     }
 }
+
+#[test]
 fn ignored_flags_that_were_set_are_named_at_the_default_verbosity() {
     // Startup fails right after the notices (no kubeconfig), which is all this needs.
     let out = bin(&[

@@ -6,7 +6,7 @@ mod kube_mock;
 mod outer_filters;
 mod reload;
 mod request_limits;
-mod stack;
 mod serving_certs;
+mod stack;
 mod support;
 mod tls_server;
