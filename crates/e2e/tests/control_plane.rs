@@ -195,6 +195,38 @@ impl Ctx {
         procs::find(name, &self.cluster.to_string_lossy())
     }
 
+    /// Starts `process` again and records its new pid where kwokctl keeps them, so that
+    /// `kwokctl delete cluster` stops the new process.
+    fn respawn(&self, name: &str, process: &Process) -> Result<()> {
+        let pid = process.respawn()?;
+        let pid_file = self.cluster.join("pids").join(format!("{name}.pid"));
+        if pid_file.exists() {
+            std::fs::write(&pid_file, pid.to_string())
+                .with_context(|| format!("writing {}", pid_file.display()))?;
+        }
+        Ok(())
+    }
+
+    /// The components that exit by design when they lose their leader lease during an outage
+    /// (kube-scheduler, kube-controller-manager); a kubelet would start them again.
+    fn leader_elected(&self) -> Result<Vec<(&'static str, Process)>> {
+        ["kube-scheduler", "kube-controller-manager"]
+            .into_iter()
+            .map(|name| Ok((name, self.process(name)?)))
+            .collect()
+    }
+
+    /// Starts again, as a supervisor would, those of `components` that exited.
+    fn revive_exited(&self, components: &[(&'static str, Process)]) -> Result<()> {
+        for (name, process) in components {
+            if !procs::is_alive(process.pid) {
+                println!("   {name} exited during the outage (leader lease lost); started again");
+                self.respawn(name, process)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Node name -> sample timestamp, asked of our server directly (not through the aggregator).
     async fn direct_node_timestamps(&self) -> Result<BTreeMap<String, String>> {
         let response = self
@@ -314,16 +346,21 @@ fn same_server(ctx: &Ctx, before: &Process) -> Result<()> {
 
 async fn apiserver_outage(ctx: &Ctx) -> Result<()> {
     let server = ctx.process("metrics-server")?;
-    let before = ctx.direct_node_timestamps().await?;
-    ensure!(
-        ctx.served_nodes.iter().all(|n| before.contains_key(n)),
-        "not every node has metrics before the fault: {before:?}"
-    );
+    let before = eventually(Duration::from_secs(120), Duration::from_secs(2), || async {
+        let now = ctx.direct_node_timestamps().await?;
+        ensure!(
+            ctx.served_nodes.iter().all(|n| now.contains_key(n)),
+            "not every node has metrics before the fault: {now:?}"
+        );
+        Ok(now)
+    })
+    .await?;
+    let supervised = ctx.leader_elected()?;
     let apiserver = ctx.process("kube-apiserver")?;
     apiserver.kill("KILL", Duration::from_secs(10))?;
     let outage = Instant::now();
     let during = watch_outage(ctx, &before).await;
-    let restarted = apiserver.respawn();
+    let restarted = ctx.respawn("kube-apiserver", &apiserver);
     println!(
         "   kube-apiserver was down {:.1}s",
         outage.elapsed().as_secs_f64()
@@ -332,6 +369,7 @@ async fn apiserver_outage(ctx: &Ctx) -> Result<()> {
     restarted?;
     ctx.wait_for_apiserver().await?;
     println!("   during the outage: {during}");
+    ctx.revive_exited(&supervised)?;
     ctx.new_pod_gets_metrics("cp-after-apiserver").await?;
     same_server(ctx, &server)
 }
@@ -369,10 +407,11 @@ async fn watch_outage(ctx: &Ctx, before: &BTreeMap<String, String>) -> Result<St
 
 async fn etcd_restart(ctx: &Ctx) -> Result<()> {
     let server = ctx.process("metrics-server")?;
+    let supervised = ctx.leader_elected()?;
     let etcd = ctx.process("etcd")?;
     etcd.kill("KILL", Duration::from_secs(10))?;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    etcd.respawn()?;
+    ctx.respawn("etcd", &etcd)?;
     ctx.wait_for_apiserver().await?;
     // kube-apiserver answering /version is not yet etcd answering; listing is.
     eventually(Duration::from_secs(120), Duration::from_secs(2), || async {
@@ -383,6 +422,7 @@ async fn etcd_restart(ctx: &Ctx) -> Result<()> {
         Ok(())
     })
     .await?;
+    ctx.revive_exited(&supervised)?;
     ctx.livez_ok().await?;
     ctx.new_pod_gets_metrics("cp-after-etcd").await?;
     same_server(ctx, &server)
@@ -395,7 +435,7 @@ async fn server_sigkill(ctx: &Ctx) -> Result<()> {
         .map_or(Ok(Duration::from_secs(60)), |r| parse_seconds(&r))?;
     server.kill("KILL", Duration::from_secs(10))?;
     let started = Instant::now();
-    server.respawn()?;
+    ctx.respawn("metrics-server", &server)?;
     let budget = resolution * 2;
     eventually(budget, Duration::from_millis(500), || ctx.readyz_ok())
         .await
