@@ -136,3 +136,12 @@ deploy-test: image
 .PHONY: fuzz
 fuzz:
 	hack/fuzz.sh
+
+# One hour (SOAK_SECONDS) on a fresh local cluster with node and pod churn and API load; memory and
+# descriptor samples in .cluster/soak/samples.csv. Stops by itself; not part of `make test`.
+.PHONY: soak
+soak: release
+	@hack/cluster.sh up && \
+	  status=0; E2E_KUBECONFIG=$(KUBECONFIG_PATH) E2E_REQUIRE=1 SOAK_OUT=$(CURDIR)/.cluster/soak \
+	    $(CARGO) test -p metrics-server-e2e --test soak || status=$$?; \
+	  hack/cluster.sh down; exit $$status

@@ -123,6 +123,17 @@ impl TestPki {
         self.issue(params)
     }
 
+    /// Like [`Self::client_cert`], but valid only during 2001 (long expired).
+    pub fn expired_client_cert(&self, cn: &str, orgs: &[&str]) -> Result<IssuedCert, PkiError> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name = dn(cn, orgs);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.not_before = rcgen::date_time_ymd(2001, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2001, 12, 31);
+        self.issue(params)
+    }
+
     fn issue(&self, params: CertificateParams) -> Result<IssuedCert, PkiError> {
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.ca)?;

@@ -209,6 +209,43 @@ async fn x4_a_front_proxy_certificate_with_a_cn_outside_allowed_names_is_rejecte
 }
 
 #[tokio::test]
+async fn an_expired_front_proxy_certificate_does_not_carry_remote_headers() {
+    let s = server().await;
+    let cert = s
+        .pki
+        .front_proxy_ca
+        .expired_client_cert("front-proxy-client", &[])
+        .expect("cert");
+    let (status, body) = s
+        .get(
+            s.client(Some(&cert)),
+            "/metrics",
+            &[
+                ("X-Remote-User", "alice"),
+                ("X-Remote-Group", "system:masters"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body, UNAUTHORIZED);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_client_certificate_is_rejected_with_401() {
+    let s = server().await;
+    let cert = s
+        .pki
+        .client_ca
+        .expired_client_cert("alice", &["system:masters"])
+        .expect("cert");
+    let (status, body) = s.get(s.client(Some(&cert)), "/metrics", &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body, UNAUTHORIZED);
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn x5_system_masters_via_the_front_proxy_is_allowed_without_a_review() {
     let s = server().await;
     let proxy = s
