@@ -215,6 +215,11 @@ fn cases() -> Vec<Case> {
             apiservice_is_available,
         ),
         case(
+            "under 20 anonymous selector-bomb attackers and 1,000 stalled connections, /livez p95 stays under 100ms and every attack gets 403",
+            false,
+            livez_stays_fast_under_attack,
+        ),
+        case(
             "the HPA scales hpa-target above 1 replica at 150% CPU and back to 1 at 10% (waits up to 3m, then 4m)",
             false,
             hpa_scales_up_and_down,
@@ -1218,6 +1223,100 @@ fn connections_stay_on_loopback(_ctx: &Ctx) -> CaseFuture<'_> {
         println!(
             "   note: {} connection(s) of the cluster's processes checked, all on loopback",
             report.matched
+        );
+        Ok(())
+    })
+}
+
+// === Hostile clients ===
+
+/// An anonymous list with a label selector of about 60 KB (just under the 64 KiB query bound),
+/// varied per request so that no authorization cache entry can answer it.
+fn selector_bomb(n: usize) -> String {
+    let mut selector = format!("bomb{n}");
+    let mut i = 0;
+    while selector.len() < 60_000 {
+        selector.push_str(&format!(",k{i}"));
+        i += 1;
+    }
+    format!("{API}/pods?labelSelector={selector}")
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    let i = (sorted.len() * p).div_ceil(100).saturating_sub(1);
+    sorted.get(i).copied().unwrap_or_default()
+}
+
+fn livez_stays_fast_under_attack(ctx: &Ctx) -> CaseFuture<'_> {
+    Box::pin(async move {
+        let addr = ctx
+            .server
+            .strip_prefix("https://")
+            .context("server URL")?
+            .to_owned();
+        // Connections that never start their TLS handshake (the server drops them after 10 s).
+        let mut stalled = Vec::with_capacity(1000);
+        for _ in 0..1000 {
+            stalled.push(tokio::net::TcpStream::connect(&addr).await?);
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut attackers = Vec::new();
+        for a in 0..20 {
+            let (stop, server) = (stop.clone(), ctx.server.clone());
+            let client = InsecureClient::new(None)?;
+            attackers.push(tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                let mut n = a * 1_000_000;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let status = client
+                        .get(&format!("{server}{}", selector_bomb(n)))
+                        .await
+                        .map_or(0, |r| r.status);
+                    statuses.push(status);
+                    n += 1;
+                }
+                statuses
+            }));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut latencies = Vec::new();
+        for _ in 0..100 {
+            let start = Instant::now();
+            let response = ctx.https.get(&format!("{}/livez", ctx.server)).await?;
+            latencies.push(start.elapsed());
+            ensure!(
+                response.status == 200,
+                "/livez answered {}",
+                response.status
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut statuses = Vec::new();
+        for attacker in attackers {
+            statuses.extend(attacker.await?);
+        }
+        drop(stalled);
+        latencies.sort();
+        let (p50, p95) = (percentile(&latencies, 50), percentile(&latencies, 95));
+        let forbidden = statuses.iter().filter(|s| **s == 403).count();
+        println!(
+            "   /livez p50 {p50:?}, p95 {p95:?}; {} attack requests, {forbidden} answered 403",
+            statuses.len()
+        );
+        ensure!(!statuses.is_empty(), "no attack request finished");
+        ensure!(
+            forbidden == statuses.len(),
+            "attack answers other than 403: {:?}",
+            statuses
+                .iter()
+                .filter(|s| **s != 403)
+                .take(10)
+                .collect::<Vec<_>>()
+        );
+        ensure!(
+            p95 < Duration::from_millis(100),
+            "/livez p95 {p95:?} is over 100ms"
         );
         Ok(())
     })
