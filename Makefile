@@ -145,3 +145,12 @@ soak: release
 	  status=0; E2E_KUBECONFIG=$(KUBECONFIG_PATH) E2E_REQUIRE=1 SOAK_OUT=$(CURDIR)/.cluster/soak \
 	    $(CARGO) test -p metrics-server-e2e --test soak || status=$$?; \
 	  hack/cluster.sh down; exit $$status
+
+# Ours and upstream v0.9.0 side by side against the same misbehaving kubelets (one simulated node per
+# fault on its own loopback address); the table lands in .cluster/fault-compare.md (RELIABILITY.md).
+.PHONY: fault-compare
+fault-compare: release
+	@METRICS_SERVER=ours hack/cluster.sh up && \
+	  status=0; E2E_KUBECONFIG=$(KUBECONFIG_PATH) E2E_REQUIRE=1 DIFF_OTHER_BIN=$(CURDIR)/.cluster/bin/metrics-server-upstream \
+	    COMPARE_OUT=$(CURDIR)/.cluster/fault-compare.md $(CARGO) test -p metrics-server-e2e --test fault_compare || status=$$?; \
+	  hack/cluster.sh down; exit $$status

@@ -336,7 +336,7 @@ async fn soak(
     let churn = {
         let (ctx, load) = (Arc::clone(ctx), Arc::clone(&load));
         tokio::spawn(async move {
-            let mut step = 1;
+            let mut step = 0;
             while Instant::now() + CHURN_INTERVAL < deadline {
                 tokio::time::sleep(CHURN_INTERVAL).await;
                 if let Err(err) = churn_step(&ctx, step).await {

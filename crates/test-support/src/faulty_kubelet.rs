@@ -1,4 +1,5 @@
-//! A misbehaving kubelet: plain HTTP/1.1 written by hand on `127.0.0.1:0`, so a test can
+//! A misbehaving kubelet: HTTP/1.1 written by hand (plain on `127.0.0.1:0`, or over TLS on any
+//! loopback address for cluster-level runs), so a test can
 //! produce what a well-behaved server library never would (a hang after the request, a body
 //! trickled a byte at a time, a reset in the middle of a body, a 1 GiB body, bytes that are
 //! not HTTP at all).
@@ -19,9 +20,29 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+/// A connection the faults are written to: plain TCP or TLS over TCP.
+trait Conn: AsyncRead + AsyncWrite + Unpin + Send {
+    /// Makes the next close a reset (RST) instead of an orderly shutdown.
+    fn reset_on_close(&self) -> std::io::Result<()>;
+}
+
+impl Conn for TcpStream {
+    fn reset_on_close(&self) -> std::io::Result<()> {
+        self.set_zero_linger()
+    }
+}
+
+impl Conn for TlsStream<TcpStream> {
+    fn reset_on_close(&self) -> std::io::Result<()> {
+        self.get_ref().0.set_zero_linger()
+    }
+}
 
 /// The largest request head the fake reads before giving up on a connection.
 const MAX_REQUEST_HEAD: usize = 16 * 1024;
@@ -79,10 +100,32 @@ pub struct FaultyKubelet;
 impl FaultyKubelet {
     /// Binds `127.0.0.1:0` and answers every request with `fault`.
     pub async fn start(fault: Fault) -> std::io::Result<FaultyListening> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), fault, None).await
+    }
+
+    /// Binds `addr` (a loopback address: a simulated node's InternalIP and kubelet port) and
+    /// answers every request with `fault`, over TLS when `tls` is given.
+    pub async fn start_on(
+        addr: SocketAddr,
+        fault: Fault,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> std::io::Result<FaultyListening> {
+        if !addr.ip().is_loopback() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{addr} is not a loopback address"),
+            ));
+        }
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let counters = Arc::new(Counters::default());
-        let task = tokio::spawn(accept_loop(listener, fault, Arc::clone(&counters)));
+        let acceptor = tls.map(TlsAcceptor::from);
+        let task = tokio::spawn(accept_loop(
+            listener,
+            acceptor,
+            fault,
+            Arc::clone(&counters),
+        ));
         Ok(FaultyListening {
             addr,
             counters,
@@ -136,7 +179,12 @@ struct Counters {
     body_bytes: AtomicU64,
 }
 
-async fn accept_loop(listener: TcpListener, fault: Fault, counters: Arc<Counters>) {
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: Option<TlsAcceptor>,
+    fault: Fault,
+    counters: Arc<Counters>,
+) {
     let mut conns = JoinSet::new();
     loop {
         let Ok((tcp, _peer)) = listener.accept().await else {
@@ -145,15 +193,22 @@ async fn accept_loop(listener: TcpListener, fault: Fault, counters: Arc<Counters
         counters.connections.fetch_add(1, Ordering::SeqCst);
         let fault = fault.clone();
         let counters = Arc::clone(&counters);
+        let acceptor = acceptor.clone();
         conns.spawn(async move {
             // Write errors are the client hanging up, which is what most faults provoke.
-            let _ = serve(tcp, &fault, &counters).await;
+            let _ = match acceptor {
+                None => serve(tcp, &fault, &counters).await,
+                Some(acceptor) => match acceptor.accept(tcp).await {
+                    Ok(tls) => serve(tls, &fault, &counters).await,
+                    Err(_) => Ok(()),
+                },
+            };
         });
         while conns.try_join_next().is_some() {}
     }
 }
 
-async fn serve(mut tcp: TcpStream, fault: &Fault, counters: &Counters) -> std::io::Result<()> {
+async fn serve<C: Conn>(mut tcp: C, fault: &Fault, counters: &Counters) -> std::io::Result<()> {
     if !read_request_head(&mut tcp).await? {
         return Ok(());
     }
@@ -184,7 +239,7 @@ async fn serve(mut tcp: TcpStream, fault: &Fault, counters: &Counters) -> std::i
                 .body_bytes
                 .fetch_add(half.len() as u64, Ordering::SeqCst);
             // Linger zero turns the close into a reset.
-            tcp.set_zero_linger()?;
+            tcp.reset_on_close()?;
             drop(tcp);
             Ok(())
         }
@@ -216,7 +271,7 @@ async fn serve(mut tcp: TcpStream, fault: &Fault, counters: &Counters) -> std::i
 
 /// Reads until the blank line ending a request head; false if the peer closed first or the
 /// head is too large.
-async fn read_request_head(tcp: &mut TcpStream) -> std::io::Result<bool> {
+async fn read_request_head<C: Conn>(tcp: &mut C) -> std::io::Result<bool> {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
     loop {
@@ -258,8 +313,8 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-async fn write_reply(
-    tcp: &mut TcpStream,
+async fn write_reply<C: Conn>(
+    tcp: &mut C,
     status: u16,
     content_type: &str,
     extra_headers: &[(&str, &str)],
@@ -276,8 +331,8 @@ async fn write_reply(
 }
 
 /// Streams `total` bytes of comment lines from one reused chunk, counting what the kernel took.
-async fn write_huge(
-    tcp: &mut TcpStream,
+async fn write_huge<C: Conn>(
+    tcp: &mut C,
     total: u64,
     declare_length: bool,
     counters: &Counters,
