@@ -200,3 +200,29 @@ fn token_soup_with_extreme_numbers_never_panics_quantity_or_duration_parsers() {
         }
     }
 }
+
+/// Found by libFuzzer (`make fuzz`, field_selector, 2026-12-02): Go sorts a field selector's terms
+/// by their raw text, and printing writes `==` as `=`, so printing and parsing again may reorder
+/// the terms. The selector must still mean the same: the same terms, in the order of their text.
+#[test]
+fn a_reprinted_field_selector_keeps_its_terms_though_their_order_may_change() {
+    let input = "metadata.name==b,metadata.name=a";
+    let parsed = FieldSelector::parse(input).expect("valid");
+    let printed = parsed.to_string();
+    assert_eq!(printed, "metadata.name=b,metadata.name=a");
+    let again = FieldSelector::parse(&printed).expect("printed selector reparses");
+    assert_eq!(again.to_string(), "metadata.name=a,metadata.name=b");
+    let sorted = |s: &FieldSelector| {
+        let mut terms = s.terms().to_vec();
+        terms.sort_by(|a, b| (&a.field, &a.value).cmp(&(&b.field, &b.value)));
+        terms
+    };
+    assert_eq!(sorted(&parsed), sorted(&again));
+    // From then on printing is a fixed point.
+    assert_eq!(
+        FieldSelector::parse(&again.to_string())
+            .expect("reparses")
+            .to_string(),
+        again.to_string()
+    );
+}
