@@ -53,6 +53,39 @@ pub fn require_from_env() -> bool {
     std::env::var(REQUIRE_VAR).is_ok_and(|v| v == "1")
 }
 
+/// The `main` of every suite binary: decides from the environment whether `suite` runs (printing
+/// why not), installs the one TLS provider of the whole tree, and runs it on a multi-threaded
+/// runtime with the kubeconfig it may act on.
+#[allow(clippy::print_stdout)]
+pub fn main<F, Fut>(suite: &str, run: F) -> std::process::ExitCode
+where
+    F: FnOnce(PathBuf) -> Fut,
+    Fut: std::future::Future<Output = std::process::ExitCode>,
+{
+    let kubeconfig = match gate_from_env() {
+        Gate::Run(path) => path,
+        Gate::Skip(reason) => {
+            println!("{suite}: skipped: {reason}");
+            return std::process::ExitCode::SUCCESS;
+        }
+        Gate::Fail(reason) => {
+            println!("{suite}: FAILED: {reason}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run(kubeconfig)),
+        Err(err) => {
+            println!("{suite}: FAILED starting the tokio runtime: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Loads exactly the kubeconfig file at `path` (never `KUBECONFIG` or `~/.kube/config`).
 pub async fn load_config(path: &Path) -> Result<kube::Config> {
     let kubeconfig = kube::config::Kubeconfig::read_from(path)

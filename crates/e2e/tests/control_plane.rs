@@ -27,7 +27,7 @@ use metrics_server_e2e::https::{Identity, InsecureClient, truncate};
 use metrics_server_e2e::metrics::{self, API, List, NodeMetrics};
 use metrics_server_e2e::procs::{self, Process};
 use metrics_server_e2e::retry::eventually;
-use metrics_server_e2e::runner::{self, Gate, Tally};
+use metrics_server_e2e::runner::{self, Tally};
 use serde_json::json;
 
 const NS: &str = "default";
@@ -38,29 +38,9 @@ const APISERVER_OUTAGE: Duration = Duration::from_secs(30);
 const CASE_TIMEOUT: Duration = Duration::from_secs(420);
 
 fn main() -> ExitCode {
-    let kubeconfig = match runner::gate_from_env() {
-        Gate::Run(path) => path,
-        Gate::Skip(reason) => {
-            println!("control-plane: skipped: {reason}");
-            return ExitCode::SUCCESS;
-        }
-        Gate::Fail(reason) => {
-            println!("control-plane: FAILED: {reason}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            println!("control-plane: FAILED starting the tokio runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(run(&kubeconfig))
+    runner::main("control-plane", |kubeconfig| async move {
+        run(&kubeconfig).await
+    })
 }
 
 type CaseFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'a>>;

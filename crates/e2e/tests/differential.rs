@@ -23,7 +23,7 @@ use kube::api::{Api, ListParams};
 use metrics_server_e2e::https::{Identity, InsecureClient, Response, truncate};
 use metrics_server_e2e::prom;
 use metrics_server_e2e::quantity::Quantity;
-use metrics_server_e2e::runner::{self, Gate, Tally};
+use metrics_server_e2e::runner::{self, Tally};
 use serde_json::Value;
 
 const METRICS: &str = "/apis/metrics.k8s.io/v1beta1";
@@ -36,29 +36,9 @@ const CLIENT_ACCEPT: &str = "application/vnd.kubernetes.protobuf, */*";
 const AGREE_DEADLINE: Duration = Duration::from_secs(90);
 
 fn main() -> ExitCode {
-    let kubeconfig = match runner::gate_from_env() {
-        Gate::Run(path) => path,
-        Gate::Skip(reason) => {
-            println!("differential: skipped: {reason}");
-            return ExitCode::SUCCESS;
-        }
-        Gate::Fail(reason) => {
-            println!("differential: FAILED: {reason}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            println!("differential: FAILED starting the tokio runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(run(&kubeconfig))
+    runner::main("differential", |kubeconfig| async move {
+        run(&kubeconfig).await
+    })
 }
 
 struct Ctx {

@@ -30,7 +30,7 @@ use metrics_server_e2e::kubectl::{
 use metrics_server_e2e::metrics::{self, API, List, NodeMetrics, PodMetrics};
 use metrics_server_e2e::prom;
 use metrics_server_e2e::retry::{GET_DEADLINE, POLL_INTERVAL, eventually};
-use metrics_server_e2e::runner::{self, Gate, Step, Tally};
+use metrics_server_e2e::runner::{self, Step, Tally};
 use metrics_server_e2e::ss;
 use serde_json::{Value, json};
 
@@ -81,30 +81,7 @@ const HPA_NS: &str = "e2e-hpa";
 const HPA_NAME: &str = "hpa-target";
 
 fn main() -> ExitCode {
-    let kubeconfig = match runner::gate_from_env() {
-        Gate::Run(path) => path,
-        Gate::Skip(reason) => {
-            println!("e2e: skipped: {reason}");
-            return ExitCode::SUCCESS;
-        }
-        Gate::Fail(reason) => {
-            println!("e2e: FAILED: {reason}");
-            return ExitCode::FAILURE;
-        }
-    };
-    // One TLS provider in the whole tree; installing it first makes that explicit.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            println!("e2e: FAILED starting the tokio runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(run(&kubeconfig))
+    runner::main("e2e", |kubeconfig| async move { run(&kubeconfig).await })
 }
 
 // === Runner ===

@@ -27,7 +27,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use metrics_server_e2e::https::{Identity, InsecureClient};
 use metrics_server_e2e::metrics::{API, NodeMetrics};
 use metrics_server_e2e::procs;
-use metrics_server_e2e::runner::{self, Gate, Tally};
+use metrics_server_e2e::runner::{self, Tally};
 use metrics_server_test_support::{
     Fault, FaultyKubelet, FaultyListening, NodeSample, PodSample, TestPki, render_resource_metrics,
 };
@@ -39,28 +39,9 @@ const UPSTREAM_RSS_GUARD_KIB: u64 = 8 * 1024 * 1024;
 const OURS_RSS_LIMIT_KIB: u64 = 256 * 1024;
 
 fn main() -> ExitCode {
-    let kubeconfig = match runner::gate_from_env() {
-        Gate::Run(path) => path,
-        Gate::Skip(reason) => {
-            println!("fault-compare: skipped: {reason}");
-            return ExitCode::SUCCESS;
-        }
-        Gate::Fail(reason) => {
-            println!("fault-compare: FAILED: {reason}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt.block_on(run(&kubeconfig)),
-        Err(err) => {
-            println!("fault-compare: FAILED starting the tokio runtime: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    runner::main("fault-compare", |kubeconfig| async move {
+        run(&kubeconfig).await
+    })
 }
 
 /// One fault: its node name suffix, what it does, and how.

@@ -25,7 +25,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use metrics_server_e2e::https::{Identity, InsecureClient};
 use metrics_server_e2e::metrics::{self, API};
 use metrics_server_e2e::procs;
-use metrics_server_e2e::runner::{self, Gate, Tally};
+use metrics_server_e2e::runner::{self, Tally};
 use serde_json::json;
 
 const NS: &str = "soak";
@@ -46,28 +46,7 @@ fn env_secs(name: &str, default: u64) -> Duration {
 }
 
 fn main() -> ExitCode {
-    let kubeconfig = match runner::gate_from_env() {
-        Gate::Run(path) => path,
-        Gate::Skip(reason) => {
-            println!("soak: skipped: {reason}");
-            return ExitCode::SUCCESS;
-        }
-        Gate::Fail(reason) => {
-            println!("soak: FAILED: {reason}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt.block_on(run(&kubeconfig)),
-        Err(err) => {
-            println!("soak: FAILED starting the tokio runtime: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    runner::main("soak", |kubeconfig| async move { run(&kubeconfig).await })
 }
 
 struct Ctx {
