@@ -140,9 +140,9 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
     }
 }
 
-/// Whether an eviction may be logged now (at most once per [`EVICTION_LOG_INTERVAL`]);
+/// Whether a limit hit may be logged now (at most once per [`EVICTION_LOG_INTERVAL`]);
 /// records the time when it may.
-fn log_due(last_logged: &mut Option<Instant>, now: Instant) -> bool {
+pub(crate) fn log_due(last_logged: &mut Option<Instant>, now: Instant) -> bool {
     let due = last_logged.is_none_or(|at| now.duration_since(at) >= EVICTION_LOG_INTERVAL);
     if due {
         *last_logged = Some(now);

@@ -13,26 +13,31 @@
 //! ```
 //!
 //! Long-running requests (verbs `watch` and `proxy`) skip the timeout and the in-flight
-//! limit; members of `system:masters` are never refused by the in-flight limit.
+//! limit; members of `system:masters` are never refused by the in-flight limit. Every 429 and
+//! 504 is counted in `msrs_requests_rejected_total{reason}` and logged at most once a minute.
 
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{Method, Request, Response, StatusCode, Uri};
 use metrics_server_api::{
     ApiConfig, Attributes, InFlightLimits, go_http_error, is_long_running, request_timed_out,
     too_many_requests,
 };
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt as _};
 
 use crate::authn::Authenticator;
 use crate::authz::Authorizer;
+use crate::cache::log_due;
 use crate::layer::{AuthenticationFilter, AuthorizationFilter};
 use crate::user::{MASTERS_GROUP, User};
 
@@ -50,14 +55,89 @@ pub struct StackOptions {
     pub request_timeout: Duration,
     /// `--max-requests-inflight` and `--max-mutating-requests-inflight`.
     pub limits: InFlightLimits,
+    /// Where refusals by those two limits are counted.
+    pub rejections: Rejections,
 }
 
 impl StackOptions {
     /// The timeout and in-flight pools configured for the API.
-    pub fn from_api_config(config: &ApiConfig) -> Self {
+    pub fn from_api_config(config: &ApiConfig, rejections: Rejections) -> Self {
         Self {
             request_timeout: config.request_timeout,
             limits: InFlightLimits::from_config(config),
+            rejections,
+        }
+    }
+}
+
+/// Why the stack answered a request itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// 429: the in-flight pool of the request's kind was full.
+    MaxInFlight,
+    /// 504: the request ran past `--request-timeout`.
+    Timeout,
+}
+
+impl Rejection {
+    fn label(self) -> &'static str {
+        match self {
+            Self::MaxInFlight => "max_in_flight",
+            Self::Timeout => "timeout",
+        }
+    }
+}
+
+/// `msrs_requests_rejected_total{reason}` and a log line per reason at most once a minute, so
+/// an operator sees that `--max-requests-inflight` or `--request-timeout` is being hit.
+#[derive(Debug, Clone, Default)]
+pub struct Rejections {
+    counts: Family<[(&'static str, &'static str); 1], Counter>,
+    last_logged: Arc<Mutex<[Option<Instant>; 2]>>,
+}
+
+impl Rejections {
+    /// Registers the counter on `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let rejections = Self::default();
+        registry.register(
+            "msrs_requests_rejected",
+            "Requests answered 429 by the in-flight limit or 504 by the request timeout",
+            rejections.counts.clone(),
+        );
+        rejections
+    }
+
+    /// The count so far for `reason`.
+    pub fn count(&self, reason: Rejection) -> u64 {
+        self.counts
+            .get_or_create(&[("reason", reason.label())])
+            .get()
+    }
+
+    fn record(&self, reason: Rejection, detail: &dyn fmt::Display) {
+        self.counts
+            .get_or_create(&[("reason", reason.label())])
+            .inc();
+        let slot = usize::from(reason == Rejection::Timeout);
+        let due = {
+            let mut last = self
+                .last_logged
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            log_due(&mut last[slot], Instant::now())
+        };
+        if due {
+            match reason {
+                Rejection::MaxInFlight => tracing::warn!(
+                    "Refused a request with 429: {detail}; raise --max-requests-inflight if this is \
+                     normal load (further refusals for a minute are only counted)"
+                ),
+                Rejection::Timeout => tracing::warn!(
+                    "Answered a request with 504 after --request-timeout: {detail} (further \
+                     timeouts for a minute are only counted)"
+                ),
+            }
         }
     }
 }
@@ -88,9 +168,12 @@ pub fn build<S>(
     ServiceBuilder::new()
         .layer(FilterLayer(PanicRecovery))
         .layer(FilterLayer(RequestInfo(Arc::new(attributes))))
-        .layer(FilterLayer(RequestTimeout(options.request_timeout)))
+        .layer(FilterLayer(RequestTimeout(
+            options.request_timeout,
+            options.rejections.clone(),
+        )))
         .layer(FilterLayer(AuthenticationFilter::new(authn)))
-        .layer(FilterLayer(MaxInFlight(options.limits)))
+        .layer(FilterLayer(MaxInFlight(options.limits, options.rejections)))
         .layer(FilterLayer(AuthorizationFilter::new(authz)))
         .service(handler)
 }
@@ -269,8 +352,8 @@ fn verb_of(extensions: &http::Extensions) -> &str {
 
 /// Go's `WithTimeoutForNonLongRunningRequests`: everything below runs on its own task; when
 /// the timeout passes first, the task is aborted and the client gets the 504 Status.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestTimeout(pub Duration);
+#[derive(Debug, Clone)]
+pub struct RequestTimeout(pub Duration, pub Rejections);
 
 /// Aborts a spawned task when the request future is dropped (client gone).
 struct AbortOnDrop(tokio::task::AbortHandle);
@@ -310,7 +393,7 @@ impl Filter for RequestTimeout {
                 "the request was cancelled",
             )),
             Err(_) => {
-                tracing::info!(%uri, ?timeout, "Request timed out");
+                self.1.record(Rejection::Timeout, &uri);
                 Ok(request_timed_out())
             }
         }
@@ -321,7 +404,7 @@ impl Filter for RequestTimeout {
 
 /// Go's `WithMaxInFlightLimit`: no queueing, 429 when the pool of the request's kind is full.
 #[derive(Debug, Clone)]
-pub struct MaxInFlight(pub InFlightLimits);
+pub struct MaxInFlight(pub InFlightLimits, pub Rejections);
 
 impl Filter for MaxInFlight {
     async fn filter<S, ReqB, ResB>(
@@ -350,7 +433,10 @@ impl Filter for MaxInFlight {
             {
                 None
             }
-            None => return Ok(too_many_requests()),
+            None => {
+                self.1.record(Rejection::MaxInFlight, req.uri());
+                return Ok(too_many_requests());
+            }
         };
         next.oneshot(req).await
     }

@@ -239,6 +239,7 @@ impl Args {
         let api_metrics = ApiMetrics::register(&mut registry);
         let manager_metrics = ManagerMetrics::register(&mut registry, resolution);
         let auth_metrics = AuthMetrics::register(&mut registry);
+        let rejections = metrics_server_auth::stack::Rejections::register(&mut registry);
         let registry = Arc::new(registry);
 
         let scraper = Scraper::new(
@@ -379,7 +380,7 @@ impl Args {
                     api_metrics,
                 );
                 let stack = metrics_server_auth::stack::build(
-                    StackOptions::from_api_config(state.config()),
+                    StackOptions::from_api_config(state.config(), rejections),
                     authenticator,
                     authorizer,
                     request_attributes,

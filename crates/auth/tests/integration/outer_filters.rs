@@ -60,6 +60,7 @@ async fn start(origins: &[&str], hsts: &[&str]) -> Server {
         metrics_server_auth::stack::StackOptions {
             request_timeout: Duration::ZERO,
             limits: metrics_server_api::InFlightLimits::new(0, 0),
+            rejections: metrics_server_auth::stack::Rejections::default(),
         },
         authn,
         authz,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use http::StatusCode;
 use metrics_server_api::InFlightLimits;
 use metrics_server_auth::CallPolicy;
-use metrics_server_auth::stack::StackOptions;
+use metrics_server_auth::stack::{Rejection, StackOptions};
 
 use crate::support::{FakeSar, FakeTokens, Setup, TestServer, request};
 
@@ -24,6 +24,7 @@ fn setup(timeout: Duration, read_only_limit: usize) -> Setup {
         stack: StackOptions {
             request_timeout: timeout,
             limits: InFlightLimits::new(read_only_limit, 200),
+            rejections: metrics_server_auth::stack::Rejections::default(),
         },
         ..Setup::default()
     }
@@ -52,7 +53,9 @@ async fn eventually(what: &str, f: impl Fn() -> bool) {
 #[tokio::test]
 async fn a_slow_handler_gets_go_s_504_at_the_timeout_and_its_work_is_aborted() {
     let timeout = Duration::from_secs(1);
-    let s = server(setup(timeout, 400)).await;
+    let options = setup(timeout, 400);
+    let rejections = options.stack.rejections.clone();
+    let s = server(options).await;
     let started = Instant::now();
     let (status, body) = tokio::time::timeout(
         Duration::from_secs(20),
@@ -71,9 +74,11 @@ async fn a_slow_handler_gets_go_s_504_at_the_timeout_and_its_work_is_aborted() {
     })
     .await;
     assert_eq!(s.work.finished.load(Ordering::SeqCst), 0);
-    // A fast request on the same server still succeeds.
+    // A fast request on the same server still succeeds; only the slow one was counted.
     let (status, _) = s.get(s.client(None), "/sleep/1", &[CAROL]).await;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(rejections.count(Rejection::Timeout), 1);
+    assert_eq!(rejections.count(Rejection::MaxInFlight), 0);
     s.stop().await;
 }
 
@@ -98,7 +103,9 @@ async fn a_panicking_handler_gets_go_s_500_and_the_next_request_works() {
 
 #[tokio::test]
 async fn the_in_flight_limit_sits_between_authentication_and_authorization() {
-    let s = server(setup(Duration::from_secs(60), 1)).await;
+    let options = setup(Duration::from_secs(60), 1);
+    let rejections = options.stack.rejections.clone();
+    let s = server(options).await;
     let (addr, client) = (s.addr, s.client(None));
     // Carol's slow request holds the only read-only slot.
     let holder = tokio::spawn(async move { request(addr, client, "/sleep/5000", &[CAROL]).await });
@@ -124,6 +131,7 @@ async fn the_in_flight_limit_sits_between_authentication_and_authorization() {
     // Always-allowed probes are limited too, as upstream.
     let (status, _) = s.get(s.client(None), "/livez", &[]).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(rejections.count(Rejection::MaxInFlight), 2);
 
     // system:masters always gets an answer.
     let admin = s

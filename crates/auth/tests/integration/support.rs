@@ -256,6 +256,7 @@ impl Default for Setup {
             stack: StackOptions {
                 request_timeout: Duration::from_secs(60),
                 limits: InFlightLimits::new(400, 200),
+                rejections: metrics_server_auth::stack::Rejections::default(),
             },
             call_policy: CallPolicy::default(),
             tls: TlsOptions::default(),
