@@ -16,7 +16,9 @@
 //! | `msrs_kubelet_body_limit_exceeded_total` | counter | responses refused for exceeding `--kubelet-max-body-bytes` |
 //! | `msrs_kubelet_scrape_errors_total` (ours) | counter | `class` = [`ErrorClass::as_str`], a fixed set |
 
+use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -59,6 +61,9 @@ pub struct KubeletMetrics {
     inflight_limit_waits: Counter,
     body_limit_exceeded: Counter,
     scrape_errors: Family<ClassLabels, Counter>,
+    /// The node labels that have series, so that a node that left the cluster can be dropped
+    /// (the families cannot be iterated).
+    nodes: Arc<Mutex<HashSet<String>>>,
 }
 
 fn default_histogram() -> Histogram {
@@ -78,6 +83,7 @@ impl KubeletMetrics {
             inflight_limit_waits: Counter::default(),
             body_limit_exceeded: Counter::default(),
             scrape_errors: Family::default(),
+            nodes: Arc::default(),
         };
         registry.register(
             "metrics_server_kubelet_request",
@@ -159,6 +165,10 @@ impl KubeletMetrics {
         let labels = NodeLabels {
             node: node.to_owned(),
         };
+        self.nodes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(node.to_owned());
         self.request_duration
             .get_or_create(&labels)
             .observe(duration.as_secs_f64());
@@ -169,6 +179,21 @@ impl KubeletMetrics {
         self.last_request_time
             .get_or_create(&labels)
             .set(secs as f64);
+    }
+
+    /// Drops the per-node series of nodes not in `keep` (nodes that left the cluster), so that
+    /// node churn does not grow `/metrics` and memory without bound.
+    pub fn retain_nodes(&self, keep: &HashSet<&str>) {
+        let mut nodes = self.nodes.lock().unwrap_or_else(PoisonError::into_inner);
+        nodes.retain(|node| {
+            if keep.contains(node.as_str()) {
+                return true;
+            }
+            let labels = NodeLabels { node: node.clone() };
+            self.request_duration.remove(&labels);
+            self.last_request_time.remove(&labels);
+            false
+        });
     }
 
     /// Current value of `metrics_server_kubelet_request_total{success}` (for tests and logs).
@@ -253,6 +278,21 @@ mod tests {
         // A second registry gets counters of its own: nothing is shared through globals.
         let other = KubeletMetrics::register(&mut Registry::default());
         assert_eq!(other.inflight_limit_waits(), 0);
+    }
+
+    #[test]
+    fn series_of_nodes_that_left_are_dropped() {
+        let mut registry = Registry::default();
+        let m = KubeletMetrics::register(&mut registry);
+        m.observe("stays", true, Duration::from_millis(1), UNIX_EPOCH);
+        m.observe("leaves", false, Duration::from_millis(1), UNIX_EPOCH);
+        m.retain_nodes(&HashSet::from(["stays"]));
+        let mut out = String::new();
+        encode(&mut out, &registry).unwrap();
+        assert!(out.contains("node=\"stays\""), "{out}");
+        assert!(!out.contains("node=\"leaves\""), "{out}");
+        // The request counters are not per node and keep counting.
+        assert_eq!((m.request_count(true), m.request_count(false)), (1, 1));
     }
 
     #[test]

@@ -212,6 +212,9 @@ impl Scraper {
 
         let keep: HashSet<&str> = targets.iter().map(|t| t.name.as_str()).collect();
         self.inner.health.retain(&keep);
+        if let Some(metrics) = &self.inner.metrics {
+            metrics.retain_nodes(&keep);
+        }
         let outcomes: Vec<NodeOutcome> = slots.into_iter().flatten().collect();
         let result = TickResult {
             outcomes,
