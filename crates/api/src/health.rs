@@ -259,11 +259,6 @@ fn text_response(code: StatusCode, body: String, nosniff: bool) -> Response<Body
     resp
 }
 
-/// Go's `http.Error(w, msg, code)`.
-pub(crate) fn http_error(code: StatusCode, msg: &str) -> Response<Body> {
-    text_response(code, format!("{msg}\n"), true)
-}
-
 /// Serves `/<endpoint>` (`rest` empty) or `/<endpoint>/<check>`. `None`
 /// when the check does not exist on that endpoint (404).
 pub(crate) fn serve(
@@ -276,7 +271,7 @@ pub(crate) fn serve(
         let check = endpoint.checks().iter().find(|c| c.name() == rest)?;
         return Some(match check.run(ctx) {
             Ok(()) => text_response(StatusCode::OK, "ok".to_owned(), false),
-            Err(e) => http_error(
+            Err(e) => crate::limits::go_http_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &format!("internal server error: {e}"),
             ),
@@ -319,7 +314,7 @@ fn serve_root(endpoint: Endpoint, query: &Query, ctx: &ProbeContext<'_>) -> Resp
     if !failed.is_empty() {
         tracing::debug!("{} check failed: {name}\n{log_output}", failed.join(","));
         output.push_str(&format!("{name} check failed"));
-        return http_error(StatusCode::INTERNAL_SERVER_ERROR, &output);
+        return crate::limits::go_http_error(StatusCode::INTERNAL_SERVER_ERROR, &output);
     }
     if !query.has("verbose") {
         return text_response(StatusCode::OK, "ok".to_owned(), true);

@@ -14,8 +14,9 @@ use metrics_server_core::{FieldSelector, LabelSelector};
 use crate::attributes::watch_requested;
 use crate::cluster::LabelMap;
 use crate::discovery::{self, GROUP};
-use crate::health::{self, ProbeContext, http_error};
+use crate::health::{self, ProbeContext};
 use crate::json::JsonWriter;
+use crate::limits::go_http_error;
 use crate::metrics::{render_openmetrics, render_text};
 use crate::negotiate::{self, Endpoint, Negotiated, Target, is_pretty_print, negotiate};
 use crate::objects::{self, Encoding, IncludeObject, Item, NodeItem, PodItem};
@@ -118,13 +119,13 @@ fn text_ok(content_type: &'static str, body: impl Into<Bytes>) -> Response<Body>
 }
 
 fn not_found_page() -> Response<Body> {
-    http_error(StatusCode::NOT_FOUND, "404 page not found")
+    go_http_error(StatusCode::NOT_FOUND, "404 page not found")
 }
 
 async fn dispatch(State(state): State<ApiState>, req: Request) -> Response<Body> {
     let ctx = Ctx::from_request(&req);
     let Some(path) = unescape_path(req.uri().path()) else {
-        return http_error(StatusCode::BAD_REQUEST, "400 Bad Request");
+        return go_http_error(StatusCode::BAD_REQUEST, "400 Bad Request");
     };
     let mut resp = route(&state, &ctx, &path);
     // WithCacheControl: set unless a handler chose its own.

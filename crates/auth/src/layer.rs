@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
+use metrics_server_api::go_http_error;
 use serde::Serialize;
 use tower::{Service, ServiceExt as _};
 
@@ -234,20 +235,10 @@ fn internal_error<B: From<String>>(uri: &Uri, error: &str) -> Response<B> {
     let request_uri = uri
         .path_and_query()
         .map_or_else(|| uri.path().to_owned(), ToString::to_string);
-    let mut resp = Response::new(B::from(format!(
-        "Internal Server Error: {request_uri:?}: {error}\n"
-    )));
-    *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    resp
+    go_http_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &format!("Internal Server Error: {request_uri:?}: {error}"),
+    )
 }
 
 #[cfg(test)]

@@ -26,5 +26,6 @@ pub mod procs;
 pub mod prom;
 pub mod quantity;
 pub mod retry;
+pub mod route;
 pub mod runner;
 pub mod ss;

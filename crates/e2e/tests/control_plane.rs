@@ -20,13 +20,13 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail, ensure};
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
-use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use metrics_server_e2e::https::{Identity, InsecureClient, truncate};
 use metrics_server_e2e::metrics::{self, API, List, NodeMetrics};
 use metrics_server_e2e::procs::{self, Process};
 use metrics_server_e2e::retry::eventually;
+use metrics_server_e2e::route;
 use metrics_server_e2e::runner::{self, Tally};
 use serde_json::json;
 
@@ -121,30 +121,7 @@ impl Ctx {
         let identity = Identity::from_auth_info(&config.auth_info)?;
         let https = InsecureClient::new(identity.as_ref())?;
         let client = kube::Client::try_from(config).context("building the Kubernetes client")?;
-        let apiservice = Api::<APIService>::all(client.clone())
-            .get("v1beta1.metrics.k8s.io")
-            .await
-            .context("reading APIService v1beta1.metrics.k8s.io")?;
-        let service_ref = apiservice
-            .spec
-            .and_then(|s| s.service)
-            .context("the APIService has no service")?;
-        let port = service_ref.port.unwrap_or(443);
-        let svc = Api::<Service>::namespaced(
-            client.clone(),
-            service_ref.namespace.as_deref().unwrap_or("kube-system"),
-        )
-        .get(service_ref.name.as_deref().unwrap_or("metrics-server"))
-        .await
-        .context("reading the metrics-server Service")?;
-        let host = svc
-            .spec
-            .and_then(|s| s.external_name)
-            .context("the metrics-server Service is not an ExternalName")?;
-        ensure!(
-            host.starts_with("127."),
-            "the metrics-server Service points at {host}, not a loopback address"
-        );
+        let server = route::metrics_server_url(&client).await?;
         let mut served_nodes: Vec<String> = Api::<Node>::all(client.clone())
             .list(&ListParams::default())
             .await
@@ -165,7 +142,7 @@ impl Ctx {
         Ok(Self {
             client,
             https,
-            server: format!("https://{host}:{port}"),
+            server,
             served_nodes,
             cluster,
         })

@@ -22,11 +22,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, anyhow, bail};
 use bytes::Bytes;
 use k8s_openapi::api::core::v1::Node;
-use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kube::api::{Api, DeleteParams, PostParams};
 use metrics_server_e2e::https::{Identity, InsecureClient};
 use metrics_server_e2e::metrics::{API, NodeMetrics};
 use metrics_server_e2e::procs;
+use metrics_server_e2e::route;
 use metrics_server_e2e::runner::{self, Tally};
 use metrics_server_test_support::{
     Fault, FaultyKubelet, FaultyListening, NodeSample, PodSample, TestPki, render_resource_metrics,
@@ -206,18 +206,18 @@ async fn run(kubeconfig: &Path) -> ExitCode {
 async fn compare(kubeconfig: &Path, tally: &mut Tally) -> Result<()> {
     let ctx = discover(kubeconfig).await?;
     let ours_process = procs::find("metrics-server", &ctx.cluster.to_string_lossy())?;
-    let port = ours_port(&ctx.client).await?;
+    let ours_url = route::metrics_server_url(&ctx.client).await?;
     let (mut child, upstream_port, upstream_log) = start_upstream(&ctx, &ours_process)?;
     let mut servers = [
         server(
             "ours",
-            port,
+            ours_url,
             ours_process.pid,
             ctx.cluster.join("logs/metrics-server.log"),
         ),
         server(
             "upstream",
-            upstream_port,
+            format!("https://127.0.0.1:{upstream_port}"),
             child.id().context("upstream exited")?,
             upstream_log,
         ),
@@ -250,10 +250,10 @@ async fn compare(kubeconfig: &Path, tally: &mut Tally) -> Result<()> {
     Ok(())
 }
 
-fn server(name: &'static str, port: u16, pid: u32, log: PathBuf) -> Server {
+fn server(name: &'static str, url: String, pid: u32, log: PathBuf) -> Server {
     Server {
         name,
-        url: format!("https://127.0.0.1:{port}"),
+        url,
         pid,
         log,
         log_start: 0,
@@ -289,18 +289,6 @@ async fn discover(kubeconfig: &Path) -> Result<Ctx> {
         resolution,
         kwok_port: u16::try_from(kwok_port)?,
     })
-}
-
-async fn ours_port(client: &kube::Client) -> Result<u16> {
-    let apiservice = Api::<APIService>::all(client.clone())
-        .get("v1beta1.metrics.k8s.io")
-        .await?;
-    let port = apiservice
-        .spec
-        .and_then(|s| s.service)
-        .and_then(|s| s.port)
-        .context("no APIService port")?;
-    Ok(u16::try_from(port)?)
 }
 
 fn start_upstream(

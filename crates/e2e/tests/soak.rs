@@ -21,12 +21,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Node, Service};
-use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+use k8s_openapi::api::core::v1::{Namespace, Node};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use metrics_server_e2e::https::{Identity, InsecureClient};
 use metrics_server_e2e::metrics::{self, API};
 use metrics_server_e2e::procs;
+use metrics_server_e2e::route;
 use metrics_server_e2e::runner::{self, Tally};
 use serde_json::json;
 
@@ -128,25 +128,11 @@ impl Ctx {
         let config = runner::load_config(kubeconfig).await?;
         let https = InsecureClient::new(Identity::from_auth_info(&config.auth_info)?.as_ref())?;
         let client = kube::Client::try_from(config)?;
-        let apiservice = Api::<APIService>::all(client.clone())
-            .get("v1beta1.metrics.k8s.io")
-            .await?;
-        let port = apiservice
-            .spec
-            .and_then(|s| s.service)
-            .and_then(|s| s.port)
-            .unwrap_or(443);
-        let host = Api::<Service>::namespaced(client.clone(), "kube-system")
-            .get("metrics-server")
-            .await?
-            .spec
-            .and_then(|s| s.external_name)
-            .context("the metrics-server Service is not an ExternalName")?;
-        ensure!(host.starts_with("127."), "{host} is not a loopback address");
+        let server = route::metrics_server_url(&client).await?;
         Ok(Self {
             client,
             https,
-            server: format!("https://{host}:{port}"),
+            server,
             cluster,
         })
     }

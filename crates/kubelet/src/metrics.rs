@@ -165,10 +165,13 @@ impl KubeletMetrics {
         let labels = NodeLabels {
             node: node.to_owned(),
         };
-        self.nodes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(node.to_owned());
+        {
+            // Known nodes (every tick but a node's first) cost a lookup, not an allocation.
+            let mut nodes = self.nodes.lock().unwrap_or_else(PoisonError::into_inner);
+            if !nodes.contains(node) {
+                nodes.insert(node.to_owned());
+            }
+        }
         self.request_duration
             .get_or_create(&labels)
             .observe(duration.as_secs_f64());
