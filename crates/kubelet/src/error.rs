@@ -48,11 +48,13 @@ pub enum ScrapeError {
         /// Request URL.
         url: String,
     },
-    /// TLS failed: unknown CA, missing IP SAN, client certificate refused...
+    /// TLS failed: unknown CA, missing IP SAN, expired, client certificate refused...
     #[error("Get {url:?}: {detail}")]
     Tls {
         /// Request URL.
         url: String,
+        /// What about the handshake failed.
+        kind: TlsFailure,
         /// Flattened cause chain.
         detail: String,
     },
@@ -96,6 +98,75 @@ pub enum ScrapeError {
     },
 }
 
+/// Why a TLS handshake with a kubelet failed; each points at a different fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TlsFailure {
+    /// The kubelet's certificate is not signed by a CA we trust (`--kubelet-certificate-authority`).
+    UnknownAuthority,
+    /// The certificate has no SAN for the address we connect to (kubelet self-signed or
+    /// serving certificates issued without the node's IP).
+    NameMismatch,
+    /// The certificate is expired or not yet valid.
+    Expired,
+    /// Anything else: protocol mismatch, our client certificate refused, an alert.
+    Handshake,
+}
+
+impl TlsFailure {
+    /// Classifies a rustls error.
+    pub(crate) fn of(err: &rustls::Error) -> Self {
+        use rustls::CertificateError as C;
+        match err {
+            rustls::Error::InvalidCertificate(cert) => match cert {
+                C::UnknownIssuer | C::BadSignature | C::UnknownRevocationStatus => {
+                    Self::UnknownAuthority
+                }
+                C::NotValidForName | C::NotValidForNameContext { .. } => Self::NameMismatch,
+                C::Expired
+                | C::ExpiredContext { .. }
+                | C::NotValidYet
+                | C::NotValidYetContext { .. } => Self::Expired,
+                _ => Self::Handshake,
+            },
+            _ => Self::Handshake,
+        }
+    }
+
+    /// Classifies a rustls error that only survived as text (h2 keeps IO errors as text).
+    pub(crate) fn of_text(text: &str) -> Self {
+        if [
+            "UnknownIssuer",
+            "unknown issuer",
+            "BadSignature",
+            "bad signature",
+        ]
+        .iter()
+        .any(|m| text.contains(m))
+        {
+            Self::UnknownAuthority
+        } else if text.contains("NotValidForName") || text.contains("not valid for name") {
+            Self::NameMismatch
+        } else if ["xpired", "NotValidYet", "not valid yet"]
+            .iter()
+            .any(|m| text.contains(m))
+        {
+            Self::Expired
+        } else {
+            Self::Handshake
+        }
+    }
+
+    /// The stable class name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UnknownAuthority => "tls_unknown_authority",
+            Self::NameMismatch => "tls_name_mismatch",
+            Self::Expired => "tls_expired",
+            Self::Handshake => "tls_handshake",
+        }
+    }
+}
+
 /// A bounded classification of [`ScrapeError`] for metrics labels and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorClass {
@@ -109,8 +180,8 @@ pub enum ErrorClass {
     ConnectRefused,
     /// [`ScrapeError::ConnectTimeout`].
     ConnectTimeout,
-    /// [`ScrapeError::Tls`].
-    Tls,
+    /// [`ScrapeError::Tls`], with what failed.
+    Tls(TlsFailure),
     /// [`ScrapeError::Transport`].
     Transport,
     /// [`ScrapeError::HttpStatus`], with the code so 401/403 stand out.
@@ -134,7 +205,7 @@ impl ErrorClass {
             Self::Dns => "dns",
             Self::ConnectRefused => "connect_refused",
             Self::ConnectTimeout => "connect_timeout",
-            Self::Tls => "tls",
+            Self::Tls(kind) => kind.as_str(),
             Self::Transport => "transport",
             Self::HttpStatus(_) => "http_status",
             Self::Timeout => "timeout",
@@ -163,7 +234,7 @@ impl ScrapeError {
             Self::Dns { .. } => ErrorClass::Dns,
             Self::ConnectRefused { .. } => ErrorClass::ConnectRefused,
             Self::ConnectTimeout { .. } => ErrorClass::ConnectTimeout,
-            Self::Tls { .. } => ErrorClass::Tls,
+            Self::Tls { kind, .. } => ErrorClass::Tls(*kind),
             Self::Transport { .. } => ErrorClass::Transport,
             Self::HttpStatus { code, .. } => ErrorClass::HttpStatus(*code),
             Self::Timeout { .. } => ErrorClass::Timeout,
@@ -239,6 +310,43 @@ mod tests {
         );
         assert!(e.is_deadline());
         assert!(ScrapeError::ConnectTimeout { url: String::new() }.is_deadline());
+    }
+
+    #[test]
+    fn tls_failures_are_told_apart_from_text_as_from_errors() {
+        use rustls::CertificateError as C;
+        let of = |c: C| TlsFailure::of(&rustls::Error::InvalidCertificate(c));
+        assert_eq!(of(C::UnknownIssuer), TlsFailure::UnknownAuthority);
+        assert_eq!(of(C::BadSignature), TlsFailure::UnknownAuthority);
+        assert_eq!(of(C::NotValidForName), TlsFailure::NameMismatch);
+        assert_eq!(of(C::Expired), TlsFailure::Expired);
+        assert_eq!(of(C::Revoked), TlsFailure::Handshake);
+        for (text, want) in [
+            (
+                "invalid peer certificate: UnknownIssuer",
+                TlsFailure::UnknownAuthority,
+            ),
+            (
+                "invalid peer certificate: BadSignature",
+                TlsFailure::UnknownAuthority,
+            ),
+            (
+                "invalid peer certificate: certificate not valid for name \"10.0.0.1\"",
+                TlsFailure::NameMismatch,
+            ),
+            (
+                "invalid peer certificate: certificate expired: ...",
+                TlsFailure::Expired,
+            ),
+            (
+                "received fatal alert: BadCertificate",
+                TlsFailure::Handshake,
+            ),
+        ] {
+            assert_eq!(TlsFailure::of_text(text), want, "{text}");
+            // Text and error agree where both exist.
+            assert_eq!(ErrorClass::Tls(want).as_str(), want.as_str());
+        }
     }
 
     #[test]
