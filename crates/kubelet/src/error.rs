@@ -216,6 +216,83 @@ impl ErrorClass {
     }
 }
 
+impl ErrorClass {
+    /// A short phrase naming the failure, for messages such as
+    /// `last scrape failed 40s ago: connect timeout to 10.0.0.81:10250`.
+    pub fn summary(self) -> String {
+        match self {
+            Self::NoAddress => "no address of a preferred type".to_owned(),
+            Self::InvalidUrl => "invalid scrape URL".to_owned(),
+            Self::Dns => "DNS lookup failed for".to_owned(),
+            Self::ConnectRefused => "connection refused by".to_owned(),
+            Self::ConnectTimeout => "connect timeout to".to_owned(),
+            Self::Tls(TlsFailure::UnknownAuthority) => {
+                "TLS: certificate signed by an unknown authority at".to_owned()
+            }
+            Self::Tls(TlsFailure::NameMismatch) => {
+                "TLS: certificate not valid for the address".to_owned()
+            }
+            Self::Tls(TlsFailure::Expired) => {
+                "TLS: certificate expired or not yet valid at".to_owned()
+            }
+            Self::Tls(TlsFailure::Handshake) => "TLS handshake failed with".to_owned(),
+            Self::Transport => "connection failed to".to_owned(),
+            Self::HttpStatus(code) => format!("HTTP {code} from"),
+            Self::Timeout => "no complete answer before the deadline from".to_owned(),
+            Self::BodyTooLarge => "response larger than --kubelet-max-body-bytes from".to_owned(),
+            Self::Decode => "unparsable metrics from".to_owned(),
+            Self::Incomplete => "zero or missing node CPU or memory from".to_owned(),
+        }
+    }
+
+    /// What the class usually means for an operator, and where to look.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Self::NoAddress => {
+                "the node lists no address of a type in --kubelet-preferred-address-types"
+            }
+            Self::InvalidUrl => "check the node's metrics.k8s.io/resource-metrics-path annotation",
+            Self::Dns => {
+                "the node's hostname does not resolve from metrics-server; prefer InternalIP in --kubelet-preferred-address-types"
+            }
+            Self::ConnectRefused => {
+                "nothing listens on the kubelet port at that address, or a firewall rejects it"
+            }
+            Self::ConnectTimeout => {
+                "kubelet port unreachable from metrics-server (firewall, security group or network policy)"
+            }
+            Self::Tls(TlsFailure::UnknownAuthority) => {
+                "the kubelet's serving certificate is not signed by --kubelet-certificate-authority"
+            }
+            Self::Tls(TlsFailure::NameMismatch) => {
+                "the kubelet's serving certificate has no SAN for the scraped address (enable serverTLSBootstrap and approve the kubelet CSRs, or pick an address type the certificate covers)"
+            }
+            Self::Tls(TlsFailure::Expired) => {
+                "the kubelet's serving certificate is expired or not yet valid (rotation, or clock skew)"
+            }
+            Self::Tls(TlsFailure::Handshake) => {
+                "TLS versions, ciphers or client certificates do not match between metrics-server and the kubelet"
+            }
+            Self::Transport => "the connection broke during the request",
+            Self::HttpStatus(401) => {
+                "the kubelet rejected metrics-server's credentials (webhook authentication on the kubelet)"
+            }
+            Self::HttpStatus(403) => "metrics-server's identity lacks RBAC get on nodes/metrics",
+            Self::HttpStatus(_) => "the kubelet answered with an error status",
+            Self::Timeout => "the kubelet is overloaded or slow; see --kubelet-request-timeout",
+            Self::BodyTooLarge => {
+                "raise --kubelet-max-body-bytes if the node really runs that many containers"
+            }
+            Self::Decode => {
+                "the kubelet (or a proxy in front of it) returned something that is not Prometheus text"
+            }
+            Self::Incomplete => {
+                "the kubelet or its container runtime reports no usage for the node yet"
+            }
+        }
+    }
+}
+
 impl fmt::Display for ErrorClass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -109,7 +109,9 @@ async fn an_unreachable_port_is_scraped_through_the_proxy_then_direct_again() {
     let scraper = scraper(Some(Arc::clone(&proxy)));
     let blocked = node(closed_port());
 
-    let tick = scraper.scrape_tick(&[blocked.clone()], far()).await;
+    let tick = scraper
+        .scrape_tick(std::slice::from_ref(&blocked), far())
+        .await;
     let outcome = tick.outcome("node1").unwrap();
     assert!(outcome.result.is_ok(), "{:?}", outcome.result);
     assert_eq!(
@@ -129,7 +131,9 @@ async fn an_unreachable_port_is_scraped_through_the_proxy_then_direct_again() {
     assert_eq!((health.last_error, health.consecutive_failures), (None, 0));
 
     // Still blocked: the proxy keeps serving, direct is retried alongside.
-    let tick = scraper.scrape_tick(&[blocked.clone()], far()).await;
+    let tick = scraper
+        .scrape_tick(std::slice::from_ref(&blocked), far())
+        .await;
     assert!(tick.outcome("node1").unwrap().result.is_ok());
     assert_eq!(proxy.calls().len(), 2);
 
@@ -140,7 +144,9 @@ async fn an_unreachable_port_is_scraped_through_the_proxy_then_direct_again() {
         .await
         .unwrap();
     let open = node(kubelet.port());
-    let tick = scraper.scrape_tick(&[open.clone()], far()).await;
+    let tick = scraper
+        .scrape_tick(std::slice::from_ref(&open), far())
+        .await;
     assert!(tick.outcome("node1").unwrap().result.is_ok());
     let health = scraper.health().get("node1").unwrap();
     assert_eq!((health.route, health.direct_error), (Route::Direct, None));
