@@ -356,9 +356,19 @@ impl ApiServerNodeProxy {
             })?;
         let (parts, body) = response.into_parts();
         if parts.status != http::StatusCode::OK {
+            // kube-apiserver says why in a Status body ("address not allowed", "no endpoints").
+            let why = Limited::new(body, STATUS_BODY_LIMIT)
+                .collect()
+                .await
+                .ok()
+                .and_then(|b| status_message(&b.to_bytes()));
+            let phrase = parts.status.canonical_reason().unwrap_or("");
             return Err(ScrapeError::HttpStatus {
                 code: parts.status.as_u16(),
-                reason: parts.status.canonical_reason().unwrap_or("").to_owned(),
+                reason: match why {
+                    Some(why) => format!("{phrase} ({why})"),
+                    None => phrase.to_owned(),
+                },
             });
         }
         let body: Bytes = Limited::new(body, self.max_body_bytes)
@@ -383,6 +393,16 @@ impl ApiServerNodeProxy {
             http2: false,
         })
     }
+}
+
+/// Most of an error body read for its message.
+const STATUS_BODY_LIMIT: usize = 16 * 1024;
+
+/// The `message` of a `meta/v1 Status` body.
+fn status_message(body: &[u8]) -> Option<String> {
+    let status: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let message = status.get("message")?.as_str()?.trim();
+    (!message.is_empty()).then(|| message.chars().take(256).collect())
 }
 
 impl NodeProxy for ApiServerNodeProxy {
@@ -460,6 +480,14 @@ mod tests {
             f.summary,
             "HTTP 503 from kube-apiserver's node proxy (https://127.0.0.1:6443/api/v1/nodes/w2/proxy/metrics/resource)"
         );
+    }
+
+    #[test]
+    fn the_node_proxy_error_keeps_kube_apiservers_reason() {
+        let body = br#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"address not allowed","reason":"BadRequest","code":400}"#;
+        assert_eq!(status_message(body).as_deref(), Some("address not allowed"));
+        assert_eq!(status_message(b"<html>"), None);
+        assert_eq!(status_message(br#"{"message":""}"#), None);
     }
 
     #[test]
