@@ -128,6 +128,22 @@ pub struct AuthnConfig {
 }
 
 impl AuthnConfig {
+    /// Whether a request carries a front-proxy username header: a 401 for it almost always
+    /// means kube-apiserver's proxy client certificate is not trusted here.
+    pub fn has_front_proxy_headers(&self, headers: &HeaderMap) -> bool {
+        let names: &[String] = match &self.request_header {
+            Some(rh) => &rh.username_headers,
+            None => &[],
+        };
+        let default = ["x-remote-user".to_owned()];
+        let names = if names.is_empty() {
+            &default[..]
+        } else {
+            names
+        };
+        names.iter().any(|h| headers.contains_key(h.as_str()))
+    }
+
     /// Union of both CA bundles' subjects, for the TLS CertificateRequest.
     pub fn acceptable_issuers(&self) -> Vec<DistinguishedName> {
         let mut out: Vec<DistinguishedName> = Vec::new();
@@ -498,5 +514,25 @@ mod tests {
             ..TokenReviewStatus::default()
         };
         assert_eq!(token_status_user(status), Err("expired".into()));
+    }
+}
+
+#[cfg(test)]
+mod front_proxy_hint_tests {
+    use super::*;
+
+    #[test]
+    fn front_proxy_headers_are_recognised_with_or_without_a_request_header_config() {
+        let mut headers = HeaderMap::new();
+        let none = AuthnConfig::default();
+        assert!(!none.has_front_proxy_headers(&headers));
+        headers.insert("x-remote-user", "system:admin".parse().unwrap());
+        assert!(
+            none.has_front_proxy_headers(&headers),
+            "upstream's default header"
+        );
+        headers.clear();
+        headers.insert("x-proxy-user", "bob".parse().unwrap());
+        assert!(!none.has_front_proxy_headers(&headers));
     }
 }

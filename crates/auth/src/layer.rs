@@ -40,6 +40,12 @@ impl AuthenticationFilter {
     }
 }
 
+/// Why the aggregator's requests fail authentication, nearly always.
+const FRONT_PROXY_HINT: &str = "a request with front-proxy headers failed authentication: kube-apiserver's \
+--proxy-client-cert-file must be signed by the requestheader-client-ca-file in \
+kube-system/extension-apiserver-authentication (or --requestheader-client-ca-file) and its CN must be in \
+requestheader-allowed-names; run `metrics-server doctor`";
+
 impl Filter for AuthenticationFilter {
     async fn filter<S, ReqB, ResB>(
         &self,
@@ -57,7 +63,20 @@ impl Filter for AuthenticationFilter {
         let user = match self.authn.authenticate(req.headers(), peer).await {
             Ok(user) => user,
             Err(failure) => {
-                tracing::error!(err = %failure, "Unable to authenticate the request");
+                if self
+                    .authn
+                    .config()
+                    .load()
+                    .has_front_proxy_headers(req.headers())
+                {
+                    tracing::error!(
+                        err = %failure,
+                        hint = FRONT_PROXY_HINT,
+                        "Unable to authenticate the request"
+                    );
+                } else {
+                    tracing::error!(err = %failure, "Unable to authenticate the request");
+                }
                 return Ok(unauthorized());
             }
         };
