@@ -49,6 +49,8 @@ struct Case {
     slug: &'static str,
     what: &'static str,
     fault: Fault,
+    /// Well-formed but unusual data that a correct server stores and serves.
+    servable: bool,
 }
 
 fn body_with_node_memory(memory: f64) -> Bytes {
@@ -65,6 +67,109 @@ fn body_with_node_memory(memory: f64) -> Bytes {
     Bytes::from(render_resource_metrics(&node, &[pod]))
 }
 
+/// A node and pod whose counters advance 1.5 CPU-seconds per 15 s step, stamped from `start_ms`:
+/// one body per request, so each server sees timestamps that advance.
+fn timestamped_series(start_ms: i64) -> Fault {
+    let bodies: Vec<Bytes> = (0..64)
+        .map(|i| {
+            let ts = start_ms + i * 15_000;
+            let step = i as f64 * 1.5;
+            let node = NodeSample {
+                cpu_seconds: 100.0 + step,
+                memory_bytes: 1.5e9,
+                timestamp_ms: Some(ts),
+            };
+            let mut pod = PodSample::single("default", "faulty-pod", 10.0 + step, 1.048_576e7, ts);
+            for c in &mut pod.containers {
+                c.start_time_seconds = 1.6e9;
+            }
+            Bytes::from(render_resource_metrics(&node, &[pod]))
+        })
+        .collect();
+    Fault::Sequence(bodies.into())
+}
+
+/// 5,000 pods of 10 containers on one node, without timestamps.
+fn fifty_thousand_containers() -> Bytes {
+    let pods: Vec<PodSample> = (0..5_000)
+        .map(|p| {
+            let mut pod = PodSample::single("big", &format!("pod-{p}"), 1.5, 1e7, 0);
+            let template = pod.containers[0].clone();
+            pod.containers = (0..10)
+                .map(|c| {
+                    let mut container = template.clone();
+                    container.name = format!("c{c}");
+                    container.cpu_seconds = 1.5 + f64::from(c);
+                    container.timestamp_ms = None;
+                    container.start_time_seconds = 1.6e9;
+                    container
+                })
+                .collect();
+            pod
+        })
+        .collect();
+    let node = NodeSample {
+        cpu_seconds: 5000.0,
+        memory_bytes: 6.4e10,
+        timestamp_ms: None,
+    };
+    Bytes::from(render_resource_metrics(&node, &pods))
+}
+
+/// The healthy body, then every series again with other values.
+fn duplicated_series() -> Bytes {
+    let first = body_with_node_memory(1e9);
+    let second = body_with_node_memory(3e9);
+    let mut both = first.to_vec();
+    both.extend_from_slice(&second);
+    Bytes::from(both)
+}
+
+fn unusual_cases() -> Vec<Case> {
+    let text = |body: Bytes| Fault::Body {
+        body,
+        content_type: "text/plain",
+    };
+    let servable = |slug, what, fault| Case {
+        slug,
+        what,
+        fault,
+        servable: true,
+    };
+    vec![
+        servable(
+            "duplicates",
+            "Duplicate series (every line twice, other values)",
+            text(duplicated_series()),
+        ),
+        servable(
+            "no-timestamps",
+            "No per-line timestamps",
+            text(body_with_node_memory(1e9)),
+        ),
+        servable(
+            "ts-future",
+            "Timestamps far in the future (year 2191)",
+            timestamped_series(7_000_000_000_000),
+        ),
+        servable(
+            "ts-past",
+            "Timestamps far in the past (1970)",
+            timestamped_series(1_000_000),
+        ),
+        servable(
+            "ts-beyond",
+            "Timestamps beyond the int64 nanosecond range (year 3000)",
+            timestamped_series(32_503_680_000_000),
+        ),
+        servable(
+            "fifty-thousand",
+            "50,000 containers on one node",
+            text(fifty_thousand_containers()),
+        ),
+    ]
+}
+
 fn cases(kwok_port: u16) -> Vec<Case> {
     let text = |body: Bytes| Fault::Body {
         body,
@@ -75,6 +180,7 @@ fn cases(kwok_port: u16) -> Vec<Case> {
             slug: "hang",
             what: "Hang: accepts, reads the request, never answers",
             fault: Fault::Hang,
+            servable: false,
         },
         Case {
             slug: "trickle",
@@ -83,6 +189,7 @@ fn cases(kwok_port: u16) -> Vec<Case> {
                 body: body_with_node_memory(1e9),
                 interval: Duration::from_secs(1),
             },
+            servable: false,
         },
         Case {
             slug: "reset",
@@ -90,16 +197,19 @@ fn cases(kwok_port: u16) -> Vec<Case> {
             fault: Fault::ResetMidBody {
                 body: body_with_node_memory(1e9),
             },
+            servable: false,
         },
         Case {
             slug: "status-500",
             what: "`500 Internal Server Error`",
             fault: Fault::Status(500),
+            servable: false,
         },
         Case {
             slug: "status-401",
             what: "`401 Unauthorized`",
             fault: Fault::Status(401),
+            servable: false,
         },
         Case {
             slug: "redirect",
@@ -109,6 +219,7 @@ fn cases(kwok_port: u16) -> Vec<Case> {
                     "https://127.0.0.1:{kwok_port}/metrics/nodes/kwok-node-1/metrics/resource"
                 ),
             },
+            servable: false,
         },
         Case {
             slug: "huge-chunked",
@@ -117,6 +228,7 @@ fn cases(kwok_port: u16) -> Vec<Case> {
                 total: 1 << 30,
                 declare_length: false,
             },
+            servable: false,
         },
         Case {
             slug: "huge-declared",
@@ -125,6 +237,7 @@ fn cases(kwok_port: u16) -> Vec<Case> {
                 total: 1 << 30,
                 declare_length: true,
             },
+            servable: false,
         },
         Case {
             slug: "random",
@@ -134,6 +247,7 @@ fn cases(kwok_port: u16) -> Vec<Case> {
                     .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
                     .collect::<Vec<u8>>(),
             )),
+            servable: false,
         },
         Case {
             slug: "html",
@@ -142,31 +256,49 @@ fn cases(kwok_port: u16) -> Vec<Case> {
                 body: Bytes::from_static(b"<html><body>Sign in</body></html>\n"),
                 content_type: "text/html",
             },
+            servable: false,
         },
         Case {
             slug: "garbage",
             what: "Bytes that are not HTTP",
             fault: Fault::Garbage(Bytes::from_static(b"\x00\x01SSH-2.0-nope\r\n")),
+            servable: false,
         },
         Case {
             slug: "nan",
             what: "Node memory `NaN`",
             fault: text(body_with_node_memory(f64::NAN)),
+            servable: false,
         },
         Case {
             slug: "negative",
             what: "Node memory negative",
             fault: text(body_with_node_memory(-1.048_576e7)),
+            servable: false,
         },
         Case {
             slug: "inf",
             what: "Node memory `+Inf`",
             fault: text(body_with_node_memory(f64::INFINITY)),
+            servable: false,
+        },
+        Case {
+            slug: "status-403",
+            what: "`403 Forbidden`",
+            fault: Fault::Status(403),
+            servable: false,
+        },
+        Case {
+            slug: "minus-inf",
+            what: "Node memory `-Inf`",
+            fault: text(body_with_node_memory(f64::NEG_INFINITY)),
+            servable: false,
         },
         Case {
             slug: "huge-value",
             what: "Node memory `1e300`",
             fault: text(body_with_node_memory(1e300)),
+            servable: false,
         },
     ]
 }
@@ -225,7 +357,8 @@ async fn compare(kubeconfig: &Path, tally: &mut Tally) -> Result<()> {
     for s in &servers {
         wait_ready(&ctx, s).await?;
     }
-    let cases = cases(ctx.kwok_port);
+    let mut cases = cases(ctx.kwok_port);
+    cases.extend(unusual_cases());
     let kubelets = start_faulty_kubelets(&ctx, &cases).await?;
     for s in &mut servers {
         s.log_start = std::fs::metadata(&s.log).map(|m| m.len()).unwrap_or(0);
@@ -439,6 +572,8 @@ struct Report {
     answers: BTreeMap<(&'static str, &'static str), String>,
     healthy_fresh: BTreeMap<&'static str, bool>,
     panics: BTreeMap<&'static str, usize>,
+    /// Slugs of the cases a correct server serves.
+    servable: Vec<&'static str>,
 }
 
 async fn node_answer(ctx: &Ctx, s: &Server, node: &str) -> String {
@@ -530,6 +665,11 @@ async fn measure(ctx: &Ctx, servers: &[Server; 2], cases: &[Case]) -> Result<Rep
         answers,
         healthy_fresh,
         panics,
+        servable: cases
+            .iter()
+            .filter(|c| c.servable)
+            .map(|c| c.slug)
+            .collect(),
     })
 }
 
@@ -537,13 +677,25 @@ fn judge_ours(tally: &mut Tally, report: &Report, ours: &Server) {
     let served: Vec<&str> = report
         .answers
         .iter()
-        .filter(|((server, _), answer)| *server == "ours" && answer.starts_with("served"))
+        .filter(|((server, slug), answer)| {
+            *server == "ours" && answer.starts_with("served") && !report.servable.contains(slug)
+        })
         .map(|((_, slug), _)| *slug)
+        .collect();
+    let unserved: Vec<&str> = report
+        .servable
+        .iter()
+        .filter(|slug| !report.answers[&("ours", **slug)].starts_with("served"))
+        .copied()
         .collect();
     let check = |ok: bool, why: String| if ok { Ok(()) } else { Err(anyhow!(why)) };
     tally.case(
         "ours serves no faulty node",
         &check(served.is_empty(), format!("served: {served:?}")),
+    );
+    tally.case(
+        "ours serves every node with well-formed unusual data",
+        &check(unserved.is_empty(), format!("not served: {unserved:?}")),
     );
     tally.case(
         "ours keeps the healthy nodes fresh next to the faulty ones",

@@ -91,6 +91,9 @@ pub enum Fault {
     },
     /// Writes these bytes instead of any HTTP response, then closes.
     Garbage(Bytes),
+    /// Answers `200` text: the n-th request gets the n-th body, the last one repeats (scripted
+    /// series such as advancing timestamps).
+    Sequence(Arc<[Bytes]>),
 }
 
 /// Starts misbehaving kubelets.
@@ -212,7 +215,7 @@ async fn serve<C: Conn>(mut tcp: C, fault: &Fault, counters: &Counters) -> std::
     if !read_request_head(&mut tcp).await? {
         return Ok(());
     }
-    counters.requests.fetch_add(1, Ordering::SeqCst);
+    let nth = counters.requests.fetch_add(1, Ordering::SeqCst);
     match fault {
         Fault::Hang => std::future::pending::<std::io::Result<()>>().await,
         Fault::Trickle { body, interval } => {
@@ -265,6 +268,16 @@ async fn serve<C: Conn>(mut tcp: C, fault: &Fault, counters: &Counters) -> std::
         Fault::Garbage(bytes) => {
             tcp.write_all(bytes).await?;
             tcp.shutdown().await
+        }
+        Fault::Sequence(bodies) => {
+            let Some(body) = bodies.get(nth).or_else(|| bodies.last()) else {
+                return write_reply(&mut tcp, 500, "text/plain", &[], b"empty sequence\n").await;
+            };
+            write_reply(&mut tcp, 200, "text/plain", &[], body).await?;
+            counters
+                .body_bytes
+                .fetch_add(body.len() as u64, Ordering::SeqCst);
+            Ok(())
         }
     }
 }
@@ -359,4 +372,35 @@ async fn write_huge<C: Conn>(
         tcp.write_all(b"0\r\n\r\n").await?;
     }
     tcp.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(addr: SocketAddr) -> String {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"GET /metrics/resource HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        tcp.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn a_sequence_answers_in_order_then_repeats_its_last_body() {
+        let bodies: Arc<[Bytes]> = Arc::from(vec![Bytes::from("one\n"), Bytes::from("two\n")]);
+        let kubelet = FaultyKubelet::start(Fault::Sequence(bodies)).await.unwrap();
+        let replies = [
+            get(kubelet.addr).await,
+            get(kubelet.addr).await,
+            get(kubelet.addr).await,
+        ];
+        assert!(replies[0].starts_with("HTTP/1.1 200") && replies[0].ends_with("\r\n\r\none\n"));
+        assert!(replies[1].ends_with("\r\n\r\ntwo\n"), "{}", replies[1]);
+        assert!(replies[2].ends_with("\r\n\r\ntwo\n"), "{}", replies[2]);
+        assert_eq!(kubelet.requests(), 3);
+    }
 }
