@@ -97,7 +97,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, DoctorError>
             "--timeout",
         ];
         if !known.contains(&name.as_str()) {
-            return Err(DoctorError::Usage(format!("unknown flag or argument: {arg}")));
+            return Err(DoctorError::Usage(format!(
+                "unknown flag or argument: {arg}"
+            )));
         }
         let value = match inline.or_else(|| args.next()) {
             Some(v) if !v.is_empty() => v,
@@ -133,7 +135,9 @@ fn set(cli: &mut Cli, name: &str, value: String) -> Result<(), DoctorError> {
                 .filter(|s| *s > 0)
                 .map(Duration::from_secs)
                 .ok_or_else(|| {
-                    DoctorError::Usage(format!("--timeout must be whole seconds (e.g. 10s), not {value:?}"))
+                    DoctorError::Usage(format!(
+                        "--timeout must be whole seconds (e.g. 10s), not {value:?}"
+                    ))
                 })?;
         }
     }
@@ -159,7 +163,9 @@ async fn client(cli: &Cli) -> Result<kube::Client, DoctorError> {
             Ok(kc) => kube::Config::from_custom_kubeconfig(kc, &options)
                 .await
                 .map_err(|e| config_err(&e))?,
-            Err(_) if cli.context.is_none() => kube::Config::incluster().map_err(|e| config_err(&e))?,
+            Err(_) if cli.context.is_none() => {
+                kube::Config::incluster().map_err(|e| config_err(&e))?
+            }
             Err(e) => return Err(config_err(&e)),
         },
     };
@@ -252,7 +258,10 @@ mod tests {
     #[test]
     fn defaults_match_the_install_manifests() {
         let cli = parse(Vec::new()).unwrap();
-        assert_eq!((cli.namespace.as_str(), cli.service_account.as_str()), ("kube-system", "metrics-server"));
+        assert_eq!(
+            (cli.namespace.as_str(), cli.service_account.as_str()),
+            ("kube-system", "metrics-server")
+        );
         assert_eq!(cli.output, Output::Table);
         assert!(parse(args(&["--help"])).unwrap().help);
     }
@@ -267,7 +276,10 @@ mod tests {
             &["--timeout=0s"],
             &["--timeout", "1m"],
         ] {
-            assert!(matches!(parse(args(bad)), Err(DoctorError::Usage(_))), "{bad:?}");
+            assert!(
+                matches!(parse(args(bad)), Err(DoctorError::Usage(_))),
+                "{bad:?}"
+            );
         }
     }
 

@@ -134,7 +134,13 @@ mod tests {
     fn sample() -> Vec<Finding> {
         vec![
             Finding::new(Severity::Info, "rbac", "sa", "all good", ""),
-            Finding::new(Severity::Error, "apiservice", "APIService/x", "down", "kubectl fix"),
+            Finding::new(
+                Severity::Error,
+                "apiservice",
+                "APIService/x",
+                "down",
+                "kubectl fix",
+            ),
             Finding::new(Severity::Warning, "kubelet", "node/n1", "slow", "look"),
         ]
     }
@@ -144,10 +150,7 @@ mod tests {
         let mut f = sample();
         sort(&mut f);
         let order: Vec<_> = f.iter().map(|f| f.severity).collect();
-        assert_eq!(
-            order,
-            [Severity::Error, Severity::Warning, Severity::Info]
-        );
+        assert_eq!(order, [Severity::Error, Severity::Warning, Severity::Info]);
     }
 
     #[test]
@@ -163,10 +166,19 @@ mod tests {
         sort(&mut f);
         let table = render_table(&f);
         let lines: Vec<&str> = table.lines().collect();
-        assert!(lines[0].starts_with("SEVERITY  CHECK       SUBJECT       MESSAGE"), "{table}");
-        assert!(lines[1].starts_with("ERROR     apiservice  APIService/x  down"), "{table}");
+        assert!(
+            lines[0].starts_with("SEVERITY  CHECK       SUBJECT       MESSAGE"),
+            "{table}"
+        );
+        assert!(
+            lines[1].starts_with("ERROR     apiservice  APIService/x  down"),
+            "{table}"
+        );
         assert_eq!(lines[2], "                      fix: kubectl fix");
-        assert!(table.ends_with("1 error(s), 1 warning(s), 1 info\n"), "{table}");
+        assert!(
+            table.ends_with("1 error(s), 1 warning(s), 1 info\n"),
+            "{table}"
+        );
         // An Info finding without a fix has no fix line.
         assert!(!table.contains("fix: \n"));
     }

@@ -14,8 +14,8 @@ use kube::api::{Api, ListParams, PostParams};
 
 use crate::error::DoctorError;
 use crate::facts::{
-    Access, AccessCheck, ApiServiceFacts, AuthConfigFacts, Condition, EndpointFacts, Facts,
-    Lookup, Permission, REQUIRED_ACCESS, ServiceFacts, ServicePort, ServiceRef,
+    Access, AccessCheck, ApiServiceFacts, AuthConfigFacts, Condition, EndpointFacts, Facts, Lookup,
+    Permission, REQUIRED_ACCESS, ServiceFacts, ServicePort, ServiceRef,
 };
 use crate::scrape_health;
 
@@ -96,7 +96,11 @@ pub(crate) fn lookup<T>(r: Result<T, Failure>) -> Lookup<T> {
 /// Reads everything doctor judges. Fails only when kube-apiserver cannot be reached.
 pub async fn gather(client: &kube::Client, opts: &Options) -> Result<Facts, DoctorError> {
     let t = opts.request_timeout;
-    let listed = timed(t, Api::<APIService>::all(client.clone()).list(&ListParams::default())).await;
+    let listed = timed(
+        t,
+        Api::<APIService>::all(client.clone()).list(&ListParams::default()),
+    )
+    .await;
     if let Err(Failure::Transport(e)) = &listed {
         return Err(DoctorError::Unreachable(e.clone()));
     }
@@ -110,8 +114,8 @@ pub async fn gather(client: &kube::Client, opts: &Options) -> Result<Facts, Doct
         }
     }
     let sa_api = Api::<ServiceAccount>::namespaced(client.clone(), &opts.namespace);
-    let service_account_exists = lookup(timed(t, sa_api.get_opt(&opts.service_account)).await)
-        .map_found(|o| o.is_some());
+    let service_account_exists =
+        lookup(timed(t, sa_api.get_opt(&opts.service_account)).await).map_found(|o| o.is_some());
     Ok(Facts {
         namespace: opts.namespace.clone(),
         service_account: opts.service_account.clone(),
@@ -173,7 +177,12 @@ async fn api_service(client: &kube::Client, api: &APIService, t: Duration) -> Ap
 }
 
 async fn service_facts(client: &kube::Client, r: &ServiceRef, t: Duration) -> Lookup<ServiceFacts> {
-    let svc = match timed(t, Api::<Service>::namespaced(client.clone(), &r.namespace).get(&r.name)).await {
+    let svc = match timed(
+        t,
+        Api::<Service>::namespaced(client.clone(), &r.namespace).get(&r.name),
+    )
+    .await
+    {
         Ok(svc) => svc,
         Err(f) => return lookup(Err(f)),
     };
@@ -191,7 +200,9 @@ async fn service_facts(client: &kube::Client, r: &ServiceRef, t: Duration) -> Lo
                 name: p.name,
                 port: p.port,
                 target_port: p.target_port.map(|tp| match tp {
-                    k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i) => i.to_string(),
+                    k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i) => {
+                        i.to_string()
+                    }
                     k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s,
                 }),
             })
@@ -210,7 +221,11 @@ async fn service_facts(client: &kube::Client, r: &ServiceRef, t: Duration) -> Lo
     Lookup::Found(facts)
 }
 
-async fn endpoints(client: &kube::Client, r: &ServiceRef, t: Duration) -> Lookup<Vec<EndpointFacts>> {
+async fn endpoints(
+    client: &kube::Client,
+    r: &ServiceRef,
+    t: Duration,
+) -> Lookup<Vec<EndpointFacts>> {
     let api = Api::<EndpointSlice>::namespaced(client.clone(), &r.namespace);
     let params = ListParams::default().labels(&format!("kubernetes.io/service-name={}", r.name));
     lookup(timed(t, api.list(&params)).await).map_found(|slices| {
@@ -233,7 +248,12 @@ async fn access(client: &kube::Client, opts: &Options) -> Vec<AccessCheck> {
     let mut out = Vec::new();
     for permission in REQUIRED_ACCESS {
         let review = sar(&opts.namespace, &opts.service_account, &permission);
-        let result = match timed(opts.request_timeout, api.create(&PostParams::default(), &review)).await {
+        let result = match timed(
+            opts.request_timeout,
+            api.create(&PostParams::default(), &review),
+        )
+        .await
+        {
             Ok(answer) => match answer.status {
                 Some(s) if s.allowed => Access::Allowed,
                 Some(s) => Access::Denied(s.reason.unwrap_or_default()),
@@ -285,7 +305,9 @@ pub fn auth_config_facts(data: &std::collections::BTreeMap<String, String>) -> A
             .unwrap_or_default()
     };
     AuthConfigFacts {
-        client_ca_present: data.get("client-ca-file").is_some_and(|v| !v.trim().is_empty()),
+        client_ca_present: data
+            .get("client-ca-file")
+            .is_some_and(|v| !v.trim().is_empty()),
         requestheader_ca_subjects: data
             .get("requestheader-client-ca-file")
             .map(|pem| pem_subjects(pem.as_bytes())),
@@ -302,7 +324,10 @@ pub fn pem_subjects(pem: &[u8]) -> Vec<String> {
         .collect()
 }
 
-async fn scrape_health_doc(client: &kube::Client, t: Duration) -> Lookup<scrape_health::ScrapeHealth> {
+async fn scrape_health_doc(
+    client: &kube::Client,
+    t: Duration,
+) -> Lookup<scrape_health::ScrapeHealth> {
     let request = match http::Request::get(scrape_health::AGGREGATED_PATH).body(Vec::new()) {
         Ok(r) => r,
         Err(e) => return Lookup::Failed(e.to_string()),

@@ -29,7 +29,13 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_CRASHED: u8 = 1;
 
 /// Runs the command line `args` (without the program name) and returns the exit status.
+/// `doctor` as the first argument runs the diagnosis subcommand instead of the server (its own
+/// flags; the server's flags and `--help` are untouched).
 pub fn main_with_args(args: impl IntoIterator<Item = String>) -> u8 {
+    let mut args = args.into_iter().peekable();
+    if args.peek().is_some_and(|first| first == "doctor") {
+        return metrics_server_doctor::main_with_args(args.skip(1));
+    }
     let args = match flags::parse(args) {
         Ok(Command::Help) => {
             let _ = std::io::stdout().lock().write_all(HELP.as_bytes());

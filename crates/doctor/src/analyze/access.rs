@@ -57,7 +57,10 @@ pub(super) fn analyze_rbac(facts: &Facts) -> Vec<Finding> {
             Severity::Info,
             "rbac",
             subject,
-            format!("has all {} permissions the server needs", facts.access.len()),
+            format!(
+                "has all {} permissions the server needs",
+                facts.access.len()
+            ),
             "",
         ));
     }

@@ -4,7 +4,8 @@
 use crate::facts::{ApiServiceFacts, Facts, Lookup, ServiceFacts, ServiceRef, condition};
 use crate::finding::{Finding, Severity};
 
-const MANIFESTS: &str = "kubectl apply -f deploy/components.yaml (metrics-server-rs's install manifest)";
+const MANIFESTS: &str =
+    "kubectl apply -f deploy/components.yaml (metrics-server-rs's install manifest)";
 
 pub(super) fn analyze(facts: &Facts) -> Vec<Finding> {
     let services = match &facts.api_services {
@@ -68,7 +69,10 @@ fn availability(api: &ApiServiceFacts) -> Finding {
             Severity::Info,
             "apiservice",
             subject(api),
-            format!("Available, served by Service {}/{} port {}", svc.namespace, svc.name, svc.port),
+            format!(
+                "Available, served by Service {}/{} port {}",
+                svc.namespace, svc.name, svc.port
+            ),
             "",
         );
     }
@@ -97,7 +101,10 @@ fn unavailable_cause(
             format!("create it: {MANIFESTS}, or kubectl -n {ns} get svc {name}"),
         ),
         "MissingEndpoints" | "ServiceAccessError" => (
-            format!("Service {ns}/{name} has no ready endpoints for port {}", svc.port),
+            format!(
+                "Service {ns}/{name} has no ready endpoints for port {}",
+                svc.port
+            ),
             format!(
                 "see the service/pods findings; kubectl -n {ns} get endpointslices -l kubernetes.io/service-name={name}"
             ),
@@ -115,9 +122,12 @@ fn called_address(message: &str) -> Option<&str> {
     let start = message.find("https://")? + "https://".len();
     let rest = &message[start..];
     let end = rest.find(['/', '"', ' ', ':']).unwrap_or(rest.len());
-    let host_end = rest[end..]
-        .strip_prefix(':')
-        .map_or(end, |after| end + 1 + after.find(|c: char| !c.is_ascii_digit()).unwrap_or(after.len()));
+    let host_end = rest[end..].strip_prefix(':').map_or(end, |after| {
+        end + 1
+            + after
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(after.len())
+    });
     Some(&rest[..host_end])
 }
 
@@ -175,7 +185,10 @@ fn discovery_cause(api: &ApiServiceFacts, svc: &ServiceRef, message: &str) -> (S
     }
     (
         "kube-apiserver's discovery request to the server failed".to_owned(),
-        format!("kubectl describe apiservice {}; kubectl -n {ns} logs -l k8s-app=metrics-server", api.name),
+        format!(
+            "kubectl describe apiservice {}; kubectl -n {ns} logs -l k8s-app=metrics-server",
+            api.name
+        ),
     )
 }
 
@@ -199,7 +212,10 @@ fn backend(api: &ApiServiceFacts, svc_ref: &ServiceRef) -> Vec<Finding> {
                 Severity::Error,
                 "service",
                 subject,
-                format!("APIService {} names this Service, which does not exist", api.name),
+                format!(
+                    "APIService {} names this Service, which does not exist",
+                    api.name
+                ),
                 MANIFESTS,
             )];
         }
@@ -289,7 +305,10 @@ fn endpoints(svc_ref: &ServiceRef, svc: &ServiceFacts, subject: &str) -> Vec<Fin
                 "{} ({}{})",
                 p.name,
                 p.phase,
-                p.not_ready_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+                p.not_ready_reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
             )
         })
         .collect();
@@ -313,7 +332,26 @@ fn endpoints(svc_ref: &ServiceRef, svc: &ServiceFacts, subject: &str) -> Vec<Fin
         }
         return out;
     }
-    let (why, fix) = if selector.is_empty() {
+    let (why, fix) = no_endpoints_cause(svc_ref, svc, pods, &not_ready);
+    vec![Finding::new(
+        Severity::Error,
+        "endpoints",
+        subject,
+        format!("no ready endpoints: {why}"),
+        fix,
+    )]
+}
+
+/// Why a Service has no ready endpoints, and the fix.
+fn no_endpoints_cause(
+    svc_ref: &ServiceRef,
+    svc: &ServiceFacts,
+    pods: &[crate::facts::PodFacts],
+    not_ready: &[String],
+) -> (String, String) {
+    let ns = &svc_ref.namespace;
+    let selector = svc.selector_string();
+    if selector.is_empty() {
         (
             "the Service has no selector and nothing maintains its endpoints".to_owned(),
             format!(
@@ -330,15 +368,10 @@ fn endpoints(svc_ref: &ServiceRef, svc: &ServiceFacts, subject: &str) -> Vec<Fin
         )
     } else {
         (
-            format!("no matching pod is ready: {}", super::list(&not_ready, 3)),
-            format!("kubectl -n {ns} describe pods -l {selector}; kubectl -n {ns} logs -l {selector}"),
+            format!("no matching pod is ready: {}", super::list(not_ready, 3)),
+            format!(
+                "kubectl -n {ns} describe pods -l {selector}; kubectl -n {ns} logs -l {selector}"
+            ),
         )
-    };
-    vec![Finding::new(
-        Severity::Error,
-        "endpoints",
-        subject,
-        format!("no ready endpoints: {why}"),
-        fix,
-    )]
+    }
 }

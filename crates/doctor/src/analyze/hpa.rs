@@ -42,10 +42,10 @@ fn unknown_metric(hpa: &HpaFacts, metric: &HpaResourceMetric, api_down: bool) ->
             "fix the APIService first; the HPA recovers on its next sync",
         );
     }
-    if metric.target_type == "Utilization" {
-        if let Some(finding) = missing_request(hpa, metric, &subject, &shown) {
-            return finding;
-        }
+    if metric.target_type == "Utilization"
+        && let Some(finding) = missing_request(hpa, metric, &subject, &shown)
+    {
+        return finding;
     }
     let pods = hpa.pods.found().map_or(&[][..], Vec::as_slice);
     let without: Vec<String> = pods
@@ -60,7 +60,10 @@ fn unknown_metric(hpa: &HpaFacts, metric: &HpaResourceMetric, api_down: bool) ->
             Severity::Warning,
             "hpa",
             subject,
-            format!("{shown}: pods without metrics: {}", super::list(&without, 2)),
+            format!(
+                "{shown}: pods without metrics: {}",
+                super::list(&without, 2)
+            ),
             format!(
                 "kubectl top pods -n {ns}; pods get metrics one resolution after they start; for a node-level cause see the kubelet findings"
             ),
@@ -81,14 +84,23 @@ fn unknown_metric(hpa: &HpaFacts, metric: &HpaResourceMetric, api_down: bool) ->
             Severity::Warning,
             "hpa",
             subject,
-            format!("{shown}: its target {}/{} has no pods", hpa.target_kind, hpa.target_name),
-            format!("kubectl -n {ns} get {} {}", hpa.target_kind.to_ascii_lowercase(), hpa.target_name),
+            format!(
+                "{shown}: its target {}/{} has no pods",
+                hpa.target_kind, hpa.target_name
+            ),
+            format!(
+                "kubectl -n {ns} get {} {}",
+                hpa.target_kind.to_ascii_lowercase(),
+                hpa.target_name
+            ),
         ),
         None => Finding::new(
             Severity::Info,
             "hpa",
             subject,
-            format!("{shown}: no cause visible yet (a new HPA gets its first value within a sync period)"),
+            format!(
+                "{shown}: no cause visible yet (a new HPA gets its first value within a sync period)"
+            ),
             format!("kubectl describe hpa -n {ns} {}", hpa.name),
         ),
     }
@@ -106,7 +118,7 @@ fn missing_request(
     for pod in pods {
         for c in &pod.containers {
             let counted = metric.container.as_ref().is_none_or(|only| *only == c.name);
-            if counted && !c.requests.iter().any(|r| *r == metric.resource) {
+            if counted && !c.requests.contains(&metric.resource) {
                 missing.push((c.name.clone(), pod.name.clone()));
             }
         }

@@ -38,9 +38,5 @@ fn list(items: &[String], max: usize) -> String {
     if items.len() <= max {
         return items.join(", ");
     }
-    format!(
-        "{} and {} more",
-        items[..max].join(", "),
-        items.len() - max
-    )
+    format!("{} and {} more", items[..max].join(", "), items.len() - max)
 }

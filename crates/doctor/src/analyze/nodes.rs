@@ -86,7 +86,11 @@ fn judge(doc: &ScrapeHealth, facts: &Facts) -> Vec<Finding> {
             Severity::Info,
             "kubelet",
             subject_for(&healthy),
-            format!("{} of {} node(s) scraped fine", healthy.len(), doc.nodes.len()),
+            format!(
+                "{} of {} node(s) scraped fine",
+                healthy.len(),
+                doc.nodes.len()
+            ),
             "",
         ));
     }
@@ -101,12 +105,7 @@ fn subject_for(nodes: &[String]) -> String {
 }
 
 /// One finding for every node failing with the same class.
-fn class_finding(
-    class: &str,
-    code: Option<u16>,
-    nodes: &[&NodeHealth],
-    facts: &Facts,
-) -> Finding {
+fn class_finding(class: &str, code: Option<u16>, nodes: &[&NodeHealth], facts: &Facts) -> Finding {
     let names: Vec<String> = nodes.iter().map(|n| n.node.clone()).collect();
     let first = nodes[0];
     let target = match (&first.address, first.port) {
@@ -116,10 +115,10 @@ fn class_finding(
     };
     let err = first.last_error.clone().unwrap_or_default();
     let (severity, what, fix) = class_advice(class, code, first, facts);
-    let since = first
-        .last_success
-        .as_deref()
-        .map_or_else(|| "never scraped".to_owned(), |t| format!("last success {t}"));
+    let since = first.last_success.as_deref().map_or_else(
+        || "never scraped".to_owned(),
+        |t| format!("last success {t}"),
+    );
     Finding::new(
         severity,
         "kubelet",
@@ -158,27 +157,52 @@ fn class_advice(
         ("tls_name_mismatch", _) => (
             e,
             format!("kubelet serving certificate has no SAN for {addr} ({addr_type})"),
-            s("have the cluster CA sign kubelet serving certificates with the nodes' addresses: serverTLSBootstrap: true in the KubeletConfiguration, then approve the CSRs (kubectl get csr; kubectl certificate approve <csr>); or --kubelet-preferred-address-types listing an address type the certificate names (e.g. Hostname first); last resort --kubelet-insecure-tls"),
+            s(
+                "have the cluster CA sign kubelet serving certificates with the nodes' addresses: serverTLSBootstrap: true in the KubeletConfiguration, then approve the CSRs (kubectl get csr; kubectl certificate approve <csr>); or --kubelet-preferred-address-types listing an address type the certificate names (e.g. Hostname first); last resort --kubelet-insecure-tls",
+            ),
         ),
         ("tls_unknown_authority", _) => (
             e,
             s("kubelet serving certificate signed by a CA the server does not trust"),
-            s("start the server with --kubelet-certificate-authority=<CA bundle that signs the kubelet serving certificates> (or serverTLSBootstrap: true so the cluster CA signs them); last resort --kubelet-insecure-tls"),
+            s(
+                "start the server with --kubelet-certificate-authority=<CA bundle that signs the kubelet serving certificates> (or serverTLSBootstrap: true so the cluster CA signs them); last resort --kubelet-insecure-tls",
+            ),
         ),
         ("tls_expired", _) => (
             e,
             s("kubelet serving certificate expired or not yet valid"),
-            s("rotate it (KubeletConfiguration serverTLSBootstrap: true, rotateCertificates: true) and check the node's clock"),
+            s(
+                "rotate it (KubeletConfiguration serverTLSBootstrap: true, rotateCertificates: true) and check the node's clock",
+            ),
         ),
         ("tls_handshake", _) => (
             e,
             s("TLS handshake with the kubelet failed"),
-            format!("openssl s_client -connect {addr}:{port} </dev/null from the server's network to see what answers"),
+            format!(
+                "openssl s_client -connect {addr}:{port} </dev/null from the server's network to see what answers"
+            ),
         ),
+        _ => other_advice(class, code, node, facts),
+    }
+}
+
+/// HTTP, address and data classes.
+fn other_advice(
+    class: &str,
+    code: Option<u16>,
+    node: &NodeHealth,
+    facts: &Facts,
+) -> (Severity, String, String) {
+    let addr_type = node.address_type.as_deref().unwrap_or("the chosen type");
+    let e = Severity::Error;
+    let s = |x: &str| x.to_owned();
+    match (class, code) {
         ("http_status", Some(401)) => (
             e,
             s("kubelet rejected the server's credentials"),
-            s("enable the kubelet's webhook authentication (authentication.webhook.enabled: true) and check the server's token or client certificate"),
+            s(
+                "enable the kubelet's webhook authentication (authentication.webhook.enabled: true) and check the server's token or client certificate",
+            ),
         ),
         ("http_status", Some(403)) => (
             e,
@@ -188,22 +212,32 @@ fn class_advice(
         ("http_status", _) => (
             e,
             s("kubelet answered an HTTP error"),
-            format!("check the kubelet on the node (journalctl -u kubelet); the path scraped is {}", node.url.as_deref().unwrap_or("/metrics/resource")),
+            format!(
+                "check the kubelet on the node (journalctl -u kubelet); the path scraped is {}",
+                node.url.as_deref().unwrap_or("/metrics/resource")
+            ),
         ),
         ("dns", _) => (
             e,
             format!("the node's {addr_type} address does not resolve from the server"),
-            s("--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname (an IP first), or fix DNS for node names"),
+            s(
+                "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname (an IP first), or fix DNS for node names",
+            ),
         ),
         ("no_address" | "invalid_url", _) => (
             e,
             s("no usable address of the preferred types"),
-            format!("--kubelet-preferred-address-types listing types the node has: kubectl get node {} -o jsonpath='{{.status.addresses}}'", node.node),
+            format!(
+                "--kubelet-preferred-address-types listing types the node has: kubectl get node {} -o jsonpath='{{.status.addresses}}'",
+                node.node
+            ),
         ),
         ("timeout", _) => (
             e,
             s("kubelet accepted the connection but answered too slowly"),
-            s("check the kubelet's and container runtime's load on the node; raise --kubelet-request-timeout only if it is just slow"),
+            s(
+                "check the kubelet's and container runtime's load on the node; raise --kubelet-request-timeout only if it is just slow",
+            ),
         ),
         ("body_too_large", _) => (
             e,
@@ -213,17 +247,25 @@ fn class_advice(
         ("decode", _) => (
             e,
             s("kubelet's /metrics/resource answer could not be parsed"),
-            format!("kubectl get --raw /api/v1/nodes/{}/proxy/metrics/resource | head", node.node),
+            format!(
+                "kubectl get --raw /api/v1/nodes/{}/proxy/metrics/resource | head",
+                node.node
+            ),
         ),
         ("incomplete", _) => (
             Severity::Warning,
             s("kubelet reported missing or zero usage"),
-            s("check the container runtime's stats (CRI/cAdvisor) on the node; a node with no running pods reports zero"),
+            s(
+                "check the container runtime's stats (CRI/cAdvisor) on the node; a node with no running pods reports zero",
+            ),
         ),
         _ => (
             e,
             s("scraping the kubelet failed"),
-            node.last_error.as_ref().and_then(|e| e.hint.clone()).unwrap_or_else(|| s("see the server's log")),
+            node.last_error
+                .as_ref()
+                .and_then(|e| e.hint.clone())
+                .unwrap_or_else(|| s("see the server's log")),
         ),
     }
 }

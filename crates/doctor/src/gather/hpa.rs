@@ -36,7 +36,11 @@ pub(crate) fn hpa_facts(hpa: &HorizontalPodAutoscaler) -> HpaFacts {
         .filter_map(|m| {
             let (resource, target_type, container) = match (&m.resource, &m.container_resource) {
                 (Some(r), _) => (r.name.clone(), r.target.type_.clone(), None),
-                (None, Some(c)) => (c.name.clone(), c.target.type_.clone(), Some(c.container.clone())),
+                (None, Some(c)) => (
+                    c.name.clone(),
+                    c.target.type_.clone(),
+                    Some(c.container.clone()),
+                ),
                 (None, None) => return None,
             };
             let now = current_value(&current, &resource, container.as_deref());
@@ -70,12 +74,21 @@ pub(crate) fn hpa_facts(hpa: &HorizontalPodAutoscaler) -> HpaFacts {
 }
 
 /// What kubectl prints for the metric's current value; `None` is `<unknown>`.
-fn current_value(current: &[MetricStatus], resource: &str, container: Option<&str>) -> Option<String> {
-    let value = current.iter().find_map(|m| match (container, &m.resource, &m.container_resource) {
-        (None, Some(r), _) if r.name == resource => Some(&r.current),
-        (Some(c), _, Some(cr)) if cr.name == resource && cr.container == c => Some(&cr.current),
-        _ => None,
-    })?;
+fn current_value(
+    current: &[MetricStatus],
+    resource: &str,
+    container: Option<&str>,
+) -> Option<String> {
+    let value =
+        current
+            .iter()
+            .find_map(|m| match (container, &m.resource, &m.container_resource) {
+                (None, Some(r), _) if r.name == resource => Some(&r.current),
+                (Some(c), _, Some(cr)) if cr.name == resource && cr.container == c => {
+                    Some(&cr.current)
+                }
+                _ => None,
+            })?;
     shown(value)
 }
 
