@@ -144,7 +144,7 @@ fn discovery_cause(api: &ApiServiceFacts, svc: &ServiceRef, message: &str) -> (S
     if m.contains("deadline exceeded") || m.contains("timeout") || m.contains("timed out") {
         return (
             format!(
-                "metrics-server at {at} accepted no answer in time: the process is hung or overloaded, or a firewall/NetworkPolicy drops traffic from kube-apiserver to it"
+                "metrics-server at {at} did not answer in time: the process is hung or overloaded, or a firewall/NetworkPolicy drops traffic from kube-apiserver to it"
             ),
             format!(
                 "kubectl -n {ns} logs -l k8s-app=metrics-server --tail=50; restart it (kubectl -n {ns} rollout restart deployment/metrics-server); allow ingress from kube-apiserver to the server's port (NetworkPolicy, security group)"

@@ -351,7 +351,7 @@ fn a_hung_server_times_out_discovery() {
     let f = error(&findings, "apiservice");
     assert!(
         f.message
-            .contains("metrics-server at 127.0.0.1:40123 accepted no answer in time"),
+            .contains("metrics-server at 127.0.0.1:40123 did not answer in time"),
         "{f:?}"
     );
     assert!(f.message.contains("hung"), "{f:?}");
