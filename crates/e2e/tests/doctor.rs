@@ -10,9 +10,10 @@
 //! ServiceAccount and RBAC of deploy/base (when absent) for doctor's SubjectAccessReviews to judge,
 //! and the teardown deletes what it created.
 //!
-//! Fault (7): kube-apiserver merges any edit of `extension-apiserver-authentication` with its own
-//! CAs within moments (its cluster-authentication-trust controller), so a CA swapped in the
-//! ConfigMap cannot stay there; the mismatch is injected where it happens in practice, on the
+//! Fault (7): a CA swapped into `extension-apiserver-authentication` does not stay alone there:
+//! kube-apiserver's cluster-authentication-trust controller merges its own CAs back on its periodic
+//! resync (measured on the local cluster: another CA alone for under a minute, then both), so the
+//! mismatch would be a race with the server's 30 s reload. It is injected where it persists, on the
 //! server: it is started again with `--requestheader-client-ca-file` naming another CA.
 //!
 //! Runs only against the cluster named by `E2E_KUBECONFIG` (`make e2e` runs it after the suite).

@@ -16,7 +16,7 @@ pub(super) fn analyze_rbac(facts: &Facts) -> Vec<Finding> {
             Severity::Warning,
             "rbac",
             subject.clone(),
-            "the ServiceAccount does not exist (permissions below are those it would have)",
+            "the ServiceAccount does not exist (the rbac findings are about the permissions it would have)",
             format!(
                 "kubectl -n {ns} create serviceaccount {sa}, or pass --service-account/--namespace naming the one the server runs as"
             ),
