@@ -21,6 +21,8 @@ use crate::scrape_health;
 
 mod hpa;
 mod pods;
+#[cfg(test)]
+mod tests;
 
 /// Where the server runs and how long each lookup may take.
 #[derive(Debug, Clone)]

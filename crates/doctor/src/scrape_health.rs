@@ -39,6 +39,8 @@ pub struct NodeHealth {
     pub consecutive_failures: u64,
     pub latency_millis: Option<u64>,
     pub last_error: Option<NodeError>,
+    /// While scraped through the node proxy: why the direct scrape fails.
+    pub direct_error: Option<NodeError>,
 }
 
 /// The last failure of a node's scrape.
@@ -48,6 +50,8 @@ pub struct NodeError {
     pub class: String,
     pub status_code: Option<u16>,
     pub message: String,
+    /// A short phrase with the endpoint (`connect timeout to 10.0.0.81:10250`).
+    pub summary: Option<String>,
     pub hint: Option<String>,
 }
 
@@ -76,7 +80,8 @@ mod tests {
             "portSource":"status","route":"direct","url":"https://10.0.0.81:10250/metrics/resource",
             "lastAttempt":"2026-12-03T07:00:00Z","lastSuccess":null,"consecutiveFailures":3,
             "latencyMillis":12,"lastError":{"class":"connect_timeout","message":"deadline","hint":"x","extra":1}},
-            {"node":"worker-1","lastError":null}]}"#,
+            {"node":"worker-1","lastError":null,"route":"node-proxy",
+            "directError":{"class":"connect_refused","summary":"connection refused by 10.0.0.80:10250"}}]}"#,
         )
         .unwrap();
         assert_eq!(doc.metric_resolution.as_deref(), Some("15s"));
@@ -87,6 +92,12 @@ mod tests {
         assert_eq!(n.last_success, None);
         assert_eq!(n.last_error.as_ref().unwrap().class, "connect_timeout");
         assert_eq!(doc.nodes[1].last_error, None);
+        let direct = doc.nodes[1].direct_error.as_ref().unwrap();
+        assert_eq!(direct.class, "connect_refused");
+        assert_eq!(
+            direct.summary.as_deref(),
+            Some("connection refused by 10.0.0.80:10250")
+        );
     }
 
     #[test]

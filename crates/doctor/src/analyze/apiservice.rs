@@ -366,6 +366,8 @@ fn no_endpoints_cause(
                 "start the server (kubectl -n {ns} get deploy metrics-server) or make the selector match its pods' labels (kubectl -n {ns} get pods --show-labels)"
             ),
         )
+    } else if not_ready.is_empty() {
+        ready_pods_without_endpoints(svc_ref, svc, pods)
     } else {
         (
             format!("no matching pod is ready: {}", super::list(not_ready, 3)),
@@ -373,5 +375,44 @@ fn no_endpoints_cause(
                 "kubectl -n {ns} describe pods -l {selector}; kubectl -n {ns} logs -l {selector}"
             ),
         )
+    }
+}
+
+/// Ready pods but no endpoints: a named targetPort that no container declares, or a lagging
+/// endpoint controller.
+fn ready_pods_without_endpoints(
+    svc_ref: &ServiceRef,
+    svc: &ServiceFacts,
+    pods: &[crate::facts::PodFacts],
+) -> (String, String) {
+    let ns = &svc_ref.namespace;
+    let declared: Vec<&str> = pods
+        .iter()
+        .flat_map(|p| p.container_ports.iter())
+        .filter_map(|(name, _)| name.as_deref())
+        .collect();
+    let unnamed = svc.ports.iter().find_map(|p| {
+        let target = p.target_port.as_deref()?;
+        let named = target.parse::<i32>().is_err();
+        (named && !declared.contains(&target)).then_some(target)
+    });
+    match unnamed {
+        Some(target) => (
+            format!(
+                "the Service's targetPort {target:?} names no container port of its ready pods (they declare [{}])",
+                declared.join(", ")
+            ),
+            format!(
+                "name the server's container port {target:?} (ports: [{{name: {target}, containerPort: <its --secure-port>}}]) or set the Service's targetPort to the port number: kubectl -n {ns} edit svc {}",
+                svc_ref.name
+            ),
+        ),
+        None => (
+            "its pods are ready but no EndpointSlice lists them (the endpoint controller lags or is not running)".to_owned(),
+            format!(
+                "kubectl -n {ns} get endpointslices -l kubernetes.io/service-name={} -o yaml; check kube-controller-manager",
+                svc_ref.name
+            ),
+        ),
     }
 }

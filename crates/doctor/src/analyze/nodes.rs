@@ -53,33 +53,33 @@ fn judge(doc: &ScrapeHealth, facts: &Facts) -> Vec<Finding> {
             "kubectl get nodes; check the server's --node-selector",
         )];
     }
-    let mut groups: BTreeMap<(String, Option<u16>), Vec<&NodeHealth>> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, Option<u16>, bool), Vec<&NodeHealth>> = BTreeMap::new();
     let mut healthy = Vec::new();
-    let mut proxied = Vec::new();
+    let mut proxied: Vec<&NodeHealth> = Vec::new();
     for node in &doc.nodes {
+        let via_proxy = node.route.as_deref() == Some("node-proxy");
         match &node.last_error {
             Some(err) => groups
-                .entry((err.class.clone(), err.status_code))
+                .entry((err.class.clone(), err.status_code, via_proxy))
                 .or_default()
                 .push(node),
             None => healthy.push(node.node.clone()),
         }
-        if node.route.as_deref() == Some("node-proxy") {
-            proxied.push(node.node.clone());
+        if via_proxy {
+            proxied.push(node);
         }
     }
     let mut out: Vec<Finding> = groups
         .iter()
-        .map(|((class, code), nodes)| class_finding(class, *code, nodes, facts))
+        .map(|((class, code, via_proxy), nodes)| {
+            if *via_proxy && class == "http_status" && matches!(code, Some(401 | 403)) {
+                return proxy_denied(nodes, facts);
+            }
+            class_finding(class, *code, nodes, facts)
+        })
         .collect();
     if !proxied.is_empty() {
-        out.push(Finding::new(
-            Severity::Warning,
-            "kubelet",
-            subject_for(&proxied),
-            "scraped through kube-apiserver's node proxy (--kubelet-node-proxy-fallback): the direct kubelet port is blocked from the server",
-            "open the kubelet port from the server's pods to stop paying a proxied request per node per resolution on kube-apiserver",
-        ));
+        out.push(proxied_finding(&proxied));
     }
     if !healthy.is_empty() {
         out.push(Finding::new(
@@ -95,6 +95,49 @@ fn judge(doc: &ScrapeHealth, facts: &Facts) -> Vec<Finding> {
         ));
     }
     out
+}
+
+/// Nodes served through the node-proxy fallback: say why the direct route fails.
+fn proxied_finding(nodes: &[&NodeHealth]) -> Finding {
+    let names: Vec<String> = nodes.iter().map(|n| n.node.clone()).collect();
+    let direct = nodes[0].direct_error.as_ref().map_or_else(
+        || "the direct kubelet port is unreachable from the server".to_owned(),
+        |e| {
+            format!(
+                "direct scrapes fail: {} ({})",
+                e.summary.as_deref().unwrap_or(&e.message),
+                e.class
+            )
+        },
+    );
+    Finding::new(
+        Severity::Warning,
+        "kubelet",
+        subject_for(&names),
+        format!(
+            "scraped through kube-apiserver's node proxy (--kubelet-node-proxy-fallback); {direct}"
+        ),
+        "open the kubelet port from the server's pods to the nodes (security group, firewall, NetworkPolicy egress); until then each of these nodes costs kube-apiserver one proxied request per resolution",
+    )
+}
+
+/// The fallback is on, but kube-apiserver refuses the server its node proxy.
+fn proxy_denied(nodes: &[&NodeHealth], facts: &Facts) -> Finding {
+    let names: Vec<String> = nodes.iter().map(|n| n.node.clone()).collect();
+    let err = nodes[0].last_error.clone().unwrap_or_default();
+    Finding::new(
+        Severity::Error,
+        "kubelet",
+        subject_for(&names),
+        format!(
+            "the node-proxy fallback is refused: the server may not get nodes/proxy ({})",
+            err.summary.as_deref().unwrap_or(&err.message)
+        ),
+        format!(
+            "kubectl create clusterrole metrics-server-node-proxy --verb=get --resource=nodes/proxy && kubectl create clusterrolebinding metrics-server-node-proxy --clusterrole=metrics-server-node-proxy --serviceaccount={}:{} (a powerful permission: it reaches every kubelet API), or open the kubelet port and drop --kubelet-node-proxy-fallback",
+            facts.namespace, facts.service_account
+        ),
+    )
 }
 
 fn subject_for(nodes: &[String]) -> String {

@@ -70,8 +70,10 @@ fn node(name: &str, error: Option<(&str, Option<u16>)>) -> NodeHealth {
             class: class.into(),
             status_code,
             message: format!("scrape failed: {class}"),
+            summary: None,
             hint: None,
         }),
+        direct_error: None,
     }
 }
 
@@ -320,6 +322,34 @@ fn endpoints_missing_because_pods_are_not_ready_name_the_pods() {
 }
 
 #[test]
+fn ready_pods_without_endpoints_point_at_a_named_target_port_nobody_declares() {
+    let mut facts = healthy();
+    let svc = svc_mut(&mut facts);
+    svc.endpoints = Lookup::Found(Vec::new());
+    svc.ports[0].target_port = Some("metrics".into());
+    let findings = analyze(&facts);
+    let eps = error(&findings, "endpoints");
+    assert!(
+        eps.message
+            .contains("targetPort \"metrics\" names no container port of its ready pods (they declare [https])"),
+        "{eps:?}"
+    );
+    assert!(eps.fix.contains("edit svc metrics-server"), "{eps:?}");
+
+    // A numeric targetPort needs no declaration: the cause is elsewhere.
+    let mut facts = healthy();
+    let svc = svc_mut(&mut facts);
+    svc.endpoints = Lookup::Found(Vec::new());
+    svc.ports[0].target_port = Some("10250".into());
+    let findings = analyze(&facts);
+    assert!(
+        error(&findings, "endpoints")
+            .message
+            .contains("no EndpointSlice lists them")
+    );
+}
+
+#[test]
 fn a_missing_service_is_an_error() {
     let mut facts = healthy();
     let api = api_mut(&mut facts);
@@ -533,6 +563,11 @@ fn incomplete_data_is_a_warning_and_the_fallback_route_is_reported() {
     let mut facts = healthy();
     let mut proxied = node("n2", None);
     proxied.route = Some("node-proxy".into());
+    proxied.direct_error = Some(NodeError {
+        class: "connect_timeout".into(),
+        summary: Some("connect timeout to 192.0.2.10:10250".into()),
+        ..NodeError::default()
+    });
     facts.scrape_health = Lookup::Found(ScrapeHealth {
         nodes: vec![node("n1", Some(("incomplete", None))), proxied],
         ..ScrapeHealth::default()
@@ -547,11 +582,29 @@ fn incomplete_data_is_a_warning_and_the_fallback_route_is_reported() {
         .filter(|f| f.severity == Severity::Warning)
         .collect();
     assert_eq!(warnings.len(), 2, "{findings:#?}");
+    let proxied = warnings.iter().find(|f| f.subject == "node/n2").unwrap();
     assert!(
-        warnings
-            .iter()
-            .any(|f| f.subject == "node/n2" && f.message.contains("node proxy"))
+        proxied.message.contains("node proxy")
+            && proxied
+                .message
+                .contains("connect timeout to 192.0.2.10:10250 (connect_timeout)"),
+        "{proxied:?}"
     );
+}
+
+#[test]
+fn a_refused_node_proxy_fallback_asks_for_nodes_proxy_not_nodes_metrics() {
+    let mut facts = healthy();
+    let mut n = node("n1", Some(("http_status", Some(403))));
+    n.route = Some("node-proxy".into());
+    facts.scrape_health = Lookup::Found(ScrapeHealth {
+        nodes: vec![n],
+        ..ScrapeHealth::default()
+    });
+    let findings = analyze(&facts);
+    let f = error(&findings, "kubelet");
+    assert!(f.message.contains("may not get nodes/proxy"), "{f:?}");
+    assert!(f.fix.contains("--resource=nodes/proxy"), "{f:?}");
 }
 
 #[test]
