@@ -71,6 +71,7 @@ fn pod_items() -> Vec<PodItem> {
                     ("app".to_owned(), format!("deployment-{}", p.deployment)),
                     ("pod-template-hash".to_owned(), p.template_hash.clone()),
                 ]),
+                created: None,
             }),
             usage: snap
                 .pod_metrics(&p.namespace, &p.name)

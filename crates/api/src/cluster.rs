@@ -29,6 +29,8 @@ pub struct PodMeta {
     pub name: String,
     /// `metadata.labels`.
     pub labels: LabelMap,
+    /// `metadata.creationTimestamp`, to tell a pod too new for usage from a missing one.
+    pub created: Option<std::time::SystemTime>,
 }
 
 /// A cache read failed. The text ends up in a 500 Status

@@ -26,6 +26,11 @@ pub struct HealthState {
 }
 
 impl HealthState {
+    /// The scrape interval (`--metric-resolution`).
+    pub fn resolution(&self) -> Duration {
+        self.resolution
+    }
+
     /// Fresh state for a server scraping every `resolution`: informers not
     /// synced, no tick yet, not shutting down.
     pub fn new(resolution: Duration) -> Self {

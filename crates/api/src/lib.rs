@@ -14,6 +14,7 @@
 //!        │     JSON | Table | PartialObjectMetadata(List), pretty, selectors, Status errors
 //!        ├─ /healthz /livez /readyz [/check]            HealthState + storage readiness + Clock
 //!        ├─ /metrics                                    prometheus-client Registry → text 0.0.4
+//!        ├─ /scrape-health (+ .../v1beta1/scrapehealth)  per-node scrape health (ScrapeDiagnosis)
 //!        ├─ /openapi/v2, /openapi/v3[/apis/metrics.k8s.io/v1beta1]
 //!        └─ /version, /                                 (anything else: 404 page not found)
 //! ```
@@ -27,6 +28,7 @@
 mod attributes;
 mod cluster;
 mod cors;
+mod diagnosis;
 mod discovery;
 mod health;
 mod hsts;
@@ -47,6 +49,9 @@ pub use cluster::{
     ClusterError, ClusterView, LabelFilter, LabelMap, NodeMeta, PodMeta, StaticCluster,
 };
 pub use cors::{AllowedOrigins, Cors, CorsError, CorsLayer};
+pub use diagnosis::{
+    NoDiagnosis, NodeScrapeStatus, SCRAPE_HEALTH_API_VERSION, ScrapeDiagnosis, ScrapeFailure,
+};
 pub use health::HealthState;
 pub use hsts::{Hsts, HstsError, HstsLayer, hsts_header_value};
 pub use limits::{

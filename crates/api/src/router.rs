@@ -13,6 +13,7 @@ use metrics_server_core::{FieldSelector, LabelSelector};
 
 use crate::attributes::watch_requested;
 use crate::cluster::LabelMap;
+use crate::diagnosis;
 use crate::discovery::{self, GROUP};
 use crate::health::{self, ProbeContext};
 use crate::json::JsonWriter;
@@ -161,6 +162,7 @@ fn route(state: &ApiState, ctx: &Ctx, path: &str) -> Response<Body> {
     match path {
         "/" | "/index.html" => return index(),
         "/metrics" => return metrics(state, ctx),
+        "/scrape-health" => return scrape_health(state, ctx),
         "/openapi/v2" => return json_bytes(state.openapi.v2.clone()),
         "/openapi/v3" => return json_bytes(state.openapi.v3_index.clone()),
         "/openapi/v3/apis/metrics.k8s.io/v1beta1" => return openapi_v3_group_version(state, ctx),
@@ -182,6 +184,14 @@ fn route(state: &ApiState, ctx: &Ctx, path: &str) -> Response<Body> {
         return health::serve(endpoint, rest, &ctx.query, &probe).unwrap_or_else(not_found_page);
     }
     not_found_page()
+}
+
+/// The per-node scrape-health document (JSON only, like discovery).
+fn scrape_health(state: &ApiState, ctx: &Ctx) -> Response<Body> {
+    let nodes = state.diagnosis.nodes();
+    let resolution = state.health.resolution();
+    let now = state.clock.now();
+    ctx.plain_json(|w| diagnosis::write_scrape_health(w, &nodes, resolution, now))
 }
 
 fn json_bytes(body: Bytes) -> Response<Body> {
@@ -363,6 +373,7 @@ fn api_group(state: &ApiState, ctx: &Ctx, path: &str) -> Response<Body> {
         Node(&'a str),
         Pods(Option<&'a str>),
         Pod(&'a str, &'a str),
+        ScrapeHealth,
     }
     let route = match tokens.as_slice() {
         ["apis", GROUP] => Route::Group,
@@ -370,6 +381,8 @@ fn api_group(state: &ApiState, ctx: &Ctx, path: &str) -> Response<Body> {
         ["apis", GROUP, discovery::VERSION, "nodes"] => Route::Nodes,
         ["apis", GROUP, discovery::VERSION, "nodes", name] => Route::Node(name),
         ["apis", GROUP, discovery::VERSION, "pods"] => Route::Pods(None),
+        // Not in discovery: the scrape-health document, reachable through the aggregator.
+        ["apis", GROUP, discovery::VERSION, "scrapehealth"] => Route::ScrapeHealth,
         ["apis", GROUP, discovery::VERSION, "namespaces", ns, "pods"] => Route::Pods(Some(ns)),
         [
             "apis",
@@ -399,6 +412,7 @@ fn api_group(state: &ApiState, ctx: &Ctx, path: &str) -> Response<Body> {
         Route::Node(name) => get_node(state, ctx, name),
         Route::Pods(ns) => list_pods(state, ctx, ns),
         Route::Pod(ns, name) => get_pod(state, ctx, ns, name),
+        Route::ScrapeHealth => scrape_health(state, ctx),
     }
 }
 
@@ -575,7 +589,14 @@ fn get_node(state: &ApiState, ctx: &Ctx, name: &str) -> Response<Body> {
         }
     };
     let Some(usage) = state.metrics.view().node_metrics(name) else {
-        return ctx.error(Status::not_found(GROUP, "nodemetrics", name));
+        let selected = state.config.node_selector.matches(&meta.labels);
+        let why = diagnosis::node_reason(
+            state.diagnosis.node(name).as_ref(),
+            selected,
+            state.clock.now(),
+            state.health.resolution(),
+        );
+        return ctx.error(Status::not_found_because(GROUP, "nodemetrics", name, &why));
     };
     let (now, created) = now_string(state);
     state
@@ -646,10 +667,23 @@ fn get_pod(state: &ApiState, ctx: &Ctx, namespace: &str, name: &str) -> Response
         }
     };
     let Some(usage) = state.metrics.view().pod_metrics(namespace, name) else {
-        return ctx.error(Status::not_found(
+        let failing: Vec<_> = state
+            .diagnosis
+            .nodes()
+            .into_iter()
+            .filter(|n| n.last_error.is_some())
+            .collect();
+        let why = diagnosis::pod_reason(
+            meta.created,
+            &failing,
+            state.clock.now(),
+            state.health.resolution(),
+        );
+        return ctx.error(Status::not_found_because(
             GROUP,
             "podmetrics",
             &format!("{namespace}/{name}"),
+            &why,
         ));
     };
     log_skipped(namespace, name, &usage);

@@ -7,6 +7,7 @@ use metrics_server_core::LabelSelector;
 use prometheus_client::registry::Registry;
 
 use crate::cluster::ClusterView;
+use crate::diagnosis::{NoDiagnosis, ScrapeDiagnosis};
 use crate::health::HealthState;
 use crate::metrics::ApiMetrics;
 use crate::source::{Clock, MetricsSource, SystemClock};
@@ -105,6 +106,7 @@ pub struct ApiState {
     pub(crate) config: Arc<ApiConfig>,
     pub(crate) cluster: Arc<dyn ClusterView>,
     pub(crate) metrics: Arc<dyn MetricsSource>,
+    pub(crate) diagnosis: Arc<dyn ScrapeDiagnosis>,
     pub(crate) health: Arc<HealthState>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) registry: Arc<Registry>,
@@ -142,6 +144,7 @@ impl ApiState {
             config: Arc::new(config),
             cluster,
             metrics,
+            diagnosis: Arc::new(NoDiagnosis),
             health,
             clock: Arc::new(SystemClock),
             registry,
@@ -149,6 +152,14 @@ impl ApiState {
             discovery,
             openapi,
         }
+    }
+
+    /// Sets where per-node scrape health comes from (the scraper), for `/scrape-health`
+    /// and the reasons in NotFound messages.
+    #[must_use]
+    pub fn with_diagnosis(mut self, diagnosis: Arc<dyn ScrapeDiagnosis>) -> Self {
+        self.diagnosis = diagnosis;
+        self
     }
 
     /// Replaces the clock (tests).

@@ -51,6 +51,15 @@ impl Status {
         }
     }
 
+    /// [`Self::not_found`] whose message also says why (`... not found: <why>`); reason,
+    /// code and details stay upstream's, so clients that match on them are unaffected.
+    pub fn not_found_because(group: &str, resource: &str, name: &str, why: &str) -> Self {
+        let mut status = Self::not_found(group, resource, name);
+        status.message.push_str(": ");
+        status.message.push_str(why);
+        status
+    }
+
     /// `errors.NewBadRequest(message)`.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self {

@@ -232,7 +232,7 @@ async fn node_get_404s_distinguish_cache_misses_from_missing_metrics() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(
         r.body,
-        "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"nodemetrics.metrics.k8s.io \\\"node4\\\" not found\",\"reason\":\"NotFound\",\"details\":{\"name\":\"node4\",\"group\":\"metrics.k8s.io\",\"kind\":\"nodemetrics\"},\"code\":404}\n"
+        "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"nodemetrics.metrics.k8s.io \\\"node4\\\" not found: the node has not been scraped yet; the first scrape is due within 15s\",\"reason\":\"NotFound\",\"details\":{\"name\":\"node4\",\"group\":\"metrics.k8s.io\",\"kind\":\"nodemetrics\"},\"code\":404}\n"
     );
     let r = call(&h.app, "/apis/metrics.k8s.io/v1beta1/nodes/nope").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
@@ -292,7 +292,7 @@ async fn pod_get_404s_name_the_pod_or_the_podmetrics() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(
         r.body,
-        "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"podmetrics.metrics.k8s.io \\\"ns1/pod3\\\" not found\",\"reason\":\"NotFound\",\"details\":{\"name\":\"ns1/pod3\",\"group\":\"metrics.k8s.io\",\"kind\":\"podmetrics\"},\"code\":404}\n"
+        "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"podmetrics.metrics.k8s.io \\\"ns1/pod3\\\" not found: no kubelet reported usage for this pod in the last scrapes (every node scrapes fine: the pod's containers may not be running, or its kubelet omits them)\",\"reason\":\"NotFound\",\"details\":{\"name\":\"ns1/pod3\",\"group\":\"metrics.k8s.io\",\"kind\":\"podmetrics\"},\"code\":404}\n"
     );
     let r = call(
         &h.app,

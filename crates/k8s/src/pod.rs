@@ -13,10 +13,15 @@ pub fn pod_meta(pod: PartialObjectMeta<Pod>) -> Option<PodMeta> {
     let meta = pod.metadata;
     let namespace = meta.namespace.filter(|n| !n.is_empty())?;
     let name = meta.name.filter(|n| !n.is_empty())?;
+    let created = meta
+        .creation_timestamp
+        .and_then(|t| u64::try_from(t.0.as_second()).ok())
+        .map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
     Some(PodMeta {
         namespace,
         name,
         labels: meta.labels.unwrap_or_default(),
+        created,
     })
 }
 

@@ -16,7 +16,7 @@ use hyper_util::client::legacy::connect::{HttpConnector, capture_connection};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
-use crate::error::{ScrapeError, chain_text};
+use crate::error::{ScrapeError, TlsFailure, chain_text};
 use crate::target::Scheme;
 use crate::tls::{TlsConfigError, TlsSettings, client_config};
 use crate::token::{BearerToken, TokenError, TokenSource};
@@ -298,8 +298,9 @@ fn classify_dyn(url: &str, err: &(dyn std::error::Error + 'static)) -> ScrapeErr
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     let mut io_kind = None;
     while let Some(e) = cur {
-        if e.is::<rustls::Error>() {
-            return ScrapeError::Tls { url, detail };
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            let kind = TlsFailure::of(tls);
+            return ScrapeError::Tls { url, kind, detail };
         }
         if e.to_string().starts_with("dns error") {
             return ScrapeError::Dns { url, detail };
@@ -313,7 +314,8 @@ fn classify_dyn(url: &str, err: &(dyn std::error::Error + 'static)) -> ScrapeErr
                         .iter()
                         .any(|m| io.to_string().starts_with(m))
                 {
-                    return ScrapeError::Tls { url, detail };
+                    let kind = TlsFailure::of_text(&io.to_string());
+                    return ScrapeError::Tls { url, kind, detail };
                 }
                 // Keep the innermost kind: hyper-rustls re-wraps every error as `Other`.
                 if io.kind() != std::io::ErrorKind::Other || io_kind.is_none() {

@@ -48,11 +48,13 @@ pub enum ScrapeError {
         /// Request URL.
         url: String,
     },
-    /// TLS failed: unknown CA, missing IP SAN, client certificate refused...
+    /// TLS failed: unknown CA, missing IP SAN, expired, client certificate refused...
     #[error("Get {url:?}: {detail}")]
     Tls {
         /// Request URL.
         url: String,
+        /// What about the handshake failed.
+        kind: TlsFailure,
         /// Flattened cause chain.
         detail: String,
     },
@@ -96,6 +98,75 @@ pub enum ScrapeError {
     },
 }
 
+/// Why a TLS handshake with a kubelet failed; each points at a different fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TlsFailure {
+    /// The kubelet's certificate is not signed by a CA we trust (`--kubelet-certificate-authority`).
+    UnknownAuthority,
+    /// The certificate has no SAN for the address we connect to (kubelet self-signed or
+    /// serving certificates issued without the node's IP).
+    NameMismatch,
+    /// The certificate is expired or not yet valid.
+    Expired,
+    /// Anything else: protocol mismatch, our client certificate refused, an alert.
+    Handshake,
+}
+
+impl TlsFailure {
+    /// Classifies a rustls error.
+    pub(crate) fn of(err: &rustls::Error) -> Self {
+        use rustls::CertificateError as C;
+        match err {
+            rustls::Error::InvalidCertificate(cert) => match cert {
+                C::UnknownIssuer | C::BadSignature | C::UnknownRevocationStatus => {
+                    Self::UnknownAuthority
+                }
+                C::NotValidForName | C::NotValidForNameContext { .. } => Self::NameMismatch,
+                C::Expired
+                | C::ExpiredContext { .. }
+                | C::NotValidYet
+                | C::NotValidYetContext { .. } => Self::Expired,
+                _ => Self::Handshake,
+            },
+            _ => Self::Handshake,
+        }
+    }
+
+    /// Classifies a rustls error that only survived as text (h2 keeps IO errors as text).
+    pub(crate) fn of_text(text: &str) -> Self {
+        if [
+            "UnknownIssuer",
+            "unknown issuer",
+            "BadSignature",
+            "bad signature",
+        ]
+        .iter()
+        .any(|m| text.contains(m))
+        {
+            Self::UnknownAuthority
+        } else if text.contains("NotValidForName") || text.contains("not valid for name") {
+            Self::NameMismatch
+        } else if ["xpired", "NotValidYet", "not valid yet"]
+            .iter()
+            .any(|m| text.contains(m))
+        {
+            Self::Expired
+        } else {
+            Self::Handshake
+        }
+    }
+
+    /// The stable class name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UnknownAuthority => "tls_unknown_authority",
+            Self::NameMismatch => "tls_name_mismatch",
+            Self::Expired => "tls_expired",
+            Self::Handshake => "tls_handshake",
+        }
+    }
+}
+
 /// A bounded classification of [`ScrapeError`] for metrics labels and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorClass {
@@ -109,8 +180,8 @@ pub enum ErrorClass {
     ConnectRefused,
     /// [`ScrapeError::ConnectTimeout`].
     ConnectTimeout,
-    /// [`ScrapeError::Tls`].
-    Tls,
+    /// [`ScrapeError::Tls`], with what failed.
+    Tls(TlsFailure),
     /// [`ScrapeError::Transport`].
     Transport,
     /// [`ScrapeError::HttpStatus`], with the code so 401/403 stand out.
@@ -134,13 +205,90 @@ impl ErrorClass {
             Self::Dns => "dns",
             Self::ConnectRefused => "connect_refused",
             Self::ConnectTimeout => "connect_timeout",
-            Self::Tls => "tls",
+            Self::Tls(kind) => kind.as_str(),
             Self::Transport => "transport",
             Self::HttpStatus(_) => "http_status",
             Self::Timeout => "timeout",
             Self::BodyTooLarge => "body_too_large",
             Self::Decode => "decode",
             Self::Incomplete => "incomplete",
+        }
+    }
+}
+
+impl ErrorClass {
+    /// A short phrase naming the failure, for messages such as
+    /// `last scrape failed 40s ago: connect timeout to 10.0.0.81:10250`.
+    pub fn summary(self) -> String {
+        match self {
+            Self::NoAddress => "no address of a preferred type".to_owned(),
+            Self::InvalidUrl => "invalid scrape URL".to_owned(),
+            Self::Dns => "DNS lookup failed for".to_owned(),
+            Self::ConnectRefused => "connection refused by".to_owned(),
+            Self::ConnectTimeout => "connect timeout to".to_owned(),
+            Self::Tls(TlsFailure::UnknownAuthority) => {
+                "TLS: certificate signed by an unknown authority at".to_owned()
+            }
+            Self::Tls(TlsFailure::NameMismatch) => {
+                "TLS: certificate not valid for the address".to_owned()
+            }
+            Self::Tls(TlsFailure::Expired) => {
+                "TLS: certificate expired or not yet valid at".to_owned()
+            }
+            Self::Tls(TlsFailure::Handshake) => "TLS handshake failed with".to_owned(),
+            Self::Transport => "connection failed to".to_owned(),
+            Self::HttpStatus(code) => format!("HTTP {code} from"),
+            Self::Timeout => "no complete answer before the deadline from".to_owned(),
+            Self::BodyTooLarge => "response larger than --kubelet-max-body-bytes from".to_owned(),
+            Self::Decode => "unparsable metrics from".to_owned(),
+            Self::Incomplete => "zero or missing node CPU or memory from".to_owned(),
+        }
+    }
+
+    /// What the class usually means for an operator, and where to look.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Self::NoAddress => {
+                "the node lists no address of a type in --kubelet-preferred-address-types"
+            }
+            Self::InvalidUrl => "check the node's metrics.k8s.io/resource-metrics-path annotation",
+            Self::Dns => {
+                "the node's hostname does not resolve from metrics-server; prefer InternalIP in --kubelet-preferred-address-types"
+            }
+            Self::ConnectRefused => {
+                "nothing listens on the kubelet port at that address, or a firewall rejects it"
+            }
+            Self::ConnectTimeout => {
+                "kubelet port unreachable from metrics-server (firewall, security group or network policy)"
+            }
+            Self::Tls(TlsFailure::UnknownAuthority) => {
+                "the kubelet's serving certificate is not signed by --kubelet-certificate-authority"
+            }
+            Self::Tls(TlsFailure::NameMismatch) => {
+                "the kubelet's serving certificate has no SAN for the scraped address (enable serverTLSBootstrap and approve the kubelet CSRs, or pick an address type the certificate covers)"
+            }
+            Self::Tls(TlsFailure::Expired) => {
+                "the kubelet's serving certificate is expired or not yet valid (rotation, or clock skew)"
+            }
+            Self::Tls(TlsFailure::Handshake) => {
+                "TLS versions, ciphers or client certificates do not match between metrics-server and the kubelet"
+            }
+            Self::Transport => "the connection broke during the request",
+            Self::HttpStatus(401) => {
+                "the kubelet rejected metrics-server's credentials (webhook authentication on the kubelet)"
+            }
+            Self::HttpStatus(403) => "metrics-server's identity lacks RBAC get on nodes/metrics",
+            Self::HttpStatus(_) => "the kubelet answered with an error status",
+            Self::Timeout => "the kubelet is overloaded or slow; see --kubelet-request-timeout",
+            Self::BodyTooLarge => {
+                "raise --kubelet-max-body-bytes if the node really runs that many containers"
+            }
+            Self::Decode => {
+                "the kubelet (or a proxy in front of it) returned something that is not Prometheus text"
+            }
+            Self::Incomplete => {
+                "the kubelet or its container runtime reports no usage for the node yet"
+            }
         }
     }
 }
@@ -163,7 +311,7 @@ impl ScrapeError {
             Self::Dns { .. } => ErrorClass::Dns,
             Self::ConnectRefused { .. } => ErrorClass::ConnectRefused,
             Self::ConnectTimeout { .. } => ErrorClass::ConnectTimeout,
-            Self::Tls { .. } => ErrorClass::Tls,
+            Self::Tls { kind, .. } => ErrorClass::Tls(*kind),
             Self::Transport { .. } => ErrorClass::Transport,
             Self::HttpStatus { code, .. } => ErrorClass::HttpStatus(*code),
             Self::Timeout { .. } => ErrorClass::Timeout,
@@ -239,6 +387,43 @@ mod tests {
         );
         assert!(e.is_deadline());
         assert!(ScrapeError::ConnectTimeout { url: String::new() }.is_deadline());
+    }
+
+    #[test]
+    fn tls_failures_are_told_apart_from_text_as_from_errors() {
+        use rustls::CertificateError as C;
+        let of = |c: C| TlsFailure::of(&rustls::Error::InvalidCertificate(c));
+        assert_eq!(of(C::UnknownIssuer), TlsFailure::UnknownAuthority);
+        assert_eq!(of(C::BadSignature), TlsFailure::UnknownAuthority);
+        assert_eq!(of(C::NotValidForName), TlsFailure::NameMismatch);
+        assert_eq!(of(C::Expired), TlsFailure::Expired);
+        assert_eq!(of(C::Revoked), TlsFailure::Handshake);
+        for (text, want) in [
+            (
+                "invalid peer certificate: UnknownIssuer",
+                TlsFailure::UnknownAuthority,
+            ),
+            (
+                "invalid peer certificate: BadSignature",
+                TlsFailure::UnknownAuthority,
+            ),
+            (
+                "invalid peer certificate: certificate not valid for name \"10.0.0.1\"",
+                TlsFailure::NameMismatch,
+            ),
+            (
+                "invalid peer certificate: certificate expired: ...",
+                TlsFailure::Expired,
+            ),
+            (
+                "received fatal alert: BadCertificate",
+                TlsFailure::Handshake,
+            ),
+        ] {
+            assert_eq!(TlsFailure::of_text(text), want, "{text}");
+            // Text and error agree where both exist.
+            assert_eq!(ErrorClass::Tls(want).as_str(), want.as_str());
+        }
     }
 
     #[test]

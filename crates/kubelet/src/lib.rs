@@ -27,10 +27,13 @@ pub mod tls;
 pub mod token;
 
 pub use client::{ClientBuildError, Fetched, KubeletClient, KubeletClientConfig, Transport};
-pub use error::{ErrorClass, ScrapeError};
-pub use health::{NodeHealth, NodeHealthRecord};
+pub use error::{ErrorClass, ScrapeError, TlsFailure};
+pub use health::{NodeHealth, NodeHealthRecord, Route};
 pub use metrics::KubeletMetrics;
-pub use scraper::{NodeOutcome, Scraper, ScraperConfig, TickResult};
-pub use target::{AddressConfig, AddressError, NodeTarget, Scheme, resolve_url};
+pub use scraper::{NodeOutcome, NodeProxy, ProxyFuture, Scraper, ScraperConfig, TickResult};
+pub use target::{
+    AddressConfig, AddressError, NodeTarget, PortSource, Scheme, ScrapeTarget, node_proxy_path,
+    resolve_url,
+};
 pub use tls::{ClientCert, PemSource, ServerVerification, TlsConfigError, TlsSettings};
 pub use token::{TokenError, TokenSource};

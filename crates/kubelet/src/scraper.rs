@@ -15,8 +15,10 @@
 //! in-flight permit, a body over the cap) is counted per tick and logged once per tick.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use metrics_server_core::{Batch, NodeScrape, parse_exposition};
@@ -24,11 +26,35 @@ use tokio::sync::{Semaphore, SemaphorePermit, TryAcquireError};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::client::KubeletClient;
+use crate::client::{Fetched, KubeletClient};
 use crate::error::{ScrapeError, go_duration};
-use crate::health::NodeHealth;
+use crate::health::{Attempt, NodeHealth, Route};
 use crate::metrics::KubeletMetrics;
-use crate::target::{AddressConfig, NodeTarget, resolve_url};
+use crate::target::{AddressConfig, NodeTarget, ScrapeTarget, node_proxy_path, resolve_url};
+
+/// A fetch through kube-apiserver, boxed so the scraper stays free of any Kubernetes client.
+pub type ProxyFuture<'a> = Pin<Box<dyn Future<Output = Result<Fetched, ScrapeError>> + Send + 'a>>;
+
+/// GETs a path from kube-apiserver with the server's own credentials: the opt-in fallback
+/// (`--kubelet-node-proxy-fallback`) for nodes whose kubelet port this process cannot reach.
+pub trait NodeProxy: Send + Sync + std::fmt::Debug + 'static {
+    /// GETs `path` (an `/api/v1/nodes/<node>/proxy/...` path), finishing before `deadline`,
+    /// with the same body cap and error classes as a direct scrape.
+    fn get<'a>(&'a self, path: &'a str, deadline: Instant) -> ProxyFuture<'a>;
+    /// The full URL of `path`, for logs and the health record.
+    fn url(&self, path: &str) -> String;
+}
+
+/// Nodes that switch to the node proxy when they answer this way: the port is unreachable.
+fn port_unreachable(err: &ScrapeError) -> bool {
+    matches!(
+        err,
+        ScrapeError::ConnectTimeout { .. } | ScrapeError::ConnectRefused { .. }
+    )
+}
+
+/// Least time left in a tick worth a proxied attempt after a failed direct one.
+const MIN_PROXY_BUDGET: Duration = Duration::from_millis(500);
 
 /// Default bound on concurrent kubelet requests (`--kubelet-max-requests-inflight`).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
@@ -139,6 +165,10 @@ struct Inner {
     metrics: Option<KubeletMetrics>,
     health: NodeHealth,
     permits: Semaphore,
+    /// The node-proxy fallback, when enabled.
+    proxy: Option<Arc<dyn NodeProxy>>,
+    /// Nodes currently scraped through the proxy (each tick also retries direct).
+    proxied: Mutex<HashSet<String>>,
 }
 
 impl Scraper {
@@ -156,8 +186,23 @@ impl Scraper {
                 metrics,
                 health: NodeHealth::new(),
                 permits,
+                proxy: None,
+                proxied: Mutex::new(HashSet::new()),
             }),
         }
+    }
+
+    /// Enables the node-proxy fallback. Call before the first tick (the scraper must not be
+    /// shared yet); a shared scraper is left unchanged and `false` is returned.
+    pub fn with_node_proxy(mut self, proxy: Arc<dyn NodeProxy>) -> (Self, bool) {
+        let set = match Arc::get_mut(&mut self.inner) {
+            Some(inner) => {
+                inner.proxy = Some(proxy);
+                true
+            }
+            None => false,
+        };
+        (self, set)
     }
 
     /// The per-node health map (shared; updated by every tick).
@@ -212,6 +257,11 @@ impl Scraper {
 
         let keep: HashSet<&str> = targets.iter().map(|t| t.name.as_str()).collect();
         self.inner.health.retain(&keep);
+        self.inner
+            .proxied
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|n| keep.contains(n.as_str()));
         if let Some(metrics) = &self.inner.metrics {
             metrics.retain_nodes(&keep);
         }
@@ -279,6 +329,15 @@ struct LimitHits {
     body_exceeded: AtomicUsize,
 }
 
+/// What one fetch produced and how it was fetched.
+struct Fetch {
+    result: Result<(NodeScrape, Option<String>), ScrapeError>,
+    url: String,
+    route: Route,
+    /// Set when the data came through the proxy: why direct failed.
+    direct_error: Option<ScrapeError>,
+}
+
 impl Inner {
     async fn scrape_node(
         &self,
@@ -293,24 +352,29 @@ impl Inner {
         let start = Instant::now();
         let timeout = self.client.request_timeout();
         let deadline = tick_deadline.min(start + timeout);
-        let result = match permit {
-            Some(_permit) => self.fetch_and_decode(&target, deadline).await,
+        let fetch = match permit {
+            Some(_permit) => self.fetch(&target, deadline).await,
             // A queue timeout is a tick timeout.
-            None => Err(ScrapeError::Timeout {
-                url: resolve_url(&target, &self.config.address, self.client.scheme())
-                    .unwrap_or_default(),
-            }),
+            None => {
+                let url = self.direct_url(&target);
+                Fetch {
+                    result: Err(ScrapeError::Timeout { url: url.clone() }),
+                    url,
+                    route: Route::Direct,
+                    direct_error: None,
+                }
+            }
         };
         let latency = start.elapsed();
         let finished = SystemTime::now();
-        if matches!(result, Err(ScrapeError::BodyTooLarge { .. })) {
+        if matches!(fetch.result, Err(ScrapeError::BodyTooLarge { .. })) {
             hits.body_exceeded.fetch_add(1, Ordering::Relaxed);
             if let Some(metrics) = &self.metrics {
                 metrics.record_body_limit_exceeded();
             }
         }
 
-        let (result, incomplete) = match result {
+        let (result, incomplete) = match fetch.result {
             Ok((scrape, incomplete)) => (Ok(scrape), incomplete),
             Err(e) => (Err(e), None),
         };
@@ -324,12 +388,124 @@ impl Inner {
             Ok(_) => None,
             Err(e) => Some(e.clone()),
         };
-        self.record_health(&target, failure.as_ref(), latency, finished);
+        let scrape_target = ScrapeTarget::of(&target, &self.config.address);
+        let attempt = Attempt {
+            target: &scrape_target,
+            url: &fetch.url,
+            route: fetch.route,
+            direct_error: fetch.direct_error.as_ref(),
+            latency,
+            at: finished,
+        };
+        self.record_health(&target, attempt, failure.as_ref());
         NodeOutcome {
             node: target.name,
             result,
             incomplete: incomplete.is_some(),
             latency,
+        }
+    }
+
+    fn direct_url(&self, target: &NodeTarget) -> String {
+        resolve_url(target, &self.config.address, self.client.scheme()).unwrap_or_default()
+    }
+
+    /// Direct, or through the node proxy when enabled and the kubelet port is unreachable.
+    /// A node already on the proxy retries direct every tick, concurrently, and switches back
+    /// as soon as direct answers (or fails for a reason the proxy would not fix).
+    async fn fetch(&self, target: &NodeTarget, deadline: Instant) -> Fetch {
+        let Some(proxy) = &self.proxy else {
+            return self.fetch_direct(target, deadline).await;
+        };
+        if self.is_proxied(&target.name) {
+            let (direct, proxied) = tokio::join!(
+                self.fetch_direct(target, deadline),
+                self.fetch_proxied(proxy.as_ref(), target, deadline)
+            );
+            return match direct.result {
+                Err(e) if port_unreachable(&e) => Fetch {
+                    direct_error: Some(e),
+                    ..proxied
+                },
+                _ => {
+                    self.set_proxied(&target.name, false);
+                    tracing::info!(node = %target.name, "Kubelet reachable again; scraping it directly");
+                    direct
+                }
+            };
+        }
+        let direct = self.fetch_direct(target, deadline).await;
+        match direct.result {
+            Err(e) if port_unreachable(&e) => {
+                self.set_proxied(&target.name, true);
+                tracing::warn!(node = %target.name, err = %e, "Kubelet port unreachable; scraping the node through kube-apiserver's node proxy");
+                if deadline.saturating_duration_since(Instant::now()) < MIN_PROXY_BUDGET {
+                    return Fetch {
+                        result: Err(e),
+                        ..direct
+                    };
+                }
+                Fetch {
+                    direct_error: Some(e),
+                    ..self.fetch_proxied(proxy.as_ref(), target, deadline).await
+                }
+            }
+            _ => direct,
+        }
+    }
+
+    fn is_proxied(&self, node: &str) -> bool {
+        self.proxied
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(node)
+    }
+
+    fn set_proxied(&self, node: &str, on: bool) {
+        let mut set = self.proxied.lock().unwrap_or_else(PoisonError::into_inner);
+        if on {
+            set.insert(node.to_owned());
+        } else {
+            set.remove(node);
+        }
+    }
+
+    async fn fetch_direct(&self, target: &NodeTarget, deadline: Instant) -> Fetch {
+        let url = self.direct_url(target);
+        let result = async {
+            let url = resolve_url(target, &self.config.address, self.client.scheme())?;
+            if Instant::now() >= deadline {
+                // The tick ran out while this node waited for its turn.
+                return Err(ScrapeError::Timeout { url });
+            }
+            let fetched = self.client.get(&url, deadline).await?;
+            decode(target, &fetched)
+        }
+        .await;
+        Fetch {
+            result,
+            url,
+            route: Route::Direct,
+            direct_error: None,
+        }
+    }
+
+    async fn fetch_proxied(
+        &self,
+        proxy: &dyn NodeProxy,
+        target: &NodeTarget,
+        deadline: Instant,
+    ) -> Fetch {
+        let path = node_proxy_path(target);
+        let result = match proxy.get(&path, deadline).await {
+            Ok(fetched) => decode(target, &fetched),
+            Err(e) => Err(e),
+        };
+        Fetch {
+            result,
+            url: proxy.url(&path),
+            route: Route::NodeProxy,
+            direct_error: None,
         }
     }
 
@@ -360,12 +536,11 @@ impl Inner {
     fn record_health(
         &self,
         target: &NodeTarget,
+        attempt: Attempt<'_>,
         failure: Option<&ScrapeError>,
-        latency: Duration,
-        finished: SystemTime,
     ) {
         let outcome = failure.map_or(Ok(()), Err);
-        let changed = self.health.record(&target.name, outcome, latency, finished);
+        let changed = self.health.record(&target.name, attempt, outcome);
         match failure {
             None if changed => tracing::info!(node = %target.name, "Scraping node succeeds again"),
             None => {}
@@ -377,39 +552,32 @@ impl Inner {
             }
         }
     }
+}
 
-    /// Returns the scrape and, when the node point was dropped (zero, missing or unstorable
-    /// values), why.
-    async fn fetch_and_decode(
-        &self,
-        target: &NodeTarget,
-        deadline: Instant,
-    ) -> Result<(NodeScrape, Option<String>), ScrapeError> {
-        let url = resolve_url(target, &self.config.address, self.client.scheme())?;
-        if Instant::now() >= deadline {
-            // The tick ran out while this node waited for its turn.
-            return Err(ScrapeError::Timeout { url });
-        }
-        let fetched = self.client.get(&url, deadline).await?;
-        let request_time_ns = fetched
-            .request_time
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-        let parsed = parse_exposition(&fetched.body, request_time_ns);
-        for (namespace, pod) in &parsed.incomplete_pods {
-            tracing::debug!(node = %target.name, pod = %format_args!("{namespace}/{pod}"), "Failed getting complete Pod metric");
-        }
-        for rejected in &parsed.rejected_containers {
-            tracing::debug!(node = %target.name, %rejected, "Dropped a pod with an unstorable value");
-        }
-        let incomplete = parsed.incomplete_node.then(|| {
-            parsed.rejected_node.as_ref().map_or_else(
-                || "zero or missing node CPU or memory".to_owned(),
-                ToString::to_string,
-            )
-        });
-        Ok((parsed.into_result()?, incomplete))
+/// Decodes a body; returns the scrape and, when the node point was dropped (zero, missing or
+/// unstorable values), why.
+fn decode(
+    target: &NodeTarget,
+    fetched: &Fetched,
+) -> Result<(NodeScrape, Option<String>), ScrapeError> {
+    let request_time_ns = fetched
+        .request_time
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    let parsed = parse_exposition(&fetched.body, request_time_ns);
+    for (namespace, pod) in &parsed.incomplete_pods {
+        tracing::debug!(node = %target.name, pod = %format_args!("{namespace}/{pod}"), "Failed getting complete Pod metric");
     }
+    for rejected in &parsed.rejected_containers {
+        tracing::debug!(node = %target.name, %rejected, "Dropped a pod with an unstorable value");
+    }
+    let incomplete = parsed.incomplete_node.then(|| {
+        parsed.rejected_node.as_ref().map_or_else(
+            || "zero or missing node CPU or memory".to_owned(),
+            ToString::to_string,
+        )
+    });
+    Ok((parsed.into_result()?, incomplete))
 }
 
 /// Upstream's messages. Only a change of error class is logged at the default verbosity (a node

@@ -123,6 +123,71 @@ pub fn node_address<'a>(
         })
 }
 
+/// Where the port of a scrape came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortSource {
+    /// `node.status.daemonEndpoints.kubeletEndpoint.port` (`--kubelet-use-node-status-port`).
+    NodeStatus,
+    /// `--kubelet-port`.
+    Flag,
+}
+
+impl PortSource {
+    /// `status` or `flag`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NodeStatus => "status",
+            Self::Flag => "flag",
+        }
+    }
+}
+
+/// The address, port and path chosen for a node, and why: what an operator needs to tell a
+/// blocked port from a wrong address type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScrapeTarget {
+    /// The chosen address and the `status.addresses` type it came from; `None` when no
+    /// preferred type matched.
+    pub address: Option<(String, String)>,
+    /// The port scraped.
+    pub port: u16,
+    /// Where the port came from.
+    pub port_source: PortSource,
+    /// The path scraped (the annotation or the default).
+    pub path: String,
+}
+
+impl ScrapeTarget {
+    /// Describes how `node` is scraped under `cfg`.
+    pub fn of(node: &NodeTarget, cfg: &AddressConfig) -> Self {
+        let address = cfg.preferred_address_types.iter().find_map(|ty| {
+            node.addresses
+                .iter()
+                .find(|(t, _)| t == ty)
+                .map(|(t, a)| (t.clone(), a.clone()))
+        });
+        let port_source = if cfg.use_node_status_port && node.status_port != 0 {
+            PortSource::NodeStatus
+        } else {
+            PortSource::Flag
+        };
+        Self {
+            address,
+            port: node_port(node, cfg),
+            port_source,
+            path: metrics_path(node).to_owned(),
+        }
+    }
+}
+
+/// The annotation's path, or the default when it is absent or empty.
+pub fn metrics_path(node: &NodeTarget) -> &str {
+    node.metrics_path_annotation
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .unwrap_or(DEFAULT_RESOURCE_METRICS_PATH)
+}
+
 /// The port to scrape: the node-status port only when enabled and non-zero.
 pub fn node_port(node: &NodeTarget, cfg: &AddressConfig) -> u16 {
     if cfg.use_node_status_port && node.status_port != 0 {
@@ -140,11 +205,7 @@ pub fn resolve_url(
 ) -> Result<String, AddressError> {
     let addr = node_address(node, cfg)?;
     let port = node_port(node, cfg);
-    let path = node
-        .metrics_path_annotation
-        .as_deref()
-        .filter(|p| !p.is_empty())
-        .unwrap_or(DEFAULT_RESOURCE_METRICS_PATH);
+    let path = metrics_path(node);
     let mut url = String::with_capacity(addr.len() + path.len() + 16);
     url.push_str(scheme.as_str());
     url.push_str("://");
@@ -166,27 +227,38 @@ pub fn resolve_url(
     Ok(url)
 }
 
+/// The path of the node's metrics through kube-apiserver's node proxy:
+/// `/api/v1/nodes/<node>/proxy<metrics path>`, both parts escaped like [`resolve_url`]'s path.
+pub fn node_proxy_path(node: &NodeTarget) -> String {
+    let path = metrics_path(node);
+    let mut out = String::with_capacity(node.name.len() + path.len() + 24);
+    out.push_str("/api/v1/nodes/");
+    // A node name never holds a slash, but a hostile one must not escape its segment.
+    escape_into(&node.name, false, &mut out);
+    out.push_str("/proxy");
+    if !path.starts_with('/') {
+        out.push('/');
+    }
+    escape_path_into(path, &mut out);
+    out
+}
+
 /// Go `url.PathEscape`-style escaping for `URL.Path` (Go's `encodePath` mode): keeps
 /// unreserved characters and `$&+,/:;=@`, percent-encodes everything else (including `?`).
 fn escape_path_into(path: &str, out: &mut String) {
+    escape_into(path, true, out);
+}
+
+/// [`escape_path_into`], optionally escaping `/` too (for a single segment).
+fn escape_into(path: &str, keep_slash: bool, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in path.as_bytes() {
         let keep = b.is_ascii_alphanumeric()
             || matches!(
                 b,
-                b'-' | b'_'
-                    | b'.'
-                    | b'~'
-                    | b'$'
-                    | b'&'
-                    | b'+'
-                    | b','
-                    | b'/'
-                    | b':'
-                    | b';'
-                    | b'='
-                    | b'@'
-            );
+                b'-' | b'_' | b'.' | b'~' | b'$' | b'&' | b'+' | b',' | b':' | b';' | b'=' | b'@'
+            )
+            || (keep_slash && b == b'/');
         if keep {
             out.push(char::from(b));
         } else {
@@ -200,6 +272,37 @@ fn escape_path_into(path: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_node_proxy_path_keeps_the_annotation_and_escapes() {
+        let mut n = node(&[("InternalIP", "10.0.0.1")]);
+        assert_eq!(
+            node_proxy_path(&n),
+            "/api/v1/nodes/node1/proxy/metrics/resource"
+        );
+        n.metrics_path_annotation = Some("/metrics/nodes/node1/metrics/resource".into());
+        assert_eq!(
+            node_proxy_path(&n),
+            "/api/v1/nodes/node1/proxy/metrics/nodes/node1/metrics/resource"
+        );
+        n.name = "a/b c".into();
+        n.metrics_path_annotation = Some("x?y".into());
+        assert_eq!(node_proxy_path(&n), "/api/v1/nodes/a%2Fb%20c/proxy/x%3Fy");
+    }
+
+    #[test]
+    fn the_scrape_target_says_which_address_type_and_port_source_won() {
+        let mut n = node(&[("InternalIP", "10.0.0.1"), ("Hostname", "n1")]);
+        n.status_port = 10255;
+        let mut cfg = types(&["InternalIP", "Hostname"]);
+        let t = ScrapeTarget::of(&n, &cfg);
+        assert_eq!(t.address, Some(("InternalIP".into(), "10.0.0.1".into())));
+        assert_eq!((t.port, t.port_source), (10250, PortSource::Flag));
+        cfg.use_node_status_port = true;
+        let t = ScrapeTarget::of(&n, &cfg);
+        assert_eq!((t.port, t.port_source), (10255, PortSource::NodeStatus));
+        assert_eq!(ScrapeTarget::of(&n, &types(&["ExternalIP"])).address, None);
+    }
 
     fn node(addresses: &[(&str, &str)]) -> NodeTarget {
         NodeTarget {

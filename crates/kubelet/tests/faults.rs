@@ -17,7 +17,8 @@ use bytes::Bytes;
 use metrics_server_core::{Snapshot, Store};
 use metrics_server_kubelet::{
     AddressConfig, ErrorClass, KubeletClient, KubeletClientConfig, KubeletMetrics, NodeTarget,
-    PemSource, ScrapeError, Scraper, ScraperConfig, ServerVerification, TlsSettings, Transport,
+    PemSource, ScrapeError, Scraper, ScraperConfig, ServerVerification, TlsFailure, TlsSettings,
+    Transport,
 };
 use metrics_server_test_support::{
     ContainerSample, FakeKubelet, Fault, FaultyKubelet, Listening, NodeSample, PemDir, PodSample,
@@ -834,7 +835,7 @@ async fn a_certificate_without_the_node_address_is_a_tls_error() {
     let (pki, dir) = (TestPki::new().unwrap(), PemDir::new().unwrap());
     let cert = pki.server_cert(&["kubelet.invalid", "10.9.8.7"]).unwrap();
     let (matrix, ticks) = run_tls_fault(FakeKubelet::https(&cert), &pki, &dir).await;
-    matrix.assert_isolated(&ticks, &[ErrorClass::Tls]);
+    matrix.assert_isolated(&ticks, &[ErrorClass::Tls(TlsFailure::NameMismatch)]);
 }
 
 #[tokio::test]
@@ -842,7 +843,7 @@ async fn an_expired_certificate_is_a_tls_error() {
     let (pki, dir) = (TestPki::new().unwrap(), PemDir::new().unwrap());
     let cert = pki.expired_server_cert(&["127.0.0.1"]).unwrap();
     let (matrix, ticks) = run_tls_fault(FakeKubelet::https(&cert), &pki, &dir).await;
-    matrix.assert_isolated(&ticks, &[ErrorClass::Tls]);
+    matrix.assert_isolated(&ticks, &[ErrorClass::Tls(TlsFailure::Expired)]);
 }
 
 #[tokio::test]
@@ -851,7 +852,7 @@ async fn a_certificate_from_another_ca_is_a_tls_error() {
     let other = TestPki::new().unwrap();
     let cert = other.server_cert(&["127.0.0.1"]).unwrap();
     let (matrix, ticks) = run_tls_fault(FakeKubelet::https(&cert), &pki, &dir).await;
-    matrix.assert_isolated(&ticks, &[ErrorClass::Tls]);
+    matrix.assert_isolated(&ticks, &[ErrorClass::Tls(TlsFailure::UnknownAuthority)]);
 }
 
 // === Logging across changes ===

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use metrics_server_kubelet::{
     AddressConfig, ClientCert, ErrorClass, KubeletClient, KubeletClientConfig, KubeletMetrics,
-    NodeTarget, PemSource, ScrapeError, Scraper, ScraperConfig, ServerVerification, TlsSettings,
-    TokenSource, Transport,
+    NodeTarget, PemSource, ScrapeError, Scraper, ScraperConfig, ServerVerification, TlsFailure,
+    TlsSettings, TokenSource, Transport,
 };
 use metrics_server_test_support::{
     FakeKubelet, Listening, NodeSample, PemDir, PodSample, RESOURCE_METRICS_PATH, Route, TestPki,
@@ -202,7 +202,11 @@ async fn a_certificate_without_the_url_host_fails_verification_but_passes_in_ins
 
     let verifying = scraper(&tls.verifying()).scrape_tick(&targets, far()).await;
     let err = err_of(&verifying, "node1");
-    assert_eq!(err.class(), ErrorClass::Tls, "{err}");
+    assert_eq!(
+        err.class(),
+        ErrorClass::Tls(TlsFailure::NameMismatch),
+        "{err}"
+    );
     assert!(err.to_string().contains("certificate"), "{err}");
 
     let insecure = scraper(&tls.client_config(ServerVerification::Insecure))
@@ -223,7 +227,10 @@ async fn a_certificate_from_another_ca_is_a_tls_error() {
     let result = scraper(&tls.verifying())
         .scrape_tick(&[target("node1", &kubelet)], far())
         .await;
-    assert_eq!(err_of(&result, "node1").class(), ErrorClass::Tls);
+    assert_eq!(
+        err_of(&result, "node1").class(),
+        ErrorClass::Tls(TlsFailure::UnknownAuthority)
+    );
 }
 
 #[tokio::test]
@@ -240,7 +247,7 @@ async fn a_kubelet_requiring_client_certificates_accepts_only_a_configured_one()
 
     let without = scraper(&tls.verifying()).scrape_tick(&targets, far()).await;
     let err = err_of(&without, "node1");
-    assert_eq!(err.class(), ErrorClass::Tls, "{err}");
+    assert_eq!(err.class(), ErrorClass::Tls(TlsFailure::Handshake), "{err}");
 
     let client = tls.pki.client_cert("metrics-server", &[]).unwrap();
     let (cert, key) = tls.dir.write_cert("client", &client).unwrap();

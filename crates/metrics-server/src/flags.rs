@@ -203,6 +203,9 @@ static SPECS: &[Spec] = &[
     f("kubelet-max-body-bytes", Int),
     f("authentication-token-cache-size", Int),
     f("authorization-cache-size", Int),
+    // Our own diagnosis features.
+    f("kubelet-node-proxy-fallback", Bool),
+    f("node-scrape-events", Bool),
     // cobra's own.
     Spec {
         name: "help",
@@ -478,6 +481,13 @@ pub struct Args {
     pub authentication_token_cache_size: i64,
     /// `--authorization-cache-size`.
     pub authorization_cache_size: i64,
+    // --- our own diagnosis features ---
+    /// `--kubelet-node-proxy-fallback`: scrape nodes whose kubelet port is unreachable through
+    /// kube-apiserver's node proxy.
+    pub kubelet_node_proxy_fallback: bool,
+    /// `--node-scrape-events`: an Event on a Node when its scrape failure changes. Off by
+    /// default: upstream's RBAC grants no Events.
+    pub node_scrape_events: bool,
     // --- logging ---
     /// `--logging-format` as given (validated later, like upstream).
     pub logging_format: String,
@@ -564,6 +574,8 @@ impl Default for Args {
             kubelet_max_body_bytes: as_i64(DEFAULT_MAX_BODY_BYTES),
             authentication_token_cache_size: DEFAULT_AUTH_CACHE_SIZE,
             authorization_cache_size: DEFAULT_AUTH_CACHE_SIZE,
+            kubelet_node_proxy_fallback: false,
+            node_scrape_events: false,
             logging_format: "text".to_owned(),
             v: 0,
             ignored: Vec::new(),
@@ -895,6 +907,8 @@ impl Args {
             }
             "kubelet-insecure-tls" => self.kubelet_insecure_tls = b,
             "kubelet-use-node-status-port" => self.kubelet_use_node_status_port = b,
+            "kubelet-node-proxy-fallback" => self.kubelet_node_proxy_fallback = b,
+            "node-scrape-events" => self.node_scrape_events = b,
             "disable-http2-serving" => self.disable_http2_serving = b,
             "permit-address-sharing" => self.permit_address_sharing = b,
             "permit-port-sharing" => self.permit_port_sharing = b,

@@ -13,6 +13,7 @@
 //! flag cannot be silently dropped); there are no globals (one explicit metrics registry);
 //! a bad scrape never fails a tick; a dead critical task ends the process non-zero.
 
+pub mod diagnosis;
 pub mod flags;
 pub mod logging;
 pub mod metrics;

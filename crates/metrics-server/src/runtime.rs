@@ -11,6 +11,9 @@
 //!           stop the scrape loop and the reloader ─► exit 0
 //! ```
 
+use crate::diagnosis::{
+    ApiServerNodeProxy, DiagnosisMetrics, KubeletDiagnosis, NodeEvents, node_proxy,
+};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
@@ -132,6 +135,8 @@ impl Args {
             kubelet_max_body_bytes: _,
             authentication_token_cache_size: _,
             authorization_cache_size: _,
+            kubelet_node_proxy_fallback,
+            node_scrape_events,
             logging_format: _,
             v: _,
             ignored,
@@ -231,6 +236,7 @@ impl Args {
             .max(resolution + Duration::from_secs(30));
         let kubelet_client = KubeletClient::new(&kubelet_config)
             .map_err(|e| startup(anyhow!("unable to create the kubelet client: {e}")))?;
+        let cluster_url = kube_config.cluster_url.to_string();
         let client = metrics_server_k8s::client(kube_config).map_err(startup)?;
 
         // 4. One explicit registry: the six metrics_server_* families of E.13.
@@ -240,6 +246,7 @@ impl Args {
         let manager_metrics = ManagerMetrics::register(&mut registry, resolution);
         let auth_metrics = AuthMetrics::register(&mut registry);
         let rejections = metrics_server_auth::stack::Rejections::register(&mut registry);
+        let diagnosis_metrics = DiagnosisMetrics::register(&mut registry);
         let registry = Arc::new(registry);
 
         let scraper = Scraper::new(
@@ -255,6 +262,20 @@ impl Args {
             },
             Some(kubelet_metrics),
         );
+        let scraper = if kubelet_node_proxy_fallback {
+            tracing::info!(
+                "Nodes whose kubelet port is unreachable are scraped through kube-apiserver's node proxy"
+            );
+            let proxy = ApiServerNodeProxy::new(
+                client.clone(),
+                &cluster_url,
+                limits.kubelet_max_body_bytes,
+            );
+            scraper.with_node_proxy(node_proxy(proxy)).0
+        } else {
+            scraper
+        };
+        let scrape_health = scraper.health();
 
         // 5. Authentication trust (flags + ConfigMap) and the authorizer.
         let shutdown = CancellationToken::new();
@@ -351,6 +372,17 @@ impl Args {
             tracing::info_span!("scraper"),
         ));
 
+        // Diagnosis: gauges always, Node events unless turned off (never critical).
+        tokio::spawn(
+            NodeEvents::new(
+                scrape_health.clone(),
+                diagnosis_metrics,
+                node_scrape_events.then(|| client.clone()),
+                resolution,
+            )
+            .run(shutdown.child_token()),
+        );
+
         // 8. Serve.
         let mut serve_task: JoinHandle<()> = match (certs, auth) {
             (Some(certs), Some((authn_config, authenticator, authorizer))) => {
@@ -378,7 +410,8 @@ impl Args {
                     Arc::clone(&health),
                     registry,
                     api_metrics,
-                );
+                )
+                .with_diagnosis(Arc::new(KubeletDiagnosis::new(scrape_health)));
                 let stack = metrics_server_auth::stack::build(
                     StackOptions::from_api_config(state.config(), rejections),
                     authenticator,

@@ -104,6 +104,7 @@ pub fn pod(ns: &str, name: &str, l: &[(&str, &str)]) -> Arc<PodMeta> {
         namespace: ns.to_owned(),
         name: name.to_owned(),
         labels: labels(l),
+        created: None,
     })
 }
 
