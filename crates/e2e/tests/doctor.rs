@@ -212,6 +212,15 @@ impl Ctx {
         Ok(findings)
     }
 
+    /// Runs doctor until `check` accepts its findings (the aggregator's conditions settle in steps),
+    /// for up to a minute.
+    async fn doctor_until(&self, check: impl Fn(&[Finding]) -> Result<()>) -> Result<()> {
+        eventually(Duration::from_secs(60), Duration::from_secs(5), || async {
+            check(&self.doctor().await?)
+        })
+        .await
+    }
+
     fn server(&self) -> Result<Process> {
         procs::find("metrics-server", &self.cluster.to_string_lossy())
     }
@@ -330,13 +339,13 @@ async fn rbac_binding_removed(ctx: &Ctx) -> Result<()> {
         .run(&["delete", "clusterrolebinding", "system:metrics-server"])
         .await?;
     let result = async {
-        let findings = ctx.doctor().await?;
-        expect_error(
-            &findings,
-            "rbac",
-            &["get nodes/metrics", "list nodes", "watch pods"],
-            &["kubectl create clusterrolebinding system:metrics-server --clusterrole=system:metrics-server --serviceaccount=kube-system:metrics-server"],
-        )?;
+        let fix = "kubectl create clusterrolebinding system:metrics-server \
+            --clusterrole=system:metrics-server --serviceaccount=kube-system:metrics-server";
+        ctx.doctor_until(|findings| {
+            let needed = ["get nodes/metrics", "list nodes", "watch pods"];
+            expect_error(findings, "rbac", &needed, &[fix])
+        })
+        .await?;
         let (code, report) = doctor_binary(ctx).await?;
         ensure!(code == 1, "metrics-server doctor exited {code}, not 1");
         ensure!(report["summary"]["errors"].as_u64() >= Some(1), "{report}");
@@ -382,16 +391,18 @@ async fn apiservice_wrong_port(ctx: &Ctx) -> Result<()> {
     patch_apiservice_port(ctx, wrong).await?;
     let result = async {
         wait_available(ctx, false).await?;
-        let findings = ctx.doctor().await?;
-        expect_error(
-            &findings,
-            "apiservice",
-            &[
-                &format!("nothing listens at 127.0.0.1:{wrong}"),
-                &format!("port ({wrong})"),
-            ],
-            &["kubectl patch apiservice v1beta1.metrics.k8s.io"],
-        )
+        ctx.doctor_until(|findings| {
+            expect_error(
+                findings,
+                "apiservice",
+                &[
+                    &format!("nothing listens at 127.0.0.1:{wrong}"),
+                    &format!("port ({wrong})"),
+                ],
+                &["kubectl patch apiservice v1beta1.metrics.k8s.io"],
+            )
+        })
+        .await
     }
     .await;
     let restored = async {
@@ -449,17 +460,20 @@ async fn service_without_endpoints(ctx: &Ctx) -> Result<()> {
     replace_service(ctx, &broken).await?;
     let result = async {
         wait_available(ctx, false).await?;
-        let findings = ctx.doctor().await?;
-        expect_error(&findings, "apiservice", &["MissingEndpoints"], &[])?;
-        expect_error(
-            &findings,
-            "endpoints",
-            &[
-                "no ready endpoints",
-                "selector k8s-app=doctor-e2e-matches-nothing matches no pod",
-            ],
-            &["get pods --show-labels"],
-        )
+        ctx.doctor_until(|findings| {
+            // MissingEndpoints, or EndpointsNotFound before the EndpointSlice controller made a slice.
+            expect_error(findings, "apiservice", &["has no ready endpoints"], &[])?;
+            expect_error(
+                findings,
+                "endpoints",
+                &[
+                    "no ready endpoints",
+                    "selector k8s-app=doctor-e2e-matches-nothing matches no pod",
+                ],
+                &["get pods --show-labels"],
+            )
+        })
+        .await
     }
     .await;
     let restored = async {
@@ -484,13 +498,15 @@ async fn server_hung(ctx: &Ctx) -> Result<()> {
     signal(server.pid, "STOP")?;
     let result = async {
         wait_available(ctx, false).await?;
-        let findings = ctx.doctor().await?;
-        expect_error(
-            &findings,
-            "apiservice",
-            &["FailedDiscoveryCheck", "did not answer in time", "hung"],
-            &["rollout restart"],
-        )
+        ctx.doctor_until(|findings| {
+            expect_error(
+                findings,
+                "apiservice",
+                &["FailedDiscoveryCheck", "did not answer in time", "hung"],
+                &["rollout restart"],
+            )
+        })
+        .await
     }
     .await;
     let resumed = signal(server.pid, "CONT");
@@ -515,16 +531,18 @@ async fn front_proxy_mismatch(ctx: &Ctx) -> Result<()> {
     let result = async {
         ctx.respawn(&mismatched)?;
         wait_available(ctx, false).await?;
-        let findings = ctx.doctor().await?;
-        expect_error(
-            &findings,
-            "apiservice",
-            &["front-proxy CA mismatch"],
-            &[
-                "extension-apiserver-authentication",
-                "--requestheader-client-ca-file",
-            ],
-        )
+        ctx.doctor_until(|findings| {
+            expect_error(
+                findings,
+                "apiservice",
+                &["front-proxy CA mismatch"],
+                &[
+                    "extension-apiserver-authentication",
+                    "--requestheader-client-ca-file",
+                ],
+            )
+        })
+        .await
     }
     .await;
     let restored = async {
@@ -604,15 +622,17 @@ async fn hpa_case(ctx: &Ctx) -> Result<()> {
         Ok(())
     })
     .await?;
-    let findings = ctx.doctor().await?;
-    expect_error(
-        &findings,
-        "hpa",
-        &[
-            "cpu shows <unknown>",
-            "container(s) app of pod web-",
-            "request no cpu",
-        ],
-        &["kubectl -n doctor-e2e-hpa set resources deployment/web -c app --requests=cpu="],
-    )
+    ctx.doctor_until(|findings| {
+        expect_error(
+            findings,
+            "hpa",
+            &[
+                "cpu shows <unknown>",
+                "container(s) app of pod web-",
+                "request no cpu",
+            ],
+            &["kubectl -n doctor-e2e-hpa set resources deployment/web -c app --requests=cpu="],
+        )
+    })
+    .await
 }

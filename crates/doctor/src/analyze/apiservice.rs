@@ -100,7 +100,11 @@ fn unavailable_cause(
             format!("Service {ns}/{name} does not exist"),
             format!("create it: {MANIFESTS}, or kubectl -n {ns} get svc {name}"),
         ),
-        "MissingEndpoints" | "ServiceAccessError" => (
+        "ServiceAccessError" | "EndpointsAccessError" => (
+            format!("kube-apiserver could not read Service {ns}/{name} or its endpoints"),
+            "check kube-apiserver's log for the aggregator's errors".to_owned(),
+        ),
+        "MissingEndpoints" | "EndpointsNotFound" => (
             format!(
                 "Service {ns}/{name} has no ready endpoints for port {}",
                 svc.port

@@ -288,6 +288,20 @@ fn a_service_whose_selector_matches_nothing_has_no_endpoints() {
     let findings = analyze(&facts);
     let api = error(&findings, "apiservice");
     assert!(api.message.contains("MissingEndpoints"), "{api:?}");
+    assert!(api.message.contains("has no ready endpoints"), "{api:?}");
+    // Before the EndpointSlice controller has made a slice, kube-apiserver says EndpointsNotFound.
+    let mut early = facts.clone();
+    api_mut(&mut early).conditions = available(
+        "False",
+        "EndpointsNotFound",
+        "cannot find endpointslices for service/metrics-server in \"kube-system\"",
+    );
+    let early = analyze(&early);
+    assert!(
+        error(&early, "apiservice")
+            .message
+            .contains("has no ready endpoints")
+    );
     let eps = error(&findings, "endpoints");
     assert!(
         eps.message
