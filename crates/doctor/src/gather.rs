@@ -82,8 +82,23 @@ pub(crate) async fn timed<T>(
         Ok(Err(kube::Error::Api(status))) => {
             Err(Failure::Status(status.code, status.message.clone()))
         }
-        Ok(Err(e)) => Err(Failure::Transport(e.to_string())),
+        Ok(Err(e)) => Err(Failure::Transport(chain(&e))),
     }
+}
+
+/// An error and its sources, `outer: inner: innermost` (kube's own text omits the cause, e.g.
+/// `client error (Connect)` without `Connection refused`).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text = format!("{text}: {next}");
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// A result as a [`Lookup`].

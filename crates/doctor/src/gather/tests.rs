@@ -149,3 +149,39 @@ fn a_pod_that_is_not_ready_says_why() {
     assert_eq!(facts.restarts, 4);
     assert_eq!(facts.container_ports, [(Some("https".to_owned()), 10250)]);
 }
+
+#[derive(Debug)]
+struct Wrapped(&'static str, Option<Box<Wrapped>>);
+
+impl std::fmt::Display for Wrapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Wrapped {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.1.as_deref().map(|e| e as _)
+    }
+}
+
+#[test]
+fn transport_errors_carry_their_causes() {
+    let e = Wrapped(
+        "client error (Connect)",
+        Some(Box::new(Wrapped(
+            "tcp connect error",
+            Some(Box::new(Wrapped("Connection refused", None))),
+        ))),
+    );
+    assert_eq!(
+        super::chain(&e),
+        "client error (Connect): tcp connect error: Connection refused"
+    );
+    // A cause already in the text is not repeated.
+    let e = Wrapped(
+        "read: Connection reset",
+        Some(Box::new(Wrapped("Connection reset", None))),
+    );
+    assert_eq!(super::chain(&e), "read: Connection reset");
+}
