@@ -506,8 +506,18 @@ fn signal(pid: u32, sig: &str) -> Result<()> {
     Ok(())
 }
 
+/// Sends SIGCONT when dropped, so a case cut short by its timeout never leaves the server stopped.
+struct Resume(u32);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        let _ = signal(self.0, "CONT");
+    }
+}
+
 async fn server_hung(ctx: &Ctx) -> Result<()> {
     let server = ctx.server()?;
+    let resume = Resume(server.pid);
     signal(server.pid, "STOP")?;
     let result = async {
         wait_available(ctx, false).await?;
@@ -523,6 +533,7 @@ async fn server_hung(ctx: &Ctx) -> Result<()> {
     }
     .await;
     let resumed = signal(server.pid, "CONT");
+    drop(resume);
     let restored = async {
         resumed?;
         wait_available(ctx, true).await
