@@ -93,3 +93,19 @@ fn usage_error(message: &str) -> u8 {
     let _ = writeln!(err);
     EXIT_USAGE
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn doctor_as_first_argument_runs_the_subcommand() {
+        // The server's parser rejects a positional argument; doctor's --help succeeds.
+        assert_eq!(
+            super::main_with_args(["doctor".to_owned(), "--help".to_owned()]),
+            0
+        );
+        assert_eq!(
+            super::main_with_args(["doctor".to_owned(), "--output=yaml".to_owned()]),
+            metrics_server_doctor::cli::EXIT_UNUSABLE
+        );
+    }
+}
