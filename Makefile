@@ -13,7 +13,7 @@ CARGO ?= cargo
 KUBECONFIG_PATH = $(CURDIR)/.cluster/kwok/clusters/$(or $(CLUSTER_NAME),msrs)/kubeconfig.yaml
 KUBECTL = $(CURDIR)/.cluster/bin/kubectl
 
-.PHONY: all build release tools cluster-up cluster-down demo test unit e2e e2e-run control-plane-run differential lint fmt clean
+.PHONY: all build release tools cluster-up cluster-down demo test unit e2e e2e-run doctor-run control-plane-run differential lint fmt clean
 
 all: build
 
@@ -53,6 +53,8 @@ e2e: release
 	@hack/cluster.sh up && \
 	  status=0; $(MAKE) --no-print-directory e2e-run KUBECONFIG=$(KUBECONFIG_PATH) || status=$$?; \
 	  if [ $$status -eq 0 ]; then \
+	    $(MAKE) --no-print-directory doctor-run KUBECONFIG=$(KUBECONFIG_PATH) || status=$$?; fi; \
+	  if [ $$status -eq 0 ]; then \
 	    $(MAKE) --no-print-directory control-plane-run KUBECONFIG=$(KUBECONFIG_PATH) || status=$$?; fi; \
 	  hack/cluster.sh down; exit $$status
 
@@ -65,6 +67,14 @@ e2e-run:
 	  echo "e2e-run: name the cluster: make e2e-run KUBECONFIG=/path/to/kubeconfig"; exit 1; fi
 	E2E_KUBECONFIG=$(E2E_KUBECONFIG) E2E_REQUIRE=1 KUBECTL=$(KUBECTL) $(CARGO) test -p metrics-server-e2e --test e2e
 	E2E_KUBECONFIG=$(E2E_KUBECONFIG) E2E_REQUIRE=1 $(CARGO) test -p metrics-server-e2e --test diagnosis
+
+# `metrics-server doctor` against injected faults (RBAC, APIService port, endpoints, hung server,
+# front-proxy CA, HPA without requests); every fault is put back. Stops and restarts the server
+# process: only for a cluster made by hack/cluster.sh.
+doctor-run:
+	@if [ -z "$(E2E_KUBECONFIG)" ]; then \
+	  echo "doctor-run: name the cluster: make doctor-run KUBECONFIG=/path/to/kubeconfig"; exit 1; fi
+	E2E_KUBECONFIG=$(E2E_KUBECONFIG) E2E_REQUIRE=1 KUBECTL=$(KUBECTL) $(CARGO) test -p metrics-server-e2e --test doctor
 
 # Kills and restarts the named cluster's kube-apiserver, etcd and metrics-server: only for a cluster
 # made by hack/cluster.sh.

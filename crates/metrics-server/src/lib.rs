@@ -30,7 +30,13 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_CRASHED: u8 = 1;
 
 /// Runs the command line `args` (without the program name) and returns the exit status.
+/// `doctor` as the first argument runs the diagnosis subcommand instead of the server (its own
+/// flags; the server's flags and `--help` are untouched).
 pub fn main_with_args(args: impl IntoIterator<Item = String>) -> u8 {
+    let mut args = args.into_iter().peekable();
+    if args.peek().is_some_and(|first| first == "doctor") {
+        return metrics_server_doctor::main_with_args(args.skip(1));
+    }
     let args = match flags::parse(args) {
         Ok(Command::Help) => {
             let _ = std::io::stdout().lock().write_all(HELP.as_bytes());
@@ -86,4 +92,20 @@ fn usage_error(message: &str) -> u8 {
     let _ = err.write_all(flags::usage().as_bytes());
     let _ = writeln!(err);
     EXIT_USAGE
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn doctor_as_first_argument_runs_the_subcommand() {
+        // The server's parser rejects a positional argument; doctor's --help succeeds.
+        assert_eq!(
+            super::main_with_args(["doctor".to_owned(), "--help".to_owned()]),
+            0
+        );
+        assert_eq!(
+            super::main_with_args(["doctor".to_owned(), "--output=yaml".to_owned()]),
+            metrics_server_doctor::cli::EXIT_UNUSABLE
+        );
+    }
 }
