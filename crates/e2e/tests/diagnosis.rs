@@ -24,7 +24,8 @@ use anyhow::{Context as _, Result, bail, ensure};
 use bytes::Bytes;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use metrics_server_e2e::https::{Identity, InsecureClient};
 use metrics_server_e2e::procs;
 use metrics_server_e2e::runner::{self, Tally};
@@ -226,7 +227,19 @@ async fn cases(ctx: &Ctx, tally: &mut Tally) {
         &result,
     );
     let result = blocked_port_named_by_the_primary(ctx).await;
-    tally.case("(5) blocked kubelet port: scrape health and the 404 say connection refused, with the address", &result);
+    let result = match result {
+        Ok(()) => {
+            doctor_names(
+                ctx,
+                BLOCKED,
+                "kubelet port unreachable",
+                "--kubelet-node-proxy-fallback",
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    tally.case("(5) blocked kubelet port: scrape health, the 404 and doctor name it, with the address and the fix", &result);
 
     let second = match SecondServer::start(ctx).await {
         Ok(s) => s,
@@ -244,8 +257,12 @@ async fn cases(ctx: &Ctx, tally: &mut Tally) {
         &result,
     );
     let result = missing_san_is_named(ctx, &second).await;
+    let result = match result {
+        Ok(()) => missing_san_named_by_doctor(ctx, &second).await,
+        Err(e) => Err(e),
+    };
     tally.case(
-        "(6) kubelet certificate without the node's IP SAN: named in scrape health and the 404",
+        "(6) kubelet certificate without the node's IP SAN: named in scrape health, the 404 and doctor (through the aggregator)",
         &result,
     );
     let result = events_on_the_nodes(ctx).await;
@@ -330,6 +347,62 @@ async fn blocked_port_named_by_the_primary(ctx: &Ctx) -> Result<()> {
         "{message}"
     );
     Ok(())
+}
+
+/// Doctor (gather + analyze, as `metrics-server doctor` runs them) names `node` in a kubelet
+/// finding whose message and fix contain the given texts.
+async fn doctor_names(ctx: &Ctx, node: &str, message: &str, fix: &str) -> Result<()> {
+    eventually(ctx, "doctor's kubelet finding", async || {
+        let facts = metrics_server_doctor::gather(&ctx.client, &Default::default()).await?;
+        let findings = metrics_server_doctor::analyze(&facts);
+        let hit = findings
+            .iter()
+            .find(|f| f.check == "kubelet" && f.subject.contains(node));
+        let Some(f) = hit else {
+            bail!("no kubelet finding names {node}: {findings:#?}");
+        };
+        ensure!(
+            f.severity == metrics_server_doctor::Severity::Error,
+            "{f:?}"
+        );
+        ensure!(f.message.contains(message) && f.fix.contains(fix), "{f:?}");
+        println!("   doctor: {} | {} | {}", f.subject, f.message, f.fix);
+        Ok(())
+    })
+    .await
+}
+
+/// Points the APIService at the second server (which verifies kubelet certificates), checks
+/// that doctor names the certificate fault through the aggregator, and points it back.
+async fn missing_san_named_by_doctor(ctx: &Ctx, second: &SecondServer) -> Result<()> {
+    let apiservices = Api::<APIService>::all(ctx.client.clone());
+    let name = "v1beta1.metrics.k8s.io";
+    let original = apiservices
+        .get(name)
+        .await?
+        .spec
+        .and_then(|s| s.service)
+        .and_then(|s| s.port)
+        .context("the APIService has no service port")?;
+    let port = second
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .parse::<i32>()?;
+    let patch = |port: i32| json!({"spec": {"service": {"port": port}}});
+    apiservices
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch(port)))
+        .await?;
+    let result = doctor_names(ctx, NOSAN, "has no SAN", "serverTLSBootstrap").await;
+    apiservices
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(patch(original)),
+        )
+        .await?;
+    result
 }
 
 /// Our binary again, on its own port, for the diag nodes only.
