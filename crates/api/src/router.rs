@@ -14,7 +14,7 @@ use metrics_server_core::{FieldSelector, LabelSelector};
 use crate::attributes::watch_requested;
 use crate::cluster::LabelMap;
 use crate::diagnosis;
-use crate::discovery::{self, GROUP};
+use crate::discovery::{self, GROUP, MetricsVersion};
 use crate::health::{self, ProbeContext};
 use crate::json::JsonWriter;
 use crate::limits::go_http_error;
@@ -160,13 +160,18 @@ fn route(state: &ApiState, ctx: &Ctx, path: &str) -> Response<Body> {
     }
     // The non-go-restful mux: any method.
     match path {
-        "/" | "/index.html" => return index(),
+        "/" | "/index.html" => return index(state),
         "/metrics" => return metrics(state, ctx),
         "/scrape-health" => return scrape_health(state, ctx),
         "/openapi/v2" => return json_bytes(state.openapi.v2.clone()),
         "/openapi/v3" => return json_bytes(state.openapi.v3_index.clone()),
-        "/openapi/v3/apis/metrics.k8s.io/v1beta1" => return openapi_v3_group_version(state, ctx),
         _ => {}
+    }
+    if let Some(doc) = path
+        .strip_prefix("/openapi/v3/apis/metrics.k8s.io/")
+        .and_then(|v| state.openapi.v3_document(v))
+    {
+        return openapi_v3_group_version(doc, ctx);
     }
     let trimmed = path.strip_prefix('/').unwrap_or(path);
     let (first, rest) = trimmed.split_once('/').unwrap_or((trimmed, ""));
@@ -198,9 +203,9 @@ fn json_bytes(body: Bytes) -> Response<Body> {
     text_ok("application/json", body)
 }
 
-fn openapi_v3_group_version(state: &ApiState, ctx: &Ctx) -> Response<Body> {
-    let mut resp = json_bytes(state.openapi.v3_group_version.clone());
-    let etag = format!("\"{}\"", state.openapi.v3_hash);
+fn openapi_v3_group_version(doc: &crate::openapi::GroupVersionDoc, ctx: &Ctx) -> Response<Body> {
+    let mut resp = json_bytes(doc.body.clone());
+    let etag = format!("\"{}\"", doc.hash);
     if ctx.if_none_match.as_deref() == Some(etag.as_str()) {
         *resp.body_mut() = Body::empty();
         *resp.status_mut() = StatusCode::NOT_MODIFIED;
@@ -210,7 +215,7 @@ fn openapi_v3_group_version(state: &ApiState, ctx: &Ctx) -> Response<Body> {
         h.insert(header::ETAG, v);
     }
     h.insert(header::VARY, HeaderValue::from_static("Accept"));
-    if ctx.query.get("hash") == Some(state.openapi.v3_hash.as_str()) {
+    if ctx.query.get("hash") == Some(doc.hash.as_str()) {
         h.insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, immutable"),
@@ -227,7 +232,6 @@ const LISTED_PATHS: &[&str] = &[
     "/apis",
     "/apis/",
     "/apis/metrics.k8s.io",
-    "/apis/metrics.k8s.io/v1beta1",
     "/healthz",
     "/healthz/log",
     "/healthz/metadata-informer-sync",
@@ -257,12 +261,22 @@ const LISTED_PATHS: &[&str] = &[
     "/version",
 ];
 
-/// `GET /`: `metav1.RootPaths`, written with `WriteRawJSON` (indented).
-fn index() -> Response<Body> {
+/// `GET /`: `metav1.RootPaths` (sorted, with a path per served version),
+/// written with `WriteRawJSON` (indented).
+fn index(state: &ApiState) -> Response<Body> {
+    let versions: Vec<String> = state
+        .config
+        .served_versions
+        .iter()
+        .map(|v| format!("/apis/{}", v.group_version()))
+        .collect();
+    let mut paths: Vec<&str> = LISTED_PATHS.to_vec();
+    paths.extend(versions.iter().map(String::as_str));
+    paths.sort_unstable();
     let mut out = Vec::new();
     let mut w = JsonWriter::new(&mut out, true);
     w.begin_object();
-    w.field_str_array("paths", LISTED_PATHS);
+    w.field_str_array("paths", &paths);
     w.end_object();
     json_response(200, out)
 }
@@ -367,7 +381,6 @@ fn apis_root(state: &ApiState, ctx: &Ctx) -> Response<Body> {
 fn api_group(state: &ApiState, ctx: &Ctx, path: &str) -> Response<Body> {
     let tokens: Vec<&str> = path.trim_matches('/').split('/').collect();
     enum Route<'a> {
-        Group,
         Resources,
         Nodes,
         Node(&'a str),
@@ -375,24 +388,27 @@ fn api_group(state: &ApiState, ctx: &Ctx, path: &str) -> Response<Body> {
         Pod(&'a str, &'a str),
         ScrapeHealth,
     }
-    let route = match tokens.as_slice() {
-        ["apis", GROUP] => Route::Group,
-        ["apis", GROUP, discovery::VERSION] => Route::Resources,
-        ["apis", GROUP, discovery::VERSION, "nodes"] => Route::Nodes,
-        ["apis", GROUP, discovery::VERSION, "nodes", name] => Route::Node(name),
-        ["apis", GROUP, discovery::VERSION, "pods"] => Route::Pods(None),
+    if let ["apis", GROUP] = tokens.as_slice() {
+        return group_route(state, ctx);
+    }
+    // Every served version has the same routes (an unserved one has none).
+    let Some((version, rest)) = tokens
+        .get(2)
+        .and_then(|v| state.config.served_versions.get(v))
+        .zip(tokens.get(3..))
+        .filter(|_| tokens.get(..2) == Some(&["apis", GROUP][..]))
+    else {
+        return ctx.error(Status::route_not_found());
+    };
+    let route = match rest {
+        [] => Route::Resources,
+        ["nodes"] => Route::Nodes,
+        ["nodes", name] => Route::Node(name),
+        ["pods"] => Route::Pods(None),
         // Not in discovery: the scrape-health document, reachable through the aggregator.
-        ["apis", GROUP, discovery::VERSION, "scrapehealth"] => Route::ScrapeHealth,
-        ["apis", GROUP, discovery::VERSION, "namespaces", ns, "pods"] => Route::Pods(Some(ns)),
-        [
-            "apis",
-            GROUP,
-            discovery::VERSION,
-            "namespaces",
-            ns,
-            "pods",
-            name,
-        ] => Route::Pod(ns, name),
+        ["scrapehealth"] => Route::ScrapeHealth,
+        ["namespaces", ns, "pods"] => Route::Pods(Some(ns)),
+        ["namespaces", ns, "pods", name] => Route::Pod(ns, name),
         _ => return ctx.error(Status::route_not_found()),
     };
     if ctx.method != Method::GET {
@@ -406,14 +422,24 @@ fn api_group(state: &ApiState, ctx: &Ctx, path: &str) -> Response<Body> {
         return ctx.error(restful_not_acceptable(produces));
     }
     match route {
-        Route::Group => ctx.plain_json(discovery::write_group),
-        Route::Resources => ctx.plain_json(discovery::write_resource_list),
-        Route::Nodes => list_nodes(state, ctx),
-        Route::Node(name) => get_node(state, ctx, name),
-        Route::Pods(ns) => list_pods(state, ctx, ns),
-        Route::Pod(ns, name) => get_pod(state, ctx, ns, name),
+        Route::Resources => ctx.plain_json(|w| discovery::write_resource_list(w, version)),
+        Route::Nodes => list_nodes(state, ctx, version),
+        Route::Node(name) => get_node(state, ctx, version, name),
+        Route::Pods(ns) => list_pods(state, ctx, version, ns),
+        Route::Pod(ns, name) => get_pod(state, ctx, version, ns, name),
         Route::ScrapeHealth => scrape_health(state, ctx),
     }
+}
+
+/// `GET /apis/metrics.k8s.io`: the group with its served versions.
+fn group_route(state: &ApiState, ctx: &Ctx) -> Response<Body> {
+    if ctx.method != Method::GET {
+        return ctx.error(Status::route_method_not_allowed());
+    }
+    if !restful_accepts(&ctx.accept, PRODUCES_GET) {
+        return ctx.error(restful_not_acceptable(PRODUCES_GET));
+    }
+    ctx.plain_json(|w| state.discovery.write_group(w))
 }
 
 // === resources ===
@@ -426,7 +452,7 @@ fn negotiate_resource(ctx: &Ctx) -> Result<Negotiated, Box<Response<Body>>> {
 }
 
 /// `TableOptions` decoding and validation (`optionsForTransform`).
-fn encoding_for(ctx: &Ctx, n: Negotiated) -> Result<Encoding, Status> {
+fn encoding_for(ctx: &Ctx, n: Negotiated, version: MetricsVersion) -> Result<Encoding, Status> {
     let pretty = n.pretty_param || ctx.pretty_request();
     let mut include = IncludeObject::Metadata;
     if let Target::Table { .. } = n.target {
@@ -445,6 +471,7 @@ fn encoding_for(ctx: &Ctx, n: Negotiated) -> Result<Encoding, Status> {
         };
     }
     Ok(Encoding {
+        version,
         target: n.target,
         include,
         pretty,
@@ -513,8 +540,16 @@ fn ok_json(body: Vec<u8>) -> Response<Body> {
     json_response(200, body)
 }
 
-fn respond_list<T: Item>(ctx: &Ctx, items: &[T], created: &str, n: Negotiated) -> Response<Body> {
-    let enc = match encoding_for(ctx, n) {
+/// What a resource handler answers with: the negotiated form and version.
+#[derive(Clone, Copy)]
+struct Answer {
+    negotiated: Negotiated,
+    version: MetricsVersion,
+}
+
+fn respond_list<T: Item>(ctx: &Ctx, items: &[T], created: &str, a: Answer) -> Response<Body> {
+    let n = a.negotiated;
+    let enc = match encoding_for(ctx, n, a.version) {
         Ok(e) => e,
         Err(s) => return ctx.error(s),
     };
@@ -524,8 +559,9 @@ fn respond_list<T: Item>(ctx: &Ctx, items: &[T], created: &str, n: Negotiated) -
     ok_json(objects::encode_list(items, created, enc))
 }
 
-fn respond_one<T: Item>(ctx: &Ctx, item: &T, created: &str, n: Negotiated) -> Response<Body> {
-    let enc = match encoding_for(ctx, n) {
+fn respond_one<T: Item>(ctx: &Ctx, item: &T, created: &str, a: Answer) -> Response<Body> {
+    let n = a.negotiated;
+    let enc = match encoding_for(ctx, n, a.version) {
         Ok(e) => e,
         Err(s) => return ctx.error(s),
     };
@@ -535,9 +571,12 @@ fn respond_one<T: Item>(ctx: &Ctx, item: &T, created: &str, n: Negotiated) -> Re
     ok_json(objects::encode_one(item, created, enc))
 }
 
-fn list_nodes(state: &ApiState, ctx: &Ctx) -> Response<Body> {
+fn list_nodes(state: &ApiState, ctx: &Ctx, version: MetricsVersion) -> Response<Body> {
     let n = match negotiate_resource(ctx) {
-        Ok(n) => n,
+        Ok(negotiated) => Answer {
+            negotiated,
+            version,
+        },
         Err(r) => return *r,
     };
     let sel = match list_selectors(ctx) {
@@ -575,9 +614,12 @@ fn list_nodes(state: &ApiState, ctx: &Ctx) -> Response<Body> {
     respond_list(ctx, &items, &created, n)
 }
 
-fn get_node(state: &ApiState, ctx: &Ctx, name: &str) -> Response<Body> {
+fn get_node(state: &ApiState, ctx: &Ctx, version: MetricsVersion, name: &str) -> Response<Body> {
     let n = match negotiate_resource(ctx) {
-        Ok(n) => n,
+        Ok(negotiated) => Answer {
+            negotiated,
+            version,
+        },
         Err(r) => return *r,
     };
     let meta = match state.cluster.get_node(name) {
@@ -605,9 +647,17 @@ fn get_node(state: &ApiState, ctx: &Ctx, name: &str) -> Response<Body> {
     respond_one(ctx, &NodeItem { meta, usage }, &created, n)
 }
 
-fn list_pods(state: &ApiState, ctx: &Ctx, namespace: Option<&str>) -> Response<Body> {
+fn list_pods(
+    state: &ApiState,
+    ctx: &Ctx,
+    version: MetricsVersion,
+    namespace: Option<&str>,
+) -> Response<Body> {
     let n = match negotiate_resource(ctx) {
-        Ok(n) => n,
+        Ok(negotiated) => Answer {
+            negotiated,
+            version,
+        },
         Err(r) => return *r,
     };
     let sel = match list_selectors(ctx) {
@@ -653,9 +703,18 @@ fn list_pods(state: &ApiState, ctx: &Ctx, namespace: Option<&str>) -> Response<B
     respond_list(ctx, &items, &created, n)
 }
 
-fn get_pod(state: &ApiState, ctx: &Ctx, namespace: &str, name: &str) -> Response<Body> {
+fn get_pod(
+    state: &ApiState,
+    ctx: &Ctx,
+    version: MetricsVersion,
+    namespace: &str,
+    name: &str,
+) -> Response<Body> {
     let n = match negotiate_resource(ctx) {
-        Ok(n) => n,
+        Ok(negotiated) => Answer {
+            negotiated,
+            version,
+        },
         Err(r) => return *r,
     };
     let meta = match state.cluster.get_pod(namespace, name) {
