@@ -28,7 +28,7 @@ fn no_served_version_is_refused() {
     );
     // Preference does not depend on the order given.
     let both = ServedVersions::new(&[MetricsVersion::V1beta1, MetricsVersion::V1]);
-    assert_eq!(both.map(|s| s.preferred()), Ok(MetricsVersion::V1));
+    assert_eq!(both.map(ServedVersions::preferred), Ok(MetricsVersion::V1));
 }
 
 #[tokio::test]
