@@ -39,6 +39,7 @@ mod metrics;
 mod negotiate;
 mod objects;
 mod openapi;
+mod protobuf;
 mod query;
 mod router;
 mod source;

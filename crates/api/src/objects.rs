@@ -29,6 +29,16 @@ pub struct PodItem {
     pub usage: PodUsage,
 }
 
+/// `metadata.creationTimestamp` of served objects (the time of the request),
+/// as JSON writes it and as a time.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Created<'a> {
+    /// RFC 3339 at second precision.
+    pub(crate) text: &'a str,
+    /// Unix nanoseconds.
+    pub(crate) unix_ns: i64,
+}
+
 /// `includeObject` of a Table request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum IncludeObject {

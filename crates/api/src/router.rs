@@ -19,8 +19,12 @@ use crate::health::{self, ProbeContext};
 use crate::json::JsonWriter;
 use crate::limits::go_http_error;
 use crate::metrics::{render_openmetrics, render_text};
-use crate::negotiate::{self, Endpoint, Negotiated, Target, is_pretty_print, negotiate};
-use crate::objects::{self, Encoding, IncludeObject, Item, NodeItem, PodItem};
+use crate::negotiate::{
+    self, ALL_FORMATS, Endpoint, Format, JSON_ONLY, Negotiated, Target, is_pretty_print, negotiate,
+    negotiate_formats,
+};
+use crate::objects::{self, Created, Encoding, IncludeObject, NodeItem, PodItem};
+use crate::protobuf::{self, PROTOBUF, ProtoItem};
 use crate::query::{Query, unescape_path};
 use crate::source::unix_nanos;
 use crate::state::ApiState;
@@ -67,7 +71,10 @@ impl Ctx {
     /// An error Status, negotiated like `ErrorNegotiated`: when no JSON
     /// clause is acceptable, Go falls back to indented raw JSON.
     fn error(&self, status: Status) -> Response<Body> {
-        match negotiate(&self.accept, Endpoint::Plain) {
+        match negotiate_formats(&self.accept, Endpoint::Plain, ALL_FORMATS) {
+            Some(n) if n.format == Format::Protobuf => {
+                typed_response(status.code, PROTOBUF, protobuf::encode_status(&status))
+            }
             Some(n) => status.into_response(n.pretty_param || self.pretty_request()),
             None => {
                 let mut out = Vec::new();
@@ -81,7 +88,9 @@ impl Ctx {
     /// default endpoint restrictions.
     fn plain_json(&self, write: impl FnOnce(&mut JsonWriter<'_>)) -> Response<Body> {
         let Some(n) = negotiate(&self.accept, Endpoint::Plain) else {
-            return self.error(Status::not_acceptable(negotiate::not_acceptable_message()));
+            return self.error(Status::not_acceptable(negotiate::not_acceptable_message(
+                JSON_ONLY,
+            )));
         };
         let pretty = n.pretty_param || self.pretty_request();
         let mut out = Vec::with_capacity(512);
@@ -102,14 +111,32 @@ fn restful_accepts(accept: &str, produces: &[&str]) -> bool {
     })
 }
 
+/// Discovery routes.
 const PRODUCES_GET: &[&str] = &[negotiate::JSON];
-const PRODUCES_LIST: &[&str] = &[negotiate::JSON, "application/json;stream=watch"];
+/// Routes of a named object.
+const PRODUCES_OBJECT: &[&str] = &[negotiate::JSON, PROTOBUF];
+/// List routes: every format, then the stream forms.
+const PRODUCES_LIST: &[&str] = &[
+    negotiate::JSON,
+    PROTOBUF,
+    "application/json;stream=watch",
+    "application/vnd.kubernetes.protobuf;stream=watch",
+];
 
 fn restful_not_acceptable(produces: &[&str]) -> Status {
     Status::not_acceptable(format!(
         "406: Not Acceptable\n\nAvailable representations: {}",
         produces.join(", ")
     ))
+}
+
+/// A response with a status code and content type.
+fn typed_response(code: u16, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
 }
 
 fn text_ok(content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
@@ -416,7 +443,8 @@ fn api_group(state: &ApiState, ctx: &Ctx, path: &str) -> Response<Body> {
     }
     let produces = match route {
         Route::Nodes | Route::Pods(_) => PRODUCES_LIST,
-        _ => PRODUCES_GET,
+        Route::Node(_) | Route::Pod(..) => PRODUCES_OBJECT,
+        Route::Resources | Route::ScrapeHealth => PRODUCES_GET,
     };
     if !restful_accepts(&ctx.accept, produces) {
         return ctx.error(restful_not_acceptable(produces));
@@ -446,8 +474,12 @@ fn group_route(state: &ApiState, ctx: &Ctx) -> Response<Body> {
 
 /// Negotiation for resource endpoints; `Err` is the ready 406.
 fn negotiate_resource(ctx: &Ctx) -> Result<Negotiated, Box<Response<Body>>> {
-    negotiate(&ctx.accept, Endpoint::Resource).ok_or_else(|| {
-        Box::new(ctx.error(Status::not_acceptable(negotiate::not_acceptable_message())))
+    negotiate_formats(&ctx.accept, Endpoint::Resource, ALL_FORMATS).ok_or_else(|| {
+        Box::new(
+            ctx.error(Status::not_acceptable(negotiate::not_acceptable_message(
+                ALL_FORMATS,
+            ))),
+        )
     })
 }
 
@@ -536,6 +568,10 @@ fn now_string(state: &ApiState) -> (i64, String) {
     (now, metrics_server_core::Rfc3339Seconds(now).to_string())
 }
 
+fn created(now: i64, text: &str) -> Created<'_> {
+    Created { text, unix_ns: now }
+}
+
 fn ok_json(body: Vec<u8>) -> Response<Body> {
     json_response(200, body)
 }
@@ -547,7 +583,12 @@ struct Answer {
     version: MetricsVersion,
 }
 
-fn respond_list<T: Item>(ctx: &Ctx, items: &[T], created: &str, a: Answer) -> Response<Body> {
+fn respond_list<T: ProtoItem>(
+    ctx: &Ctx,
+    items: &[T],
+    created: Created<'_>,
+    a: Answer,
+) -> Response<Body> {
     let n = a.negotiated;
     let enc = match encoding_for(ctx, n, a.version) {
         Ok(e) => e,
@@ -556,10 +597,19 @@ fn respond_list<T: Item>(ctx: &Ctx, items: &[T], created: &str, a: Answer) -> Re
     if let Some(msg) = objects::partial_mismatch_message::<T>(n.target, true) {
         return ctx.error(Status::not_acceptable(msg));
     }
-    ok_json(objects::encode_list(items, created, enc))
+    if n.format == Format::Protobuf {
+        let body = protobuf::encode_list(items, created, a.version, n.target);
+        return typed_response(200, PROTOBUF, body);
+    }
+    ok_json(objects::encode_list(items, created.text, enc))
 }
 
-fn respond_one<T: Item>(ctx: &Ctx, item: &T, created: &str, a: Answer) -> Response<Body> {
+fn respond_one<T: ProtoItem>(
+    ctx: &Ctx,
+    item: &T,
+    created: Created<'_>,
+    a: Answer,
+) -> Response<Body> {
     let n = a.negotiated;
     let enc = match encoding_for(ctx, n, a.version) {
         Ok(e) => e,
@@ -568,7 +618,11 @@ fn respond_one<T: Item>(ctx: &Ctx, item: &T, created: &str, a: Answer) -> Respon
     if let Some(msg) = objects::partial_mismatch_message::<T>(n.target, false) {
         return ctx.error(Status::not_acceptable(msg));
     }
-    ok_json(objects::encode_one(item, created, enc))
+    if n.format == Format::Protobuf {
+        let body = protobuf::encode_one(item, created, a.version, n.target);
+        return typed_response(200, PROTOBUF, body);
+    }
+    ok_json(objects::encode_one(item, created.text, enc))
 }
 
 fn list_nodes(state: &ApiState, ctx: &Ctx, version: MetricsVersion) -> Response<Body> {
@@ -596,7 +650,7 @@ fn list_nodes(state: &ApiState, ctx: &Ctx, version: MetricsVersion) -> Response<
         }
     };
     let view = state.metrics.view();
-    let (now, created) = now_string(state);
+    let (now, text) = now_string(state);
     let mut items: Vec<NodeItem> = nodes
         .into_iter()
         .filter(|node| sel.fields.matches(&[("metadata.name", node.name.as_str())]))
@@ -611,7 +665,7 @@ fn list_nodes(state: &ApiState, ctx: &Ctx, version: MetricsVersion) -> Response<
             .observe_freshness(age_seconds(now, item.usage.timestamp_ns));
     }
     items.sort_by(|a, b| a.meta.name.cmp(&b.meta.name));
-    respond_list(ctx, &items, &created, n)
+    respond_list(ctx, &items, created(now, &text), n)
 }
 
 fn get_node(state: &ApiState, ctx: &Ctx, version: MetricsVersion, name: &str) -> Response<Body> {
@@ -640,11 +694,11 @@ fn get_node(state: &ApiState, ctx: &Ctx, version: MetricsVersion, name: &str) ->
         );
         return ctx.error(Status::not_found_because(GROUP, "nodemetrics", name, &why));
     };
-    let (now, created) = now_string(state);
+    let (now, text) = now_string(state);
     state
         .api_metrics
         .observe_freshness(age_seconds(now, usage.timestamp_ns));
-    respond_one(ctx, &NodeItem { meta, usage }, &created, n)
+    respond_one(ctx, &NodeItem { meta, usage }, created(now, &text), n)
 }
 
 fn list_pods(
@@ -676,7 +730,7 @@ fn list_pods(
         }
     };
     let view = state.metrics.view();
-    let (now, created) = now_string(state);
+    let (now, text) = now_string(state);
     let mut items: Vec<PodItem> = pods
         .into_iter()
         .filter(|p| {
@@ -700,7 +754,7 @@ fn list_pods(
         CmpOrdering::Equal => a.meta.name.cmp(&b.meta.name),
         o => o,
     });
-    respond_list(ctx, &items, &created, n)
+    respond_list(ctx, &items, created(now, &text), n)
 }
 
 fn get_pod(
@@ -746,11 +800,11 @@ fn get_pod(
         ));
     };
     log_skipped(namespace, name, &usage);
-    let (now, created) = now_string(state);
+    let (now, text) = now_string(state);
     state
         .api_metrics
         .observe_freshness(age_seconds(now, usage.timestamp_ns));
-    respond_one(ctx, &PodItem { meta, usage }, &created, n)
+    respond_one(ctx, &PodItem { meta, usage }, created(now, &text), n)
 }
 
 /// Upstream logs each container whose rate failed when serving its pod.

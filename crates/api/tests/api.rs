@@ -565,7 +565,7 @@ async fn pagination_and_version_parameters_are_ignored() {
 // === A9 and E.7: negotiation ===
 
 #[tokio::test]
-async fn protobuf_first_accept_gets_json() {
+async fn protobuf_first_accept_gets_protobuf_and_json_first_gets_json() {
     let h = harness();
     let r = send(
         &h.app,
@@ -576,6 +576,22 @@ async fn protobuf_first_accept_gets_json() {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.header("content-type"),
+        "application/vnd.kubernetes.protobuf"
+    );
+    assert!(r.body.starts_with("k8s\0"));
+    let r = send(
+        &h.app,
+        get_with(
+            "/apis/metrics.k8s.io/v1beta1/nodes",
+            &[(
+                "accept",
+                "application/json, application/vnd.kubernetes.protobuf",
+            )],
+        ),
+    )
+    .await;
     assert_eq!(r.header("content-type"), "application/json");
     assert_eq!(item_names(&r.body).len(), 3);
 }
@@ -587,7 +603,7 @@ async fn unacceptable_media_types_get_406() {
         &h.app,
         get_with(
             "/apis/metrics.k8s.io/v1beta1/nodes/node1",
-            &[("accept", "application/vnd.kubernetes.protobuf")],
+            &[("accept", "text/plain")],
         ),
     )
     .await;
@@ -596,7 +612,7 @@ async fn unacceptable_media_types_get_406() {
     // No acceptable type for the error either: Go writes it indented.
     assert_eq!(
         r.body,
-        "{\n  \"kind\": \"Status\",\n  \"apiVersion\": \"v1\",\n  \"metadata\": {},\n  \"status\": \"Failure\",\n  \"message\": \"406: Not Acceptable\\n\\nAvailable representations: application/json\",\n  \"reason\": \"NotAcceptable\",\n  \"code\": 406\n}"
+        "{\n  \"kind\": \"Status\",\n  \"apiVersion\": \"v1\",\n  \"metadata\": {},\n  \"status\": \"Failure\",\n  \"message\": \"406: Not Acceptable\\n\\nAvailable representations: application/json, application/vnd.kubernetes.protobuf\",\n  \"reason\": \"NotAcceptable\",\n  \"code\": 406\n}"
     );
     let r = send(
         &h.app,
@@ -609,7 +625,7 @@ async fn unacceptable_media_types_get_406() {
     assert_eq!(r.status, StatusCode::NOT_ACCEPTABLE);
     assert!(
         r.body
-            .contains("only the following media types are accepted: application/json")
+            .contains("only the following media types are accepted: application/json, application/vnd.kubernetes.protobuf\"")
     );
 }
 
