@@ -249,7 +249,112 @@ pub(crate) fn encode_status(status: &Status) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use metrics_server_core::{ContainerUsage, PodUsage};
+
     use super::*;
+    use crate::cluster::{NodeMeta, PodMeta};
+
+    /// Written by `hack/golden/protobuf` (k8s.io/apimachinery and
+    /// k8s.io/metrics v0.36.3): `<case> <hex>` per line.
+    const GOLDEN: &str = include_str!("protobuf_golden.txt");
+
+    fn golden(case: &str) -> Vec<u8> {
+        let hex = GOLDEN
+            .lines()
+            .find_map(|l| l.strip_prefix(case)?.strip_prefix(' '))
+            .unwrap_or("");
+        (0..hex.len() / 2)
+            .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+            .collect()
+    }
+
+    /// The golden program's times: created 1785837605.123456789, sampled
+    /// 1785837598.25, window 15.004 s.
+    const CREATED: Created<'static> = Created {
+        text: "",
+        unix_ns: 1_785_837_605_123_456_789,
+    };
+    const SAMPLE_NS: i64 = 1_785_837_598_250_000_000;
+    const WINDOW_NS: i64 = 15_004_000_000;
+
+    fn usage(cpu_nanocores: u64, memory_bytes: u64) -> ResourceUsage {
+        ResourceUsage {
+            timestamp_ns: SAMPLE_NS,
+            window_ns: WINDOW_NS,
+            cpu_nanocores,
+            memory_bytes,
+        }
+    }
+
+    fn node(name: &str, labels: &[(&str, &str)], u: ResourceUsage) -> NodeItem {
+        NodeItem {
+            meta: Arc::new(NodeMeta {
+                name: name.to_owned(),
+                labels: labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            }),
+            usage: u,
+        }
+    }
+
+    fn pod() -> PodItem {
+        let container = |name: &str, u| ContainerUsage {
+            name: Arc::from(name),
+            usage: u,
+        };
+        PodItem {
+            meta: Arc::new(PodMeta {
+                namespace: "default".to_owned(),
+                name: "web-0".to_owned(),
+                labels: [("app".to_owned(), "web".to_owned())].into_iter().collect(),
+                created: None,
+            }),
+            usage: PodUsage {
+                timestamp_ns: SAMPLE_NS,
+                window_ns: WINDOW_NS,
+                containers: vec![
+                    container("app", usage(7_338_891, 12_533_760)),
+                    container("sidecar", usage(1_500_000, 3_145_728)),
+                ],
+                skipped: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn objects_match_the_go_serializer_byte_for_byte() {
+        let nodes = [
+            node(
+                "node1",
+                &[("kubernetes.io/os", "linux"), ("a", "b")],
+                usage(123_456_789, 2_147_483_648),
+            ),
+            node("node2", &[], usage(0, 1000)),
+        ];
+        let beta = MetricsVersion::V1beta1;
+        assert_eq!(
+            encode_list(&nodes, CREATED, beta, Target::Object),
+            golden("node_list")
+        );
+        assert_eq!(
+            encode_one(&pod(), CREATED, beta, Target::Object),
+            golden("pod")
+        );
+        assert_eq!(
+            encode_list(&[pod()], CREATED, beta, Target::Object),
+            golden("pod_list")
+        );
+    }
+
+    #[test]
+    fn status_matches_the_go_serializer_byte_for_byte() {
+        let status = Status::not_found("metrics.k8s.io", "nodemetrics", "ghost");
+        assert_eq!(encode_status(&status), golden("status"));
+    }
 
     #[test]
     fn varints_and_long_messages_are_prefixed_like_protobuf() {
