@@ -11,7 +11,8 @@ use std::time::Duration;
 use divan::counter::BytesCount;
 use divan::{AllocProfiler, Bencher, black_box};
 use metrics_server_api::{
-    NodeItem, NodeMeta, PodItem, PodMeta, encode_node_metrics_list, encode_pod_metrics_list,
+    MetricsVersion, NodeItem, NodeMeta, PodItem, PodMeta, encode_node_metrics_list,
+    encode_pod_metrics_list,
 };
 use metrics_server_core::{Snapshot, Store, format_rfc3339_seconds};
 
@@ -26,7 +27,7 @@ fn main() {
     #[allow(clippy::print_stdout)]
     {
         let pods = pod_items();
-        let out = encode_pod_metrics_list(&pods, &created());
+        let out = encode_pod_metrics_list(&pods, &created(), MetricsVersion::V1beta1);
         println!(
             "PodMetricsList, {} pods x 2 containers: {} bytes ({:.0} bytes/pod)",
             pods.len(),
@@ -34,7 +35,7 @@ fn main() {
             out.len() as f64 / pods.len() as f64
         );
         let nodes = node_items();
-        let out = encode_node_metrics_list(&nodes, &created());
+        let out = encode_node_metrics_list(&nodes, &created(), MetricsVersion::V1beta1);
         println!(
             "NodeMetricsList, {} nodes: {} bytes ({:.0} bytes/node)",
             nodes.len(),
@@ -119,10 +120,10 @@ fn node_items() -> Vec<NodeItem> {
 fn pod_list_30000(bencher: Bencher<'_, '_>) {
     let items = pod_items();
     let created = created();
-    let len = encode_pod_metrics_list(&items, &created).len();
+    let len = encode_pod_metrics_list(&items, &created, MetricsVersion::V1beta1).len();
     bencher
         .counter(BytesCount::new(len))
-        .bench(|| encode_pod_metrics_list(black_box(&items), &created));
+        .bench(|| encode_pod_metrics_list(black_box(&items), &created, MetricsVersion::V1beta1));
 }
 
 /// Compact `NodeMetricsList` of 5,000 nodes; throughput is output bytes/s.
@@ -130,8 +131,8 @@ fn pod_list_30000(bencher: Bencher<'_, '_>) {
 fn node_list_5000(bencher: Bencher<'_, '_>) {
     let items = node_items();
     let created = created();
-    let len = encode_node_metrics_list(&items, &created).len();
+    let len = encode_node_metrics_list(&items, &created, MetricsVersion::V1beta1).len();
     bencher
         .counter(BytesCount::new(len))
-        .bench(|| encode_node_metrics_list(black_box(&items), &created));
+        .bench(|| encode_node_metrics_list(black_box(&items), &created, MetricsVersion::V1beta1));
 }

@@ -1,4 +1,4 @@
-//! The `metrics.k8s.io/v1beta1` HTTP API of metrics-server-rs, without
+//! The `metrics.k8s.io` HTTP API (v1 and v1beta1, same data) of metrics-server-rs, without
 //! transport security: a byte-compatible port of what kubernetes-sigs
 //! metrics-server v0.9.0 (k8s.io/apiserver v0.36) answers on its secure port.
 //!
@@ -8,14 +8,15 @@
 //!        ▼
 //!   router(ApiState)   (max-in-flight and timeout: limits, placed by the stack)
 //!        │
-//!        ├─ /apis, /apis/metrics.k8s.io[/v1beta1]      discovery (legacy + aggregated v2, ETag)
-//!        ├─ /apis/metrics.k8s.io/v1beta1/nodes[/name]  ┐ ClusterView (informer caches)
+//!        ├─ /apis, /apis/metrics.k8s.io[/{v}]          discovery (legacy + aggregated v2, ETag)
+//!        ├─ /apis/metrics.k8s.io/{v}/nodes[/name]      ┐ ClusterView (informer caches)
 //!        ├─ .../pods, .../namespaces/{ns}/pods[/name]  ┘ + MetricsSource (core Snapshot)
+//!        │     {v}: each served version (v1, v1beta1), identical data
 //!        │     JSON | Table | PartialObjectMetadata(List), pretty, selectors, Status errors
 //!        ├─ /healthz /livez /readyz [/check]            HealthState + storage readiness + Clock
 //!        ├─ /metrics                                    prometheus-client Registry → text 0.0.4
-//!        ├─ /scrape-health (+ .../v1beta1/scrapehealth)  per-node scrape health (ScrapeDiagnosis)
-//!        ├─ /openapi/v2, /openapi/v3[/apis/metrics.k8s.io/v1beta1]
+//!        ├─ /scrape-health (+ .../{v}/scrapehealth)     per-node scrape health (ScrapeDiagnosis)
+//!        ├─ /openapi/v2, /openapi/v3[/apis/metrics.k8s.io/{v}]
 //!        └─ /version, /                                 (anything else: 404 page not found)
 //! ```
 //!
@@ -38,6 +39,7 @@ mod metrics;
 mod negotiate;
 mod objects;
 mod openapi;
+mod protobuf;
 mod query;
 mod router;
 mod source;
@@ -52,6 +54,7 @@ pub use cors::{AllowedOrigins, Cors, CorsError, CorsLayer};
 pub use diagnosis::{
     NoDiagnosis, NodeScrapeStatus, SCRAPE_HEALTH_API_VERSION, ScrapeDiagnosis, ScrapeFailure,
 };
+pub use discovery::{MetricsVersion, NoVersionServed, ServedVersions};
 pub use health::HealthState;
 pub use hsts::{Hsts, HstsError, HstsLayer, hsts_header_value};
 pub use limits::{

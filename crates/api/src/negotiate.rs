@@ -2,18 +2,60 @@
 //! `github.com/munnerz/goautoneg` and
 //! `k8s.io/apiserver/pkg/endpoints/handlers/negotiation`.
 //!
-//! Only JSON is served. A clause naming protobuf or YAML is skipped, so the
-//! `application/vnd.kubernetes.protobuf, */*` that kubectl and the HPA send
-//! gets JSON through `*/*`; 406 only when no clause is left.
+//! Resources and Status errors are served as JSON and protobuf, tried in
+//! that order for each Accept clause like the codec factory's serializers
+//! (`application/*` and `*/*` pick JSON); discovery is JSON only.
+//! 406 only when no clause is left.
 
 use std::collections::BTreeMap;
 
-/// The media type this server can produce.
+use crate::protobuf::PROTOBUF;
+
+/// The JSON media type.
 pub(crate) const JSON: &str = "application/json";
 
+/// A serialization format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    Json,
+    Protobuf,
+}
+
+impl Format {
+    /// Media type and subtype.
+    pub(crate) fn media_type(self) -> &'static str {
+        match self {
+            Self::Json => JSON,
+            Self::Protobuf => PROTOBUF,
+        }
+    }
+
+    fn subtype(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Protobuf => "vnd.kubernetes.protobuf",
+        }
+    }
+
+    /// Whether a `stream=watch` clause can be served (a stream serializer).
+    fn streams(self) -> bool {
+        true
+    }
+}
+
+/// What resources and Status errors are served as, in the serializers' order.
+pub(crate) const ALL_FORMATS: &[Format] = &[Format::Json, Format::Protobuf];
+
+/// What discovery documents are served as.
+pub(crate) const JSON_ONLY: &[Format] = &[Format::Json];
+
 /// Message of the 406 Status when nothing acceptable remains.
-pub(crate) fn not_acceptable_message() -> String {
-    format!("only the following media types are accepted: {JSON}")
+pub(crate) fn not_acceptable_message(formats: &[Format]) -> String {
+    let types: Vec<&str> = formats.iter().map(|f| f.media_type()).collect();
+    format!(
+        "only the following media types are accepted: {}",
+        types.join(", ")
+    )
 }
 
 /// One clause of an `Accept` header.
@@ -177,33 +219,48 @@ pub(crate) enum Endpoint {
 /// The outcome of a successful negotiation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Negotiated {
+    pub(crate) format: Format,
     pub(crate) target: Target,
     /// `pretty=1` media type parameter.
     pub(crate) pretty_param: bool,
 }
 
-/// `NegotiateMediaTypeOptions` against the JSON serializer.
+/// `NegotiateMediaTypeOptions` against the JSON serializer only.
 pub(crate) fn negotiate(accept: &str, endpoint: Endpoint) -> Option<Negotiated> {
+    negotiate_formats(accept, endpoint, JSON_ONLY)
+}
+
+/// `NegotiateMediaTypeOptions` against `formats`, in their order for each
+/// clause.
+pub(crate) fn negotiate_formats(
+    accept: &str,
+    endpoint: Endpoint,
+    formats: &[Format],
+) -> Option<Negotiated> {
     if accept.is_empty() {
         return Some(Negotiated {
+            format: formats.first().copied().unwrap_or(Format::Json),
             target: Target::Object,
             pretty_param: false,
         });
     }
     for clause in parse_accept(accept) {
-        let matches = (clause.ty == "application" && (clause.sub == "json" || clause.sub == "*"))
-            || (clause.ty == "*" && clause.sub == "*");
-        if !matches {
-            continue;
-        }
-        if let Some(n) = accept_options(&clause, endpoint) {
-            return Some(n);
+        for &format in formats {
+            let matches = (clause.ty == "application"
+                && (clause.sub == format.subtype() || clause.sub == "*"))
+                || (clause.ty == "*" && clause.sub == "*");
+            if !matches {
+                continue;
+            }
+            if let Some(n) = accept_options(&clause, endpoint, format) {
+                return Some(n);
+            }
         }
     }
     None
 }
 
-fn accept_options(clause: &AcceptClause, endpoint: Endpoint) -> Option<Negotiated> {
+fn accept_options(clause: &AcceptClause, endpoint: Endpoint, format: Format) -> Option<Negotiated> {
     let mut pretty_param = false;
     let (mut group, mut version, mut kind) = (None::<&str>, None::<&str>, None::<&str>);
     for (k, v) in &clause.params {
@@ -211,8 +268,8 @@ fn accept_options(clause: &AcceptClause, endpoint: Endpoint) -> Option<Negotiate
             "as" => kind = Some(v),
             "g" => group = Some(v),
             "v" => version = Some(v),
-            // JSON has a stream serializer and every endpoint allows "watch".
-            "stream" if !v.is_empty() && v != "watch" => return None,
+            // Every endpoint allows "watch", if the format can stream.
+            "stream" if !v.is_empty() && (v != "watch" || !format.streams()) => return None,
             "sv" if !v.is_empty() => return None,
             "pretty" => pretty_param = v == "1",
             _ => {}
@@ -234,6 +291,8 @@ fn accept_options(clause: &AcceptClause, endpoint: Endpoint) -> Option<Negotiate
             _ => return None,
         };
         match kind {
+            // Tables only as JSON or YAML (`AllowsMediaTypeTransform`).
+            Some("Table") if format == Format::Protobuf => return None,
             Some("Table") => Target::Table { v1beta1 },
             Some("PartialObjectMetadata") => Target::Partial { v1beta1 },
             Some("PartialObjectMetadataList") => Target::PartialList { v1beta1 },
@@ -241,6 +300,7 @@ fn accept_options(clause: &AcceptClause, endpoint: Endpoint) -> Option<Negotiate
         }
     };
     Some(Negotiated {
+        format,
         target,
         pretty_param,
     })
@@ -313,6 +373,47 @@ mod tests {
 
     fn target(accept: &str) -> Option<Target> {
         negotiate(accept, Endpoint::Resource).map(|n| n.target)
+    }
+
+    fn served(accept: &str) -> Option<(Format, Target)> {
+        negotiate_formats(accept, Endpoint::Resource, ALL_FORMATS).map(|n| (n.format, n.target))
+    }
+
+    #[test]
+    fn protobuf_is_chosen_when_asked_for_first() {
+        let pb = Some((Format::Protobuf, Target::Object));
+        assert_eq!(served("application/vnd.kubernetes.protobuf, */*"), pb);
+        assert_eq!(served("application/vnd.kubernetes.protobuf"), pb);
+        assert_eq!(
+            served("application/vnd.kubernetes.protobuf;stream=watch"),
+            pb
+        );
+        assert_eq!(
+            served("application/*"),
+            Some((Format::Json, Target::Object))
+        );
+        assert_eq!(
+            served("application/json;q=0.5,application/vnd.kubernetes.protobuf"),
+            pb
+        );
+        // Tables are never protobuf: the next clause decides.
+        assert_eq!(
+            served(
+                "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io,application/json"
+            ),
+            Some((Format::Json, Target::Object))
+        );
+        assert_eq!(
+            served(
+                "application/vnd.kubernetes.protobuf;as=PartialObjectMetadata;v=v1;g=meta.k8s.io"
+            ),
+            Some((Format::Protobuf, Target::Partial { v1beta1: false }))
+        );
+        assert_eq!(served("text/plain"), None);
+        assert_eq!(
+            not_acceptable_message(ALL_FORMATS),
+            "only the following media types are accepted: application/json, application/vnd.kubernetes.protobuf"
+        );
     }
 
     #[test]

@@ -7,10 +7,9 @@ use std::sync::Arc;
 use metrics_server_core::{Bytes, GoDuration, Nanocores, PodUsage, ResourceUsage, Rfc3339Seconds};
 
 use crate::cluster::{LabelMap, NodeMeta, PodMeta};
+use crate::discovery::MetricsVersion;
 use crate::json::JsonWriter;
 use crate::negotiate::Target;
-
-const API_VERSION: &str = "metrics.k8s.io/v1beta1";
 
 /// A node with servable metrics.
 #[derive(Clone, Debug)]
@@ -28,6 +27,16 @@ pub struct PodItem {
     pub meta: Arc<PodMeta>,
     /// Its usage.
     pub usage: PodUsage,
+}
+
+/// `metadata.creationTimestamp` of served objects (the time of the request),
+/// as JSON writes it and as a time.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Created<'a> {
+    /// RFC 3339 at second precision.
+    pub(crate) text: &'a str,
+    /// Unix nanoseconds.
+    pub(crate) unix_ns: i64,
 }
 
 /// `includeObject` of a Table request.
@@ -174,11 +183,17 @@ fn write_metadata<T: Item>(w: &mut JsonWriter<'_>, item: &T, created: &str) {
     w.end_object();
 }
 
-fn write_item<T: Item>(w: &mut JsonWriter<'_>, item: &T, created: &str, type_meta: bool) {
+/// One object; `type_meta` (the version) adds `kind` and `apiVersion`.
+fn write_item<T: Item>(
+    w: &mut JsonWriter<'_>,
+    item: &T,
+    created: &str,
+    type_meta: Option<MetricsVersion>,
+) {
     w.begin_object();
-    if type_meta {
+    if let Some(version) = type_meta {
         w.field_str("kind", T::KIND);
-        w.field_str("apiVersion", API_VERSION);
+        w.field_str("apiVersion", version.group_version());
     }
     write_metadata(w, item, created);
     item.write_body(w);
@@ -203,6 +218,8 @@ fn finish(mut out: Vec<u8>, pretty: bool) -> Vec<u8> {
 /// How a response should look.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Encoding {
+    /// The requested `metrics.k8s.io` version.
+    pub(crate) version: MetricsVersion,
     pub(crate) target: Target,
     pub(crate) include: IncludeObject,
     pub(crate) pretty: bool,
@@ -233,12 +250,14 @@ pub(crate) fn encode_one<T: Item>(item: &T, created: &str, enc: Encoding) -> Vec
                 &mut w,
                 std::slice::from_ref(item),
                 created,
-                enc.include,
+                (enc.include, enc.version),
                 v1beta1,
             );
         }
         Target::Partial { v1beta1 } => write_partial(&mut w, item, created, v1beta1),
-        Target::Object | Target::PartialList { .. } => write_item(&mut w, item, created, true),
+        Target::Object | Target::PartialList { .. } => {
+            write_item(&mut w, item, created, Some(enc.version));
+        }
     }
     finish(out, enc.pretty)
 }
@@ -249,7 +268,7 @@ pub(crate) fn encode_list<T: Item>(items: &[T], created: &str, enc: Encoding) ->
         Target::Table { v1beta1 } => {
             let mut out = Vec::with_capacity(256 + items.len() * 256);
             let mut w = JsonWriter::new(&mut out, enc.pretty);
-            write_table(&mut w, items, created, enc.include, v1beta1);
+            write_table(&mut w, items, created, (enc.include, enc.version), v1beta1);
             finish(out, enc.pretty)
         }
         Target::PartialList { v1beta1 } => {
@@ -273,34 +292,50 @@ pub(crate) fn encode_list<T: Item>(items: &[T], created: &str, enc: Encoding) ->
             w.end_object();
             finish(out, enc.pretty)
         }
-        Target::Object | Target::Partial { .. } => encode_object_list(items, created, enc.pretty),
+        Target::Object | Target::Partial { .. } => {
+            encode_object_list(items, created, enc.version, enc.pretty)
+        }
     }
 }
 
-/// Encodes a compact `PodMetricsList` (trailing newline included) with
-/// `created` as every item's `metadata.creationTimestamp` (RFC 3339).
-/// One pass straight into the output buffer: the hot path for big clusters.
-pub fn encode_pod_metrics_list(items: &[PodItem], created: &str) -> Vec<u8> {
-    encode_object_list(items, created, false)
+/// Encodes a compact `PodMetricsList` of `version` (trailing newline
+/// included) with `created` as every item's `metadata.creationTimestamp`
+/// (RFC 3339). One pass straight into the output buffer: the hot path for
+/// big clusters.
+pub fn encode_pod_metrics_list(
+    items: &[PodItem],
+    created: &str,
+    version: MetricsVersion,
+) -> Vec<u8> {
+    encode_object_list(items, created, version, false)
 }
 
 /// Encodes a compact `NodeMetricsList`, like [`encode_pod_metrics_list`].
-pub fn encode_node_metrics_list(items: &[NodeItem], created: &str) -> Vec<u8> {
-    encode_object_list(items, created, false)
+pub fn encode_node_metrics_list(
+    items: &[NodeItem],
+    created: &str,
+    version: MetricsVersion,
+) -> Vec<u8> {
+    encode_object_list(items, created, version, false)
 }
 
 /// Encodes a `NodeMetricsList` / `PodMetricsList`.
-pub(crate) fn encode_object_list<T: Item>(items: &[T], created: &str, pretty: bool) -> Vec<u8> {
+pub(crate) fn encode_object_list<T: Item>(
+    items: &[T],
+    created: &str,
+    version: MetricsVersion,
+    pretty: bool,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(128 + items.len() * 320);
     let mut w = JsonWriter::new(&mut out, pretty);
     w.begin_object();
     w.field_str("kind", T::LIST_KIND);
-    w.field_str("apiVersion", API_VERSION);
+    w.field_str("apiVersion", version.group_version());
     w.field_empty_object("metadata");
     w.key("items");
     w.begin_array();
     for item in items {
-        write_item(&mut w, item, created, false);
+        write_item(&mut w, item, created, None);
     }
     w.end_array();
     w.end_object();
@@ -319,14 +354,16 @@ fn write_column(w: &mut JsonWriter<'_>, name: &str, format: &str, description: &
 }
 
 /// `metav1.Table` built like metrics-server's `addNodeMetricsToTable` /
-/// `addPodMetricsToTable`.
+/// `addPodMetricsToTable`; `include` also names the version of embedded
+/// objects.
 fn write_table<T: Item>(
     w: &mut JsonWriter<'_>,
     items: &[T],
     created: &str,
-    include: IncludeObject,
+    include: (IncludeObject, MetricsVersion),
     v1beta1: bool,
 ) {
+    let (include, version) = include;
     // Columns come from the first item with usage (Go's `names == nil`
     // test); rows before it only have Name and Window.
     let mut names: Vec<&'static str> = Vec::new();
@@ -387,7 +424,7 @@ fn write_table<T: Item>(
             match include {
                 IncludeObject::None => w.null(),
                 IncludeObject::Metadata => write_partial(w, *item, created, v1beta1),
-                IncludeObject::Object => write_item(w, *item, created, true),
+                IncludeObject::Object => write_item(w, *item, created, Some(version)),
             }
             w.end_object();
         }

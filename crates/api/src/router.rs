@@ -14,13 +14,17 @@ use metrics_server_core::{FieldSelector, LabelSelector};
 use crate::attributes::watch_requested;
 use crate::cluster::LabelMap;
 use crate::diagnosis;
-use crate::discovery::{self, GROUP};
+use crate::discovery::{self, GROUP, MetricsVersion};
 use crate::health::{self, ProbeContext};
 use crate::json::JsonWriter;
 use crate::limits::go_http_error;
 use crate::metrics::{render_openmetrics, render_text};
-use crate::negotiate::{self, Endpoint, Negotiated, Target, is_pretty_print, negotiate};
-use crate::objects::{self, Encoding, IncludeObject, Item, NodeItem, PodItem};
+use crate::negotiate::{
+    self, ALL_FORMATS, Endpoint, Format, JSON_ONLY, Negotiated, Target, is_pretty_print, negotiate,
+    negotiate_formats,
+};
+use crate::objects::{self, Created, Encoding, IncludeObject, NodeItem, PodItem};
+use crate::protobuf::{self, PROTOBUF, ProtoItem};
 use crate::query::{Query, unescape_path};
 use crate::source::unix_nanos;
 use crate::state::ApiState;
@@ -67,7 +71,10 @@ impl Ctx {
     /// An error Status, negotiated like `ErrorNegotiated`: when no JSON
     /// clause is acceptable, Go falls back to indented raw JSON.
     fn error(&self, status: Status) -> Response<Body> {
-        match negotiate(&self.accept, Endpoint::Plain) {
+        match negotiate_formats(&self.accept, Endpoint::Plain, ALL_FORMATS) {
+            Some(n) if n.format == Format::Protobuf => {
+                typed_response(status.code, PROTOBUF, protobuf::encode_status(&status))
+            }
             Some(n) => status.into_response(n.pretty_param || self.pretty_request()),
             None => {
                 let mut out = Vec::new();
@@ -81,7 +88,9 @@ impl Ctx {
     /// default endpoint restrictions.
     fn plain_json(&self, write: impl FnOnce(&mut JsonWriter<'_>)) -> Response<Body> {
         let Some(n) = negotiate(&self.accept, Endpoint::Plain) else {
-            return self.error(Status::not_acceptable(negotiate::not_acceptable_message()));
+            return self.error(Status::not_acceptable(negotiate::not_acceptable_message(
+                JSON_ONLY,
+            )));
         };
         let pretty = n.pretty_param || self.pretty_request();
         let mut out = Vec::with_capacity(512);
@@ -102,14 +111,32 @@ fn restful_accepts(accept: &str, produces: &[&str]) -> bool {
     })
 }
 
+/// Discovery routes.
 const PRODUCES_GET: &[&str] = &[negotiate::JSON];
-const PRODUCES_LIST: &[&str] = &[negotiate::JSON, "application/json;stream=watch"];
+/// Routes of a named object.
+const PRODUCES_OBJECT: &[&str] = &[negotiate::JSON, PROTOBUF];
+/// List routes: every format, then the stream forms.
+const PRODUCES_LIST: &[&str] = &[
+    negotiate::JSON,
+    PROTOBUF,
+    "application/json;stream=watch",
+    "application/vnd.kubernetes.protobuf;stream=watch",
+];
 
 fn restful_not_acceptable(produces: &[&str]) -> Status {
     Status::not_acceptable(format!(
         "406: Not Acceptable\n\nAvailable representations: {}",
         produces.join(", ")
     ))
+}
+
+/// A response with a status code and content type.
+fn typed_response(code: u16, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
 }
 
 fn text_ok(content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
@@ -160,13 +187,18 @@ fn route(state: &ApiState, ctx: &Ctx, path: &str) -> Response<Body> {
     }
     // The non-go-restful mux: any method.
     match path {
-        "/" | "/index.html" => return index(),
+        "/" | "/index.html" => return index(state),
         "/metrics" => return metrics(state, ctx),
         "/scrape-health" => return scrape_health(state, ctx),
         "/openapi/v2" => return json_bytes(state.openapi.v2.clone()),
         "/openapi/v3" => return json_bytes(state.openapi.v3_index.clone()),
-        "/openapi/v3/apis/metrics.k8s.io/v1beta1" => return openapi_v3_group_version(state, ctx),
         _ => {}
+    }
+    if let Some(doc) = path
+        .strip_prefix("/openapi/v3/apis/metrics.k8s.io/")
+        .and_then(|v| state.openapi.v3_document(v))
+    {
+        return openapi_v3_group_version(doc, ctx);
     }
     let trimmed = path.strip_prefix('/').unwrap_or(path);
     let (first, rest) = trimmed.split_once('/').unwrap_or((trimmed, ""));
@@ -198,9 +230,9 @@ fn json_bytes(body: Bytes) -> Response<Body> {
     text_ok("application/json", body)
 }
 
-fn openapi_v3_group_version(state: &ApiState, ctx: &Ctx) -> Response<Body> {
-    let mut resp = json_bytes(state.openapi.v3_group_version.clone());
-    let etag = format!("\"{}\"", state.openapi.v3_hash);
+fn openapi_v3_group_version(doc: &crate::openapi::GroupVersionDoc, ctx: &Ctx) -> Response<Body> {
+    let mut resp = json_bytes(doc.body.clone());
+    let etag = format!("\"{}\"", doc.hash);
     if ctx.if_none_match.as_deref() == Some(etag.as_str()) {
         *resp.body_mut() = Body::empty();
         *resp.status_mut() = StatusCode::NOT_MODIFIED;
@@ -210,7 +242,7 @@ fn openapi_v3_group_version(state: &ApiState, ctx: &Ctx) -> Response<Body> {
         h.insert(header::ETAG, v);
     }
     h.insert(header::VARY, HeaderValue::from_static("Accept"));
-    if ctx.query.get("hash") == Some(state.openapi.v3_hash.as_str()) {
+    if ctx.query.get("hash") == Some(doc.hash.as_str()) {
         h.insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, immutable"),
@@ -227,7 +259,6 @@ const LISTED_PATHS: &[&str] = &[
     "/apis",
     "/apis/",
     "/apis/metrics.k8s.io",
-    "/apis/metrics.k8s.io/v1beta1",
     "/healthz",
     "/healthz/log",
     "/healthz/metadata-informer-sync",
@@ -257,12 +288,22 @@ const LISTED_PATHS: &[&str] = &[
     "/version",
 ];
 
-/// `GET /`: `metav1.RootPaths`, written with `WriteRawJSON` (indented).
-fn index() -> Response<Body> {
+/// `GET /`: `metav1.RootPaths` (sorted, with a path per served version),
+/// written with `WriteRawJSON` (indented).
+fn index(state: &ApiState) -> Response<Body> {
+    let versions: Vec<String> = state
+        .config
+        .served_versions
+        .iter()
+        .map(|v| format!("/apis/{}", v.group_version()))
+        .collect();
+    let mut paths: Vec<&str> = LISTED_PATHS.to_vec();
+    paths.extend(versions.iter().map(String::as_str));
+    paths.sort_unstable();
     let mut out = Vec::new();
     let mut w = JsonWriter::new(&mut out, true);
     w.begin_object();
-    w.field_str_array("paths", LISTED_PATHS);
+    w.field_str_array("paths", &paths);
     w.end_object();
     json_response(200, out)
 }
@@ -367,7 +408,6 @@ fn apis_root(state: &ApiState, ctx: &Ctx) -> Response<Body> {
 fn api_group(state: &ApiState, ctx: &Ctx, path: &str) -> Response<Body> {
     let tokens: Vec<&str> = path.trim_matches('/').split('/').collect();
     enum Route<'a> {
-        Group,
         Resources,
         Nodes,
         Node(&'a str),
@@ -375,24 +415,27 @@ fn api_group(state: &ApiState, ctx: &Ctx, path: &str) -> Response<Body> {
         Pod(&'a str, &'a str),
         ScrapeHealth,
     }
-    let route = match tokens.as_slice() {
-        ["apis", GROUP] => Route::Group,
-        ["apis", GROUP, discovery::VERSION] => Route::Resources,
-        ["apis", GROUP, discovery::VERSION, "nodes"] => Route::Nodes,
-        ["apis", GROUP, discovery::VERSION, "nodes", name] => Route::Node(name),
-        ["apis", GROUP, discovery::VERSION, "pods"] => Route::Pods(None),
+    if let ["apis", GROUP] = tokens.as_slice() {
+        return group_route(state, ctx);
+    }
+    // Every served version has the same routes (an unserved one has none).
+    let Some((version, rest)) = tokens
+        .get(2)
+        .and_then(|v| state.config.served_versions.get(v))
+        .zip(tokens.get(3..))
+        .filter(|_| tokens.get(..2) == Some(&["apis", GROUP][..]))
+    else {
+        return ctx.error(Status::route_not_found());
+    };
+    let route = match rest {
+        [] => Route::Resources,
+        ["nodes"] => Route::Nodes,
+        ["nodes", name] => Route::Node(name),
+        ["pods"] => Route::Pods(None),
         // Not in discovery: the scrape-health document, reachable through the aggregator.
-        ["apis", GROUP, discovery::VERSION, "scrapehealth"] => Route::ScrapeHealth,
-        ["apis", GROUP, discovery::VERSION, "namespaces", ns, "pods"] => Route::Pods(Some(ns)),
-        [
-            "apis",
-            GROUP,
-            discovery::VERSION,
-            "namespaces",
-            ns,
-            "pods",
-            name,
-        ] => Route::Pod(ns, name),
+        ["scrapehealth"] => Route::ScrapeHealth,
+        ["namespaces", ns, "pods"] => Route::Pods(Some(ns)),
+        ["namespaces", ns, "pods", name] => Route::Pod(ns, name),
         _ => return ctx.error(Status::route_not_found()),
     };
     if ctx.method != Method::GET {
@@ -400,33 +443,48 @@ fn api_group(state: &ApiState, ctx: &Ctx, path: &str) -> Response<Body> {
     }
     let produces = match route {
         Route::Nodes | Route::Pods(_) => PRODUCES_LIST,
-        _ => PRODUCES_GET,
+        Route::Node(_) | Route::Pod(..) => PRODUCES_OBJECT,
+        Route::Resources | Route::ScrapeHealth => PRODUCES_GET,
     };
     if !restful_accepts(&ctx.accept, produces) {
         return ctx.error(restful_not_acceptable(produces));
     }
     match route {
-        Route::Group => ctx.plain_json(discovery::write_group),
-        Route::Resources => ctx.plain_json(discovery::write_resource_list),
-        Route::Nodes => list_nodes(state, ctx),
-        Route::Node(name) => get_node(state, ctx, name),
-        Route::Pods(ns) => list_pods(state, ctx, ns),
-        Route::Pod(ns, name) => get_pod(state, ctx, ns, name),
+        Route::Resources => ctx.plain_json(|w| discovery::write_resource_list(w, version)),
+        Route::Nodes => list_nodes(state, ctx, version),
+        Route::Node(name) => get_node(state, ctx, version, name),
+        Route::Pods(ns) => list_pods(state, ctx, version, ns),
+        Route::Pod(ns, name) => get_pod(state, ctx, version, ns, name),
         Route::ScrapeHealth => scrape_health(state, ctx),
     }
+}
+
+/// `GET /apis/metrics.k8s.io`: the group with its served versions.
+fn group_route(state: &ApiState, ctx: &Ctx) -> Response<Body> {
+    if ctx.method != Method::GET {
+        return ctx.error(Status::route_method_not_allowed());
+    }
+    if !restful_accepts(&ctx.accept, PRODUCES_GET) {
+        return ctx.error(restful_not_acceptable(PRODUCES_GET));
+    }
+    ctx.plain_json(|w| state.discovery.write_group(w))
 }
 
 // === resources ===
 
 /// Negotiation for resource endpoints; `Err` is the ready 406.
 fn negotiate_resource(ctx: &Ctx) -> Result<Negotiated, Box<Response<Body>>> {
-    negotiate(&ctx.accept, Endpoint::Resource).ok_or_else(|| {
-        Box::new(ctx.error(Status::not_acceptable(negotiate::not_acceptable_message())))
+    negotiate_formats(&ctx.accept, Endpoint::Resource, ALL_FORMATS).ok_or_else(|| {
+        Box::new(
+            ctx.error(Status::not_acceptable(negotiate::not_acceptable_message(
+                ALL_FORMATS,
+            ))),
+        )
     })
 }
 
 /// `TableOptions` decoding and validation (`optionsForTransform`).
-fn encoding_for(ctx: &Ctx, n: Negotiated) -> Result<Encoding, Status> {
+fn encoding_for(ctx: &Ctx, n: Negotiated, version: MetricsVersion) -> Result<Encoding, Status> {
     let pretty = n.pretty_param || ctx.pretty_request();
     let mut include = IncludeObject::Metadata;
     if let Target::Table { .. } = n.target {
@@ -445,6 +503,7 @@ fn encoding_for(ctx: &Ctx, n: Negotiated) -> Result<Encoding, Status> {
         };
     }
     Ok(Encoding {
+        version,
         target: n.target,
         include,
         pretty,
@@ -509,35 +568,69 @@ fn now_string(state: &ApiState) -> (i64, String) {
     (now, metrics_server_core::Rfc3339Seconds(now).to_string())
 }
 
+fn created(now: i64, text: &str) -> Created<'_> {
+    Created { text, unix_ns: now }
+}
+
 fn ok_json(body: Vec<u8>) -> Response<Body> {
     json_response(200, body)
 }
 
-fn respond_list<T: Item>(ctx: &Ctx, items: &[T], created: &str, n: Negotiated) -> Response<Body> {
-    let enc = match encoding_for(ctx, n) {
+/// What a resource handler answers with: the negotiated form and version.
+#[derive(Clone, Copy)]
+struct Answer {
+    negotiated: Negotiated,
+    version: MetricsVersion,
+}
+
+fn respond_list<T: ProtoItem>(
+    ctx: &Ctx,
+    items: &[T],
+    created: Created<'_>,
+    a: Answer,
+) -> Response<Body> {
+    let n = a.negotiated;
+    let enc = match encoding_for(ctx, n, a.version) {
         Ok(e) => e,
         Err(s) => return ctx.error(s),
     };
     if let Some(msg) = objects::partial_mismatch_message::<T>(n.target, true) {
         return ctx.error(Status::not_acceptable(msg));
     }
-    ok_json(objects::encode_list(items, created, enc))
+    if n.format == Format::Protobuf {
+        let body = protobuf::encode_list(items, created, a.version, n.target);
+        return typed_response(200, PROTOBUF, body);
+    }
+    ok_json(objects::encode_list(items, created.text, enc))
 }
 
-fn respond_one<T: Item>(ctx: &Ctx, item: &T, created: &str, n: Negotiated) -> Response<Body> {
-    let enc = match encoding_for(ctx, n) {
+fn respond_one<T: ProtoItem>(
+    ctx: &Ctx,
+    item: &T,
+    created: Created<'_>,
+    a: Answer,
+) -> Response<Body> {
+    let n = a.negotiated;
+    let enc = match encoding_for(ctx, n, a.version) {
         Ok(e) => e,
         Err(s) => return ctx.error(s),
     };
     if let Some(msg) = objects::partial_mismatch_message::<T>(n.target, false) {
         return ctx.error(Status::not_acceptable(msg));
     }
-    ok_json(objects::encode_one(item, created, enc))
+    if n.format == Format::Protobuf {
+        let body = protobuf::encode_one(item, created, a.version, n.target);
+        return typed_response(200, PROTOBUF, body);
+    }
+    ok_json(objects::encode_one(item, created.text, enc))
 }
 
-fn list_nodes(state: &ApiState, ctx: &Ctx) -> Response<Body> {
+fn list_nodes(state: &ApiState, ctx: &Ctx, version: MetricsVersion) -> Response<Body> {
     let n = match negotiate_resource(ctx) {
-        Ok(n) => n,
+        Ok(negotiated) => Answer {
+            negotiated,
+            version,
+        },
         Err(r) => return *r,
     };
     let sel = match list_selectors(ctx) {
@@ -557,7 +650,7 @@ fn list_nodes(state: &ApiState, ctx: &Ctx) -> Response<Body> {
         }
     };
     let view = state.metrics.view();
-    let (now, created) = now_string(state);
+    let (now, text) = now_string(state);
     let mut items: Vec<NodeItem> = nodes
         .into_iter()
         .filter(|node| sel.fields.matches(&[("metadata.name", node.name.as_str())]))
@@ -572,12 +665,15 @@ fn list_nodes(state: &ApiState, ctx: &Ctx) -> Response<Body> {
             .observe_freshness(age_seconds(now, item.usage.timestamp_ns));
     }
     items.sort_by(|a, b| a.meta.name.cmp(&b.meta.name));
-    respond_list(ctx, &items, &created, n)
+    respond_list(ctx, &items, created(now, &text), n)
 }
 
-fn get_node(state: &ApiState, ctx: &Ctx, name: &str) -> Response<Body> {
+fn get_node(state: &ApiState, ctx: &Ctx, version: MetricsVersion, name: &str) -> Response<Body> {
     let n = match negotiate_resource(ctx) {
-        Ok(n) => n,
+        Ok(negotiated) => Answer {
+            negotiated,
+            version,
+        },
         Err(r) => return *r,
     };
     let meta = match state.cluster.get_node(name) {
@@ -598,16 +694,24 @@ fn get_node(state: &ApiState, ctx: &Ctx, name: &str) -> Response<Body> {
         );
         return ctx.error(Status::not_found_because(GROUP, "nodemetrics", name, &why));
     };
-    let (now, created) = now_string(state);
+    let (now, text) = now_string(state);
     state
         .api_metrics
         .observe_freshness(age_seconds(now, usage.timestamp_ns));
-    respond_one(ctx, &NodeItem { meta, usage }, &created, n)
+    respond_one(ctx, &NodeItem { meta, usage }, created(now, &text), n)
 }
 
-fn list_pods(state: &ApiState, ctx: &Ctx, namespace: Option<&str>) -> Response<Body> {
+fn list_pods(
+    state: &ApiState,
+    ctx: &Ctx,
+    version: MetricsVersion,
+    namespace: Option<&str>,
+) -> Response<Body> {
     let n = match negotiate_resource(ctx) {
-        Ok(n) => n,
+        Ok(negotiated) => Answer {
+            negotiated,
+            version,
+        },
         Err(r) => return *r,
     };
     let sel = match list_selectors(ctx) {
@@ -626,7 +730,7 @@ fn list_pods(state: &ApiState, ctx: &Ctx, namespace: Option<&str>) -> Response<B
         }
     };
     let view = state.metrics.view();
-    let (now, created) = now_string(state);
+    let (now, text) = now_string(state);
     let mut items: Vec<PodItem> = pods
         .into_iter()
         .filter(|p| {
@@ -650,12 +754,21 @@ fn list_pods(state: &ApiState, ctx: &Ctx, namespace: Option<&str>) -> Response<B
         CmpOrdering::Equal => a.meta.name.cmp(&b.meta.name),
         o => o,
     });
-    respond_list(ctx, &items, &created, n)
+    respond_list(ctx, &items, created(now, &text), n)
 }
 
-fn get_pod(state: &ApiState, ctx: &Ctx, namespace: &str, name: &str) -> Response<Body> {
+fn get_pod(
+    state: &ApiState,
+    ctx: &Ctx,
+    version: MetricsVersion,
+    namespace: &str,
+    name: &str,
+) -> Response<Body> {
     let n = match negotiate_resource(ctx) {
-        Ok(n) => n,
+        Ok(negotiated) => Answer {
+            negotiated,
+            version,
+        },
         Err(r) => return *r,
     };
     let meta = match state.cluster.get_pod(namespace, name) {
@@ -687,11 +800,11 @@ fn get_pod(state: &ApiState, ctx: &Ctx, namespace: &str, name: &str) -> Response
         ));
     };
     log_skipped(namespace, name, &usage);
-    let (now, created) = now_string(state);
+    let (now, text) = now_string(state);
     state
         .api_metrics
         .observe_freshness(age_seconds(now, usage.timestamp_ns));
-    respond_one(ctx, &PodItem { meta, usage }, &created, n)
+    respond_one(ctx, &PodItem { meta, usage }, created(now, &text), n)
 }
 
 /// Upstream logs each container whose rate failed when serving its pod.

@@ -8,6 +8,7 @@ use prometheus_client::registry::Registry;
 
 use crate::cluster::ClusterView;
 use crate::diagnosis::{NoDiagnosis, ScrapeDiagnosis};
+use crate::discovery::ServedVersions;
 use crate::health::HealthState;
 use crate::metrics::ApiMetrics;
 use crate::source::{Clock, MetricsSource, SystemClock};
@@ -84,6 +85,8 @@ pub struct ApiConfig {
     /// `application/openmetrics-text`. Upstream never does (its handler has
     /// OpenMetrics disabled), so the default is off.
     pub openmetrics: bool,
+    /// The `metrics.k8s.io` versions served (`--served-metrics-versions`).
+    pub served_versions: ServedVersions,
 }
 
 impl Default for ApiConfig {
@@ -96,6 +99,7 @@ impl Default for ApiConfig {
             version: VersionInfo::default(),
             server_address: None,
             openmetrics: false,
+            served_versions: ServedVersions::default(),
         }
     }
 }
@@ -138,8 +142,12 @@ impl ApiState {
     ) -> Self {
         let discovery = Arc::new(crate::discovery::Discovery::new(
             config.server_address.as_deref(),
+            config.served_versions,
         ));
-        let openapi = Arc::new(crate::openapi::OpenApi::new(&config.version.git_version));
+        let openapi = Arc::new(crate::openapi::OpenApi::new(
+            &config.version.git_version,
+            config.served_versions,
+        ));
         Self {
             config: Arc::new(config),
             cluster,

@@ -27,7 +27,7 @@ async fn api_resource_list_is_byte_identical_to_the_spec() {
 
 #[tokio::test]
 async fn api_group_is_byte_identical_to_the_spec() {
-    let h = harness();
+    let h = harness_v1beta1();
     let r = call(&h.app, "/apis/metrics.k8s.io").await;
     assert_eq!(
         r.body,
@@ -37,7 +37,7 @@ async fn api_group_is_byte_identical_to_the_spec() {
 
 #[tokio::test]
 async fn api_group_list_embeds_the_group_without_type_meta() {
-    let h = harness();
+    let h = harness_v1beta1();
     let r = call(&h.app, "/apis").await;
     assert_eq!(
         r.body,
@@ -64,7 +64,7 @@ const AGGREGATED_ACCEPT: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=
 
 #[tokio::test]
 async fn aggregated_discovery_is_served_with_its_media_type_and_etag() {
-    let h = harness();
+    let h = harness_v1beta1();
     let r = send(&h.app, get_with("/apis", &[("accept", AGGREGATED_ACCEPT)])).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(
@@ -565,7 +565,7 @@ async fn pagination_and_version_parameters_are_ignored() {
 // === A9 and E.7: negotiation ===
 
 #[tokio::test]
-async fn protobuf_first_accept_gets_json() {
+async fn protobuf_first_accept_gets_protobuf_and_json_first_gets_json() {
     let h = harness();
     let r = send(
         &h.app,
@@ -576,6 +576,22 @@ async fn protobuf_first_accept_gets_json() {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.header("content-type"),
+        "application/vnd.kubernetes.protobuf"
+    );
+    assert!(r.body.starts_with("k8s\0"));
+    let r = send(
+        &h.app,
+        get_with(
+            "/apis/metrics.k8s.io/v1beta1/nodes",
+            &[(
+                "accept",
+                "application/json, application/vnd.kubernetes.protobuf",
+            )],
+        ),
+    )
+    .await;
     assert_eq!(r.header("content-type"), "application/json");
     assert_eq!(item_names(&r.body).len(), 3);
 }
@@ -587,7 +603,7 @@ async fn unacceptable_media_types_get_406() {
         &h.app,
         get_with(
             "/apis/metrics.k8s.io/v1beta1/nodes/node1",
-            &[("accept", "application/vnd.kubernetes.protobuf")],
+            &[("accept", "text/plain")],
         ),
     )
     .await;
@@ -596,7 +612,7 @@ async fn unacceptable_media_types_get_406() {
     // No acceptable type for the error either: Go writes it indented.
     assert_eq!(
         r.body,
-        "{\n  \"kind\": \"Status\",\n  \"apiVersion\": \"v1\",\n  \"metadata\": {},\n  \"status\": \"Failure\",\n  \"message\": \"406: Not Acceptable\\n\\nAvailable representations: application/json\",\n  \"reason\": \"NotAcceptable\",\n  \"code\": 406\n}"
+        "{\n  \"kind\": \"Status\",\n  \"apiVersion\": \"v1\",\n  \"metadata\": {},\n  \"status\": \"Failure\",\n  \"message\": \"406: Not Acceptable\\n\\nAvailable representations: application/json, application/vnd.kubernetes.protobuf\",\n  \"reason\": \"NotAcceptable\",\n  \"code\": 406\n}"
     );
     let r = send(
         &h.app,
@@ -609,7 +625,7 @@ async fn unacceptable_media_types_get_406() {
     assert_eq!(r.status, StatusCode::NOT_ACCEPTABLE);
     assert!(
         r.body
-            .contains("only the following media types are accepted: application/json")
+            .contains("only the following media types are accepted: application/json, application/vnd.kubernetes.protobuf\"")
     );
 }
 
@@ -661,10 +677,23 @@ async fn unknown_resources_under_the_group_are_not_found_statuses() {
     let h = harness();
     for uri in [
         "/apis/metrics.k8s.io/v1beta1/services",
-        "/apis/metrics.k8s.io/v1/nodes",
+        "/apis/metrics.k8s.io/v2/nodes",
+        "/apis/metrics.k8s.io/v1beta2",
         "/apis/metrics.k8s.io/v1beta1/nodes/a/b",
+        "/apis/metrics.k8s.io/v1/nodes/a/b",
     ] {
         let r = call(&h.app, uri).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(r.body, NOT_FOUND_ROUTE, "{uri}");
+    }
+    // A version that is not served has no routes at all.
+    let only_beta = harness_v1beta1();
+    for uri in [
+        "/apis/metrics.k8s.io/v1",
+        "/apis/metrics.k8s.io/v1/nodes",
+        "/apis/metrics.k8s.io/v1/namespaces/ns1/pods/pod1",
+    ] {
+        let r = call(&only_beta.app, uri).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}");
         assert_eq!(r.body, NOT_FOUND_ROUTE, "{uri}");
     }
@@ -1022,7 +1051,7 @@ async fn metrics_are_served_as_text_format_0_0_4() {
 
 #[test]
 fn thirty_thousand_pods_encode_to_one_valid_list() {
-    use metrics_server_api::{PodItem, encode_pod_metrics_list};
+    use metrics_server_api::{MetricsVersion, PodItem, encode_pod_metrics_list};
     let ts = secs(SAMPLE);
     let items: Vec<PodItem> = (0..30_000)
         .map(|i| PodItem {
@@ -1042,7 +1071,7 @@ fn thirty_thousand_pods_encode_to_one_valid_list() {
         })
         .collect();
     let started = std::time::Instant::now();
-    let body = encode_pod_metrics_list(&items, "2026-08-04T10:00:05Z");
+    let body = encode_pod_metrics_list(&items, "2026-08-04T10:00:05Z", MetricsVersion::V1beta1);
     let elapsed = started.elapsed();
     assert!(body.starts_with(b"{\"kind\":\"PodMetricsList\",\"apiVersion\":\"metrics.k8s.io/v1beta1\",\"metadata\":{},\"items\":[{\"metadata\":{\"name\":\"pod-00000\""));
     assert!(body.ends_with(b"]}]}\n"));

@@ -86,6 +86,8 @@ pub struct Response {
     pub etag: String,
     /// The body, as UTF-8 (lossy).
     pub body: String,
+    /// The body as received (protobuf is not text).
+    pub bytes: Vec<u8>,
 }
 
 /// The HTTPS (and plain HTTP) client.
@@ -161,6 +163,7 @@ impl InsecureClient {
                 content_type,
                 etag,
                 body: String::from_utf8_lossy(&body).into_owned(),
+                bytes: body.to_vec(),
             })
         };
         tokio::time::timeout(REQUEST_TIMEOUT, fetch)

@@ -22,6 +22,7 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use metrics_server_api::{MetricsVersion, ServedVersions};
 use metrics_server_core::{LabelSelector, format_duration, parse_duration};
 use metrics_server_kubelet::client::DEFAULT_MAX_BODY_BYTES;
 use metrics_server_kubelet::scraper::DEFAULT_MAX_IN_FLIGHT;
@@ -206,6 +207,8 @@ static SPECS: &[Spec] = &[
     // Our own diagnosis features.
     f("kubelet-node-proxy-fallback", Bool),
     f("node-scrape-events", Bool),
+    // Our own API versions.
+    f("served-metrics-versions", Strings),
     // cobra's own.
     Spec {
         name: "help",
@@ -488,6 +491,9 @@ pub struct Args {
     /// `--node-scrape-events`: an Event on a Node when its scrape failure changes. Off by
     /// default: upstream's RBAC grants no Events.
     pub node_scrape_events: bool,
+    // --- our own API versions ---
+    /// `--served-metrics-versions` as given (validated later).
+    pub served_metrics_versions: Vec<String>,
     // --- logging ---
     /// `--logging-format` as given (validated later, like upstream).
     pub logging_format: String,
@@ -576,6 +582,7 @@ impl Default for Args {
             authorization_cache_size: DEFAULT_AUTH_CACHE_SIZE,
             kubelet_node_proxy_fallback: false,
             node_scrape_events: false,
+            served_metrics_versions: vec!["v1".to_owned(), "v1beta1".to_owned()],
             logging_format: "text".to_owned(),
             v: 0,
             ignored: Vec::new(),
@@ -947,6 +954,7 @@ impl Args {
             "kubelet-preferred-address-types" => &mut self.kubelet_preferred_address_types,
             "tls-cipher-suites" => &mut self.tls_cipher_suites,
             "cors-allowed-origins" => &mut self.cors_allowed_origins,
+            "served-metrics-versions" => &mut self.served_metrics_versions,
             "strict-transport-security-directives" => {
                 &mut self.strict_transport_security_directives
             }
@@ -1102,13 +1110,29 @@ impl Args {
             LabelSelector::parse(&self.node_selector).map_err(|e| CliError::new(e.to_string()))?;
         // Our own flags come last, so upstream's first-error order is unchanged.
         let limits = self.validate_limits()?;
+        let served_versions = self.validate_served_versions()?;
         Ok(Validated {
             node_selector,
             log_format,
             kubelet_port,
             secure_port,
             limits,
+            served_versions,
         })
+    }
+
+    fn validate_served_versions(&self) -> Result<ServedVersions, CliError> {
+        let mut versions = Vec::with_capacity(self.served_metrics_versions.len());
+        for name in &self.served_metrics_versions {
+            let version = MetricsVersion::parse(name).ok_or_else(|| {
+                CliError::new(format!(
+                    "--served-metrics-versions: unknown version {name:?}; the metrics.k8s.io versions are v1 and v1beta1"
+                ))
+            })?;
+            versions.push(version);
+        }
+        ServedVersions::new(&versions)
+            .map_err(|e| CliError::new(format!("--served-metrics-versions: {e}")))
     }
 
     fn validate_limits(&self) -> Result<Limits, CliError> {
@@ -1167,6 +1191,8 @@ pub struct Validated {
     pub secure_port: u16,
     /// Our own limit flags.
     pub limits: Limits,
+    /// `--served-metrics-versions`.
+    pub served_versions: ServedVersions,
 }
 
 /// A Go duration (ns) as a std duration; negatives become zero.

@@ -80,6 +80,7 @@ impl Args {
             kubelet_port,
             secure_port,
             limits,
+            served_versions,
         } = validated;
         let ignored_flags = self.ignored_flags();
         let Args {
@@ -137,6 +138,7 @@ impl Args {
             authorization_cache_size: _,
             kubelet_node_proxy_fallback,
             node_scrape_events,
+            served_metrics_versions: _,
             logging_format: _,
             v: _,
             ignored,
@@ -404,6 +406,7 @@ impl Args {
                         version: version_info(),
                         server_address,
                         openmetrics: false,
+                        served_versions,
                     },
                     Arc::new(cluster) as Arc<dyn ClusterView>,
                     published as Arc<dyn MetricsSource>,

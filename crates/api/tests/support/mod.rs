@@ -11,8 +11,8 @@ use axum::body::Body;
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use metrics_server_api::{
-    ApiConfig, ApiMetrics, ApiState, Clock, HealthState, LabelMap, MetricsSource, MetricsView,
-    NodeMeta, PodMeta, StaticCluster, router,
+    ApiConfig, ApiMetrics, ApiState, Clock, HealthState, LabelMap, MetricsSource, MetricsVersion,
+    MetricsView, NodeMeta, PodMeta, ServedVersions, StaticCluster, router,
 };
 use metrics_server_core::{ContainerUsage, LabelSelector, PodUsage, ResourceUsage};
 use prometheus_client::registry::Registry;
@@ -241,6 +241,19 @@ pub fn node_selector_config() -> ApiConfig {
 pub fn harness() -> Harness {
     let (c, m) = fixture();
     harness_with(c, m, node_selector_config())
+}
+
+/// [`harness`] serving only `metrics.k8s.io/v1beta1`, as upstream v0.9.0 does.
+pub fn harness_v1beta1() -> Harness {
+    let (c, m) = fixture();
+    harness_with(
+        c,
+        m,
+        ApiConfig {
+            served_versions: ServedVersions::new(&[MetricsVersion::V1beta1]).unwrap_or_default(),
+            ..node_selector_config()
+        },
+    )
 }
 
 pub struct Reply {

@@ -536,6 +536,7 @@ fn the_help_keeps_upstreams_sections_in_order_and_ours_last() {
             "authorization-cache-size",
             "kubelet-node-proxy-fallback",
             "node-scrape-events",
+            "served-metrics-versions",
         ]
     );
 }
@@ -623,6 +624,25 @@ fn ignored_flags_are_only_recorded_and_every_other_flag_is_stored() {
     for (name, _) in IGNORED {
         assert!(Spec::by_name(name).is_some(), "--{name} is not a flag");
     }
+}
+
+#[test]
+fn served_metrics_versions_are_validated_and_default_to_both() {
+    let served = |args: &[&str]| run(args).validate().map(|v| v.served_versions);
+    let both: Vec<MetricsVersion> = served(&[]).map(|s| s.iter().collect()).unwrap_or_default();
+    assert_eq!(both, [MetricsVersion::V1, MetricsVersion::V1beta1]);
+    let beta: Vec<MetricsVersion> = served(&["--served-metrics-versions=v1beta1"])
+        .map(|s| s.iter().collect())
+        .unwrap_or_default();
+    assert_eq!(beta, [MetricsVersion::V1beta1]);
+    let err = served(&["--served-metrics-versions=v1,v2"])
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        err.as_deref().is_some_and(|e| e.contains("\"v2\"")),
+        "{err:?}"
+    );
+    assert!(served(&["--served-metrics-versions="]).is_err());
 }
 
 #[test]
