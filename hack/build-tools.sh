@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the third-party binaries the local cluster runs (kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, etcd, kwok, kwokctl, upstream metrics-server, helm, crane) from the Go modules
+# kube-scheduler, kubectl, kubectl-1.36, etcd, kwok, kwokctl, upstream metrics-server, helm, crane) from the Go modules
 # pinned under hack/tools/<tool>/, with the machine's Go toolchain and the Go module proxy.
 #
 # Each tool module is built once into a per-user cache folder keyed by a hash of its go.mod, go.sum and
@@ -16,14 +16,17 @@ bin_dir=${BIN_DIR:-$repo/.cluster/bin}
 mkdir -p "$cache_root/tools" "$bin_dir"
 
 # Versions stamped into binaries that report them (kwokctl reads `--version` to pick flags).
-kube_version=$(awk '$1=="k8s.io/kubernetes"{print $2}' "$repo/hack/tools/kubernetes/go.mod" | head -n1)
+kube_pin() { awk '$1=="k8s.io/kubernetes"{print $2}' "$repo/hack/tools/$1/go.mod" | head -n1; }
+kube_version=$(kube_pin kubernetes)
+# The older kubectl (metrics.k8s.io/v1beta1 only) kept beside the control plane's own.
+old_kubectl_version=$(kube_pin kubectl-1.36)
 ms_version=$(awk '$1=="sigs.k8s.io/metrics-server"{print $2}' "$repo/hack/tools/metrics-server/go.mod" | head -n1)
-kube_minor=$(echo "$kube_version" | cut -d. -f2)
 
 # tool name -> "package[:output-name] ..." (paths are relative to the tool's module)
 packages() {
   case "$1" in
     kubernetes) echo "k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl" ;;
+    kubectl-1.36) echo "k8s.io/kubernetes/cmd/kubectl:kubectl-1.36" ;;
     etcd) echo ".:etcd" ;;
     kwok) echo "sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl" ;;
     metrics-server) echo "sigs.k8s.io/metrics-server/cmd/metrics-server:metrics-server-upstream" ;;
@@ -33,14 +36,19 @@ packages() {
   esac
 }
 
+# -X flags stamping a Kubernetes version ($1, e.g. v1.37.2) into component-base and client-go.
+kube_version_flags() {
+  local v=$1 minor p=k8s.io/component-base/version c=k8s.io/client-go/pkg/version
+  minor=$(echo "$v" | cut -d. -f2)
+  echo "-X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean" \
+    "-X $c.gitVersion=$v -X $c.gitMajor=1 -X $c.gitMinor=$minor"
+}
+
 ldflags() {
   local x="-s -w"
   case "$1" in
-    kubernetes)
-      local p=k8s.io/component-base/version
-      x="$x -X $p.gitVersion=$kube_version -X $p.gitMajor=1 -X $p.gitMinor=$kube_minor -X $p.gitTreeState=clean"
-      x="$x -X k8s.io/client-go/pkg/version.gitVersion=$kube_version -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$kube_minor"
-      ;;
+    kubernetes) x="$x $(kube_version_flags "$kube_version")" ;;
+    kubectl-1.36) x="$x $(kube_version_flags "$old_kubectl_version")" ;;
     kwok) x="$x -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${kube_version#v}" ;;
     metrics-server) x="$x -X k8s.io/client-go/pkg/version.gitVersion=$ms_version -X k8s.io/client-go/pkg/version.gitTreeState=clean" ;;
   esac
@@ -80,5 +88,5 @@ build_tool() {
 }
 
 tools=("$@")
-if [ ${#tools[@]} -eq 0 ]; then tools=(kubernetes etcd kwok metrics-server); fi
+if [ ${#tools[@]} -eq 0 ]; then tools=(kubernetes kubectl-1.36 etcd kwok metrics-server); fi
 for t in "${tools[@]}"; do build_tool "$t"; done
