@@ -2,13 +2,16 @@
 # A local Kubernetes cluster for the demo and the end-to-end tests, on loopback only.
 #
 # Real: etcd, kube-apiserver (with the aggregation layer), kube-controller-manager (runs the HPA),
-# kube-scheduler, kubectl, and the metrics-server process (ours or upstream's), all built from their Go
-# modules by hack/build-tools.sh and started by `kwokctl create cluster --runtime binary`.
+# kube-scheduler, kubectl (and kubectl-1.36, the older v1beta1-only client), and the metrics-server
+# process (ours or upstream's), all built from their Go modules by hack/build-tools.sh and started by
+# `kwokctl create cluster --runtime binary`.
 # Simulated by KWOK: the nodes, their kubelets' /metrics/resource endpoints, and pod lifecycles.
 #
 # Usage: hack/cluster.sh up|down|status
 # Variables: METRICS_SERVER=ours|upstream (default ours), NODES (default 3), CLUSTER_NAME (default msrs),
-#            METRICS_SERVER_BIN (overrides the binary), METRICS_SERVER_ARGS (extra flags, space separated).
+#            METRICS_SERVER_BIN (overrides the binary), METRICS_SERVER_ARGS (extra flags, space separated),
+#            METRICS_VERSIONS=both|v1beta1 (which APIServices route to the server; default both for ours,
+#            v1beta1 for upstream v0.9.0, which serves no metrics.k8s.io/v1).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,9 +58,21 @@ EOF
   echo "$launcher"
 }
 
+# The kustomize folder of APIServices (and their Service) kwokctl applies for the server.
+aggregation_dir() {
+  local versions=${METRICS_VERSIONS:-}
+  [ -n "$versions" ] || { [ "$which_server" = upstream ] && versions=v1beta1 || versions=both; }
+  case "$versions" in
+    both) echo "$repo/hack/cluster/aggregation" ;;
+    v1beta1) echo "$repo/hack/cluster/aggregation/v1beta1" ;;
+    *) echo "METRICS_VERSIONS must be 'both' or 'v1beta1', not '$versions'" >&2; exit 2 ;;
+  esac
+}
+
 write_config() {
-  local ms_bin cfg=$state/kwokctl-$cluster.yaml extra=""
+  local ms_bin cfg=$state/kwokctl-$cluster.yaml extra="" manifests
   ms_bin=$(write_launcher "$1")
+  manifests=$(aggregation_dir)
   for a in ${METRICS_SERVER_ARGS:-}; do
     a=${a#--}
     extra="$extra
@@ -78,7 +93,7 @@ options:
   kwokControllerBinary: $bin/kwok
   metricsServerBinary: $ms_bin
   metricsServerManifests:
-  - $repo/hack/cluster/aggregation
+  - $manifests
   enableMetricsServer: true
   enableCRDs:
   - ResourceUsage
@@ -163,7 +178,7 @@ EOF
 
 up() {
   local ms_bin cfg
-  "$repo/hack/build-tools.sh" kubernetes etcd kwok metrics-server
+  "$repo/hack/build-tools.sh" kubernetes kubectl-1.36 etcd kwok metrics-server
   ms_bin=$(server_binary)
   [ -x "$ms_bin" ] || { echo "metrics-server binary $ms_bin not found (for METRICS_SERVER=ours run: cargo build --release -p metrics-server)" >&2; exit 1; }
   if kwokctl get clusters 2>/dev/null | grep -qx "$cluster"; then
@@ -205,7 +220,7 @@ down() {
 
 status() {
   kwokctl get clusters
-  [ -f "$kubeconfig" ] && kc get nodes -o wide && kc get apiservice v1beta1.metrics.k8s.io
+  [ -f "$kubeconfig" ] && kc get nodes -o wide && kc get apiservice v1.metrics.k8s.io v1beta1.metrics.k8s.io
 }
 
 case "${1:-}" in
