@@ -7,7 +7,7 @@
 # sources plus the Go version, so a fresh clone on the same machine (as in CI) reuses the binaries and a
 # changed pin rebuilds only that tool. Finally every binary is linked into $BIN_DIR (default .cluster/bin).
 #
-# Usage: hack/build-tools.sh [tool ...]   (default: every module under hack/tools except golden)
+# Usage: hack/build-tools.sh [tool ...]   (default: the cluster's tools; helm, crane and vpa on request)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,6 +32,7 @@ packages() {
     metrics-server) echo "sigs.k8s.io/metrics-server/cmd/metrics-server:metrics-server-upstream" ;;
     helm) echo "helm.sh/helm/v3/cmd/helm" ;;
     crane) echo "github.com/google/go-containerregistry/cmd/crane" ;;
+    vpa) echo "./pkg/recommender:vpa-recommender" ;;
     *) echo "unknown tool module: $1" >&2; return 1 ;;
   esac
 }
@@ -60,8 +61,17 @@ cache_key() {
   { go version; ldflags "$(basename "$dir")"; cat "$dir"/go.mod "$dir"/go.sum; cat "$dir"/*.go 2>/dev/null || true; } | sha256sum | cut -c1-16
 }
 
+# Where a tool's packages are built: its pin module, except for the VPA, whose own go.mod (with an
+# exclude block) must be the main module: its downloaded source, verified against the pin's go.sum.
+source_dir() {
+  local tool=$1 dir=$2 module version
+  if [ "$tool" != vpa ]; then echo "$dir"; return; fi
+  read -r module version < <(awk '$1=="require"{print $2, $3}' "$dir/go.mod")
+  (cd "$dir" && go mod download -json "$module@$version") | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'
+}
+
 build_tool() {
-  local tool=$1 dir=$repo/hack/tools/$1
+  local tool=$1 dir=$repo/hack/tools/$1 src
   local out="$cache_root/tools/$tool-$(cache_key "$dir")"
   if [ -f "$out/.complete" ]; then
     echo "==> $tool: cached in $out"
@@ -69,13 +79,14 @@ build_tool() {
     echo "==> $tool: building into $out (a cold build of all tools takes about 25 minutes on 2 cores)"
     rm -rf "$out.tmp" && mkdir -p "$out.tmp"
     local start=$SECONDS spec pkg name
+    src=$(source_dir "$tool" "$dir")
     for spec in $(packages "$tool"); do
       pkg=${spec%%:*}; name=${spec#*:}
       [ "$name" = "$spec" ] && name=$(basename "$pkg")
       echo "    building $name ($pkg)"
       # -v lists each package as it is compiled; print a progress line every 100 packages so a
       # newcomer sees that the long first build is moving.
-      (cd "$dir" && go build -v -trimpath -ldflags "$(ldflags "$tool")" -o "$out.tmp/$name" "$pkg" 2>&1) |
+      (cd "$src" && go build -v -trimpath -ldflags "$(ldflags "$tool")" -o "$out.tmp/$name" "$pkg" 2>&1) |
         awk -v n="$name" '/^#|\.go:[0-9]+:|^go: / {print; next} {c++; if (c % 100 == 0) {printf "    %s: %d packages compiled\n", n, c; fflush()}}'
       [ -x "$out.tmp/$name" ] || { echo "build of $name failed" >&2; return 1; }
     done

@@ -7,7 +7,9 @@
 # `kwokctl create cluster --runtime binary`.
 # Simulated by KWOK: the nodes, their kubelets' /metrics/resource endpoints, and pod lifecycles.
 #
-# Usage: hack/cluster.sh up|down|status
+# Usage: hack/cluster.sh up|down|status|vpa-up|vpa-down
+#   vpa-up starts the Vertical Pod Autoscaler's recommender (built from its module by build-tools.sh) as a
+#   local process with the admin kubeconfig, after installing its CRDs; down stops it too.
 # Variables: METRICS_SERVER=ours|upstream (default ours), NODES (default 3), CLUSTER_NAME (default msrs),
 #            METRICS_SERVER_BIN (overrides the binary), METRICS_SERVER_ARGS (extra flags, space separated),
 #            METRICS_VERSIONS=both|v1beta1 (which APIServices route to the server; default both for ours,
@@ -198,7 +200,38 @@ up() {
   log "cluster $cluster is up; KUBECONFIG=$kubeconfig"
 }
 
+vpa_pidfile=$state/vpa-recommender-$cluster.pid
+
+vpa_up() {
+  local src crds
+  "$repo/hack/build-tools.sh" vpa
+  [ -f "$kubeconfig" ] || { echo "no cluster $cluster (hack/cluster.sh up first)" >&2; exit 1; }
+  vpa_down
+  src=$(cd "$repo/hack/tools/vpa" && go mod download -json "$(awk '$1=="require"{print $2"@"$3}' go.mod)" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  crds=$src/deploy/vpa-v1-crd-gen.yaml
+  kc apply --server-side -f "$crds" >/dev/null
+  kc wait --for=condition=Established crd/verticalpodautoscalers.autoscaling.k8s.io --timeout=60s >/dev/null
+  # A short interval so the e2e case sees recommendations within a minute; metrics on loopback.
+  nohup "$bin/vpa-recommender" --kubeconfig="$kubeconfig" --recommender-interval=10s \
+    --address=127.0.0.1:0 --v=2 >"$state/vpa-recommender-$cluster.log" 2>&1 &
+  echo $! >"$vpa_pidfile"
+  log "VPA recommender running (pid $(cat "$vpa_pidfile"), log $state/vpa-recommender-$cluster.log)"
+}
+
+vpa_down() {
+  [ -f "$vpa_pidfile" ] || return 0
+  local pid
+  pid=$(cat "$vpa_pidfile")
+  if kill -0 "$pid" 2>/dev/null && grep -q vpa-recommender "/proc/$pid/cmdline" 2>/dev/null; then
+    log "stopping the VPA recommender (pid $pid)"
+    kill "$pid" 2>/dev/null || true
+  fi
+  rm -f "$vpa_pidfile"
+}
+
 down() {
+  vpa_down
   if kwokctl get clusters 2>/dev/null | grep -qx "$cluster"; then
     log "deleting cluster $cluster"
     kwokctl delete cluster --name "$cluster"
@@ -228,5 +261,7 @@ case "${1:-}" in
   down) down ;;
   status) status ;;
   kubeconfig) echo "$kubeconfig" ;;
-  *) echo "usage: $0 up|down|status|kubeconfig" >&2; exit 2 ;;
+  vpa-up) vpa_up ;;
+  vpa-down) vpa_down ;;
+  *) echo "usage: $0 up|down|status|kubeconfig|vpa-up|vpa-down" >&2; exit 2 ;;
 esac
