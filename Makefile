@@ -12,8 +12,10 @@ export METRICS_SERVER NODES
 CARGO ?= cargo
 KUBECONFIG_PATH = $(CURDIR)/.cluster/kwok/clusters/$(or $(CLUSTER_NAME),msrs)/kubeconfig.yaml
 KUBECTL = $(CURDIR)/.cluster/bin/kubectl
+# The older client, which reads metrics.k8s.io/v1beta1 only (kubectl 1.37 reads v1).
+KUBECTL_OLD = $(CURDIR)/.cluster/bin/kubectl-1.36
 
-.PHONY: all build release tools cluster-up cluster-down demo test unit e2e e2e-run doctor-run control-plane-run differential lint fmt clean
+.PHONY: all build release tools cluster-up cluster-down demo test unit e2e e2e-run vpa-run doctor-run control-plane-run differential lint fmt clean
 
 all: build
 
@@ -53,6 +55,8 @@ e2e: release
 	@hack/cluster.sh up && \
 	  status=0; $(MAKE) --no-print-directory e2e-run KUBECONFIG=$(KUBECONFIG_PATH) || status=$$?; \
 	  if [ $$status -eq 0 ]; then \
+	    $(MAKE) --no-print-directory vpa-run KUBECONFIG=$(KUBECONFIG_PATH) || status=$$?; fi; \
+	  if [ $$status -eq 0 ]; then \
 	    $(MAKE) --no-print-directory doctor-run KUBECONFIG=$(KUBECONFIG_PATH) || status=$$?; fi; \
 	  if [ $$status -eq 0 ]; then \
 	    $(MAKE) --no-print-directory control-plane-run KUBECONFIG=$(KUBECONFIG_PATH) || status=$$?; fi; \
@@ -65,8 +69,17 @@ E2E_KUBECONFIG := $(if $(filter command line,$(origin KUBECONFIG)),$(KUBECONFIG)
 e2e-run:
 	@if [ -z "$(E2E_KUBECONFIG)" ]; then \
 	  echo "e2e-run: name the cluster: make e2e-run KUBECONFIG=/path/to/kubeconfig"; exit 1; fi
-	E2E_KUBECONFIG=$(E2E_KUBECONFIG) E2E_REQUIRE=1 KUBECTL=$(KUBECTL) $(CARGO) test -p metrics-server-e2e --test e2e
+	E2E_KUBECONFIG=$(E2E_KUBECONFIG) E2E_REQUIRE=1 KUBECTL=$(KUBECTL) KUBECTL_OLD=$(KUBECTL_OLD) $(CARGO) test -p metrics-server-e2e --test e2e
 	E2E_KUBECONFIG=$(E2E_KUBECONFIG) E2E_REQUIRE=1 $(CARGO) test -p metrics-server-e2e --test diagnosis
+
+# The VPA recommender (k8s.io/autoscaler/vertical-pod-autoscaler, pkg/recommender) started beside the
+# named cluster made by hack/cluster.sh, a VPA in Off mode, and its recommendation from our metrics.
+vpa-run:
+	@if [ -z "$(E2E_KUBECONFIG)" ]; then \
+	  echo "vpa-run: name the cluster: make vpa-run KUBECONFIG=/path/to/kubeconfig"; exit 1; fi
+	hack/cluster.sh vpa-up
+	status=0; E2E_KUBECONFIG=$(E2E_KUBECONFIG) E2E_REQUIRE=1 KUBECTL=$(KUBECTL) $(CARGO) test -p metrics-server-e2e --test vpa || status=$$?; \
+	  hack/cluster.sh vpa-down; exit $$status
 
 # `metrics-server doctor` against injected faults (RBAC, APIService port, endpoints, hung server,
 # front-proxy CA, HPA without requests); every fault is put back. Stops and restarts the server

@@ -2,13 +2,18 @@
 # A local Kubernetes cluster for the demo and the end-to-end tests, on loopback only.
 #
 # Real: etcd, kube-apiserver (with the aggregation layer), kube-controller-manager (runs the HPA),
-# kube-scheduler, kubectl, and the metrics-server process (ours or upstream's), all built from their Go
-# modules by hack/build-tools.sh and started by `kwokctl create cluster --runtime binary`.
+# kube-scheduler, kubectl (and kubectl-1.36, the older v1beta1-only client), and the metrics-server
+# process (ours or upstream's), all built from their Go modules by hack/build-tools.sh and started by
+# `kwokctl create cluster --runtime binary`.
 # Simulated by KWOK: the nodes, their kubelets' /metrics/resource endpoints, and pod lifecycles.
 #
-# Usage: hack/cluster.sh up|down|status
+# Usage: hack/cluster.sh up|down|status|vpa-up|vpa-down
+#   vpa-up starts the Vertical Pod Autoscaler's recommender (built from its module by build-tools.sh) as a
+#   local process with the admin kubeconfig, after installing its CRDs; down stops it too.
 # Variables: METRICS_SERVER=ours|upstream (default ours), NODES (default 3), CLUSTER_NAME (default msrs),
-#            METRICS_SERVER_BIN (overrides the binary), METRICS_SERVER_ARGS (extra flags, space separated).
+#            METRICS_SERVER_BIN (overrides the binary), METRICS_SERVER_ARGS (extra flags, space separated),
+#            METRICS_VERSIONS=both|v1beta1 (which APIServices route to the server; default both for ours,
+#            v1beta1 for upstream v0.9.0, which serves no metrics.k8s.io/v1).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,9 +60,21 @@ EOF
   echo "$launcher"
 }
 
+# The kustomize folder of APIServices (and their Service) kwokctl applies for the server.
+aggregation_dir() {
+  local versions=${METRICS_VERSIONS:-}
+  [ -n "$versions" ] || { [ "$which_server" = upstream ] && versions=v1beta1 || versions=both; }
+  case "$versions" in
+    both) echo "$repo/hack/cluster/aggregation" ;;
+    v1beta1) echo "$repo/hack/cluster/aggregation/v1beta1" ;;
+    *) echo "METRICS_VERSIONS must be 'both' or 'v1beta1', not '$versions'" >&2; exit 2 ;;
+  esac
+}
+
 write_config() {
-  local ms_bin cfg=$state/kwokctl-$cluster.yaml extra=""
+  local ms_bin cfg=$state/kwokctl-$cluster.yaml extra="" manifests
   ms_bin=$(write_launcher "$1")
+  manifests=$(aggregation_dir)
   for a in ${METRICS_SERVER_ARGS:-}; do
     a=${a#--}
     extra="$extra
@@ -78,7 +95,7 @@ options:
   kwokControllerBinary: $bin/kwok
   metricsServerBinary: $ms_bin
   metricsServerManifests:
-  - $repo/hack/cluster/aggregation
+  - $manifests
   enableMetricsServer: true
   enableCRDs:
   - ResourceUsage
@@ -163,7 +180,7 @@ EOF
 
 up() {
   local ms_bin cfg
-  "$repo/hack/build-tools.sh" kubernetes etcd kwok metrics-server
+  "$repo/hack/build-tools.sh" kubernetes kubectl-1.36 etcd kwok metrics-server
   ms_bin=$(server_binary)
   [ -x "$ms_bin" ] || { echo "metrics-server binary $ms_bin not found (for METRICS_SERVER=ours run: cargo build --release -p metrics-server)" >&2; exit 1; }
   if kwokctl get clusters 2>/dev/null | grep -qx "$cluster"; then
@@ -183,7 +200,38 @@ up() {
   log "cluster $cluster is up; KUBECONFIG=$kubeconfig"
 }
 
+vpa_pidfile=$state/vpa-recommender-$cluster.pid
+
+vpa_up() {
+  local src crds
+  "$repo/hack/build-tools.sh" vpa
+  [ -f "$kubeconfig" ] || { echo "no cluster $cluster (hack/cluster.sh up first)" >&2; exit 1; }
+  vpa_down
+  src=$(cd "$repo/hack/tools/vpa" && go mod download -json "$(awk '$1=="require"{print $2"@"$3}' go.mod)" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  crds=$src/deploy/vpa-v1-crd-gen.yaml
+  kc apply --server-side -f "$crds" >/dev/null
+  kc wait --for=condition=Established crd/verticalpodautoscalers.autoscaling.k8s.io --timeout=60s >/dev/null
+  # A short interval so the e2e case sees recommendations within a minute; metrics on loopback.
+  nohup "$bin/vpa-recommender" --kubeconfig="$kubeconfig" --recommender-interval=10s \
+    --address=127.0.0.1:0 --v=2 >"$state/vpa-recommender-$cluster.log" 2>&1 &
+  echo $! >"$vpa_pidfile"
+  log "VPA recommender running (pid $(cat "$vpa_pidfile"), log $state/vpa-recommender-$cluster.log)"
+}
+
+vpa_down() {
+  [ -f "$vpa_pidfile" ] || return 0
+  local pid
+  pid=$(cat "$vpa_pidfile")
+  if kill -0 "$pid" 2>/dev/null && grep -q vpa-recommender "/proc/$pid/cmdline" 2>/dev/null; then
+    log "stopping the VPA recommender (pid $pid)"
+    kill "$pid" 2>/dev/null || true
+  fi
+  rm -f "$vpa_pidfile"
+}
+
 down() {
+  vpa_down
   if kwokctl get clusters 2>/dev/null | grep -qx "$cluster"; then
     log "deleting cluster $cluster"
     kwokctl delete cluster --name "$cluster"
@@ -205,7 +253,7 @@ down() {
 
 status() {
   kwokctl get clusters
-  [ -f "$kubeconfig" ] && kc get nodes -o wide && kc get apiservice v1beta1.metrics.k8s.io
+  [ -f "$kubeconfig" ] && kc get nodes -o wide && kc get apiservice v1.metrics.k8s.io v1beta1.metrics.k8s.io
 }
 
 case "${1:-}" in
@@ -213,5 +261,7 @@ case "${1:-}" in
   down) down ;;
   status) status ;;
   kubeconfig) echo "$kubeconfig" ;;
-  *) echo "usage: $0 up|down|status|kubeconfig" >&2; exit 2 ;;
+  vpa-up) vpa_up ;;
+  vpa-down) vpa_down ;;
+  *) echo "usage: $0 up|down|status|kubeconfig|vpa-up|vpa-down" >&2; exit 2 ;;
 esac

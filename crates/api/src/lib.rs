@@ -45,6 +45,7 @@ mod router;
 mod source;
 mod state;
 mod status;
+mod yaml;
 
 pub use attributes::{Attributes, NonResourceAttributes, ResourceAttributes, request_attributes};
 pub use cluster::{

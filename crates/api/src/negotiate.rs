@@ -2,14 +2,15 @@
 //! `github.com/munnerz/goautoneg` and
 //! `k8s.io/apiserver/pkg/endpoints/handlers/negotiation`.
 //!
-//! Resources and Status errors are served as JSON and protobuf, tried in
-//! that order for each Accept clause like the codec factory's serializers
+//! Resources and Status errors are served as JSON, YAML and protobuf, tried
+//! in that order for each Accept clause like the codec factory's serializers
 //! (`application/*` and `*/*` pick JSON); discovery is JSON only.
 //! 406 only when no clause is left.
 
 use std::collections::BTreeMap;
 
 use crate::protobuf::PROTOBUF;
+use crate::yaml::YAML;
 
 /// The JSON media type.
 pub(crate) const JSON: &str = "application/json";
@@ -18,6 +19,7 @@ pub(crate) const JSON: &str = "application/json";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Format {
     Json,
+    Yaml,
     Protobuf,
 }
 
@@ -26,6 +28,7 @@ impl Format {
     pub(crate) fn media_type(self) -> &'static str {
         match self {
             Self::Json => JSON,
+            Self::Yaml => YAML,
             Self::Protobuf => PROTOBUF,
         }
     }
@@ -33,18 +36,20 @@ impl Format {
     fn subtype(self) -> &'static str {
         match self {
             Self::Json => "json",
+            Self::Yaml => "yaml",
             Self::Protobuf => "vnd.kubernetes.protobuf",
         }
     }
 
-    /// Whether a `stream=watch` clause can be served (a stream serializer).
+    /// Whether a `stream=watch` clause can be served (a stream serializer;
+    /// YAML has none).
     fn streams(self) -> bool {
-        true
+        self != Self::Yaml
     }
 }
 
 /// What resources and Status errors are served as, in the serializers' order.
-pub(crate) const ALL_FORMATS: &[Format] = &[Format::Json, Format::Protobuf];
+pub(crate) const ALL_FORMATS: &[Format] = &[Format::Json, Format::Yaml, Format::Protobuf];
 
 /// What discovery documents are served as.
 pub(crate) const JSON_ONLY: &[Format] = &[Format::Json];
@@ -412,7 +417,7 @@ mod tests {
         assert_eq!(served("text/plain"), None);
         assert_eq!(
             not_acceptable_message(ALL_FORMATS),
-            "only the following media types are accepted: application/json, application/vnd.kubernetes.protobuf"
+            "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf"
         );
     }
 

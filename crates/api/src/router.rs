@@ -29,6 +29,7 @@ use crate::query::{Query, unescape_path};
 use crate::source::unix_nanos;
 use crate::state::ApiState;
 use crate::status::{Status, json_response};
+use crate::yaml::{self, YAML};
 
 /// Builds the router: every path of spec E.1, the handlers only. The
 /// max-in-flight and request-timeout filters ([`crate::InFlightLimits`],
@@ -75,6 +76,9 @@ impl Ctx {
             Some(n) if n.format == Format::Protobuf => {
                 typed_response(status.code, PROTOBUF, protobuf::encode_status(&status))
             }
+            Some(n) if n.format == Format::Yaml => {
+                yaml_response(status.code, &status.to_json(false))
+            }
             Some(n) => status.into_response(n.pretty_param || self.pretty_request()),
             None => {
                 let mut out = Vec::new();
@@ -114,10 +118,11 @@ fn restful_accepts(accept: &str, produces: &[&str]) -> bool {
 /// Discovery routes.
 const PRODUCES_GET: &[&str] = &[negotiate::JSON];
 /// Routes of a named object.
-const PRODUCES_OBJECT: &[&str] = &[negotiate::JSON, PROTOBUF];
+const PRODUCES_OBJECT: &[&str] = &[negotiate::JSON, YAML, PROTOBUF];
 /// List routes: every format, then the stream forms.
 const PRODUCES_LIST: &[&str] = &[
     negotiate::JSON,
+    YAML,
     PROTOBUF,
     "application/json;stream=watch",
     "application/vnd.kubernetes.protobuf;stream=watch",
@@ -576,6 +581,17 @@ fn ok_json(body: Vec<u8>) -> Response<Body> {
     json_response(200, body)
 }
 
+/// A JSON document of ours, answered as YAML.
+fn yaml_response(code: u16, json: &[u8]) -> Response<Body> {
+    match yaml::from_json(json) {
+        Some(body) => typed_response(code, YAML, body),
+        None => {
+            tracing::error!("a JSON body of ours did not parse for YAML");
+            json_response(500, Status::internal("encoding YAML failed").to_json(false))
+        }
+    }
+}
+
 /// What a resource handler answers with: the negotiated form and version.
 #[derive(Clone, Copy)]
 struct Answer {
@@ -601,6 +617,13 @@ fn respond_list<T: ProtoItem>(
         let body = protobuf::encode_list(items, created, a.version, n.target);
         return typed_response(200, PROTOBUF, body);
     }
+    if n.format == Format::Yaml {
+        let plain = Encoding {
+            pretty: false,
+            ..enc
+        };
+        return yaml_response(200, &objects::encode_list(items, created.text, plain));
+    }
     ok_json(objects::encode_list(items, created.text, enc))
 }
 
@@ -621,6 +644,13 @@ fn respond_one<T: ProtoItem>(
     if n.format == Format::Protobuf {
         let body = protobuf::encode_one(item, created, a.version, n.target);
         return typed_response(200, PROTOBUF, body);
+    }
+    if n.format == Format::Yaml {
+        let plain = Encoding {
+            pretty: false,
+            ..enc
+        };
+        return yaml_response(200, &objects::encode_one(item, created.text, plain));
     }
     ok_json(objects::encode_one(item, created.text, enc))
 }

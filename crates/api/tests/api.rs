@@ -597,6 +597,65 @@ async fn protobuf_first_accept_gets_protobuf_and_json_first_gets_json() {
 }
 
 #[tokio::test]
+async fn yaml_is_served_for_objects_lists_and_errors() {
+    let h = harness();
+    let yaml = [("accept", "application/yaml")];
+    let r = send(
+        &h.app,
+        get_with("/apis/metrics.k8s.io/v1/nodes/node1", &yaml),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("content-type"), "application/yaml");
+    assert!(
+        r.body
+            .starts_with("apiVersion: metrics.k8s.io/v1\nkind: NodeMetrics\nmetadata:\n"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("\nusage:\n  cpu: "), "{}", r.body);
+    let r = send(
+        &h.app,
+        get_with("/apis/metrics.k8s.io/v1beta1/nodes", &yaml),
+    )
+    .await;
+    assert_eq!(r.header("content-type"), "application/yaml");
+    assert!(
+        r.body
+            .starts_with("apiVersion: metrics.k8s.io/v1beta1\nitems:\n- metadata:\n"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.ends_with("kind: NodeMetricsList\nmetadata: {}\n"),
+        "{}",
+        r.body
+    );
+    let r = send(
+        &h.app,
+        get_with("/apis/metrics.k8s.io/v1beta1/nodes/ghost", &yaml),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.header("content-type"), "application/yaml");
+    assert!(
+        r.body.starts_with("apiVersion: v1\ncode: 404\ndetails:\n"),
+        "{}",
+        r.body
+    );
+    // YAML has no stream serializer: a watch clause in YAML alone is not acceptable.
+    let r = send(
+        &h.app,
+        get_with(
+            "/apis/metrics.k8s.io/v1beta1/nodes",
+            &[("accept", "application/yaml;stream=watch")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_ACCEPTABLE);
+}
+
+#[tokio::test]
 async fn unacceptable_media_types_get_406() {
     let h = harness();
     let r = send(
@@ -612,7 +671,7 @@ async fn unacceptable_media_types_get_406() {
     // No acceptable type for the error either: Go writes it indented.
     assert_eq!(
         r.body,
-        "{\n  \"kind\": \"Status\",\n  \"apiVersion\": \"v1\",\n  \"metadata\": {},\n  \"status\": \"Failure\",\n  \"message\": \"406: Not Acceptable\\n\\nAvailable representations: application/json, application/vnd.kubernetes.protobuf\",\n  \"reason\": \"NotAcceptable\",\n  \"code\": 406\n}"
+        "{\n  \"kind\": \"Status\",\n  \"apiVersion\": \"v1\",\n  \"metadata\": {},\n  \"status\": \"Failure\",\n  \"message\": \"406: Not Acceptable\\n\\nAvailable representations: application/json, application/yaml, application/vnd.kubernetes.protobuf\",\n  \"reason\": \"NotAcceptable\",\n  \"code\": 406\n}"
     );
     let r = send(
         &h.app,
@@ -625,7 +684,7 @@ async fn unacceptable_media_types_get_406() {
     assert_eq!(r.status, StatusCode::NOT_ACCEPTABLE);
     assert!(
         r.body
-            .contains("only the following media types are accepted: application/json, application/vnd.kubernetes.protobuf\"")
+            .contains("only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf\"")
     );
 }
 

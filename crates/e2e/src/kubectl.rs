@@ -28,9 +28,27 @@ impl Kubectl {
         }
     }
 
+    /// Uses `binary` (another kubectl, e.g. an older release) with the same kubeconfig.
+    pub fn with_binary(&self, binary: &str) -> Self {
+        Self {
+            binary: binary.to_owned(),
+            kubeconfig: self.kubeconfig.clone(),
+        }
+    }
+
+    /// The binary this runs.
+    pub fn binary(&self) -> &str {
+        &self.binary
+    }
+
     /// Runs `kubectl --kubeconfig=... <args>` and returns its standard output; a non-zero exit is an
     /// error carrying standard error.
     pub async fn run(&self, args: &[&str]) -> Result<String> {
+        Ok(self.run_with_log(args).await?.0)
+    }
+
+    /// Like [`Kubectl::run`], also returning standard error (where `-v=6` logs each request URL).
+    pub async fn run_with_log(&self, args: &[&str]) -> Result<(String, String)> {
         let mut cmd = tokio::process::Command::new(&self.binary);
         cmd.arg(format!("--kubeconfig={}", self.kubeconfig));
         cmd.args(args).kill_on_drop(true);
@@ -48,7 +66,7 @@ impl Kubectl {
                 stdout.trim()
             );
         }
-        Ok(stdout)
+        Ok((stdout, String::from_utf8_lossy(&output.stderr).into_owned()))
     }
 }
 
@@ -98,6 +116,28 @@ impl Table {
     }
 }
 
+/// The `metrics.k8s.io` versions whose resources (`.../<version>/nodes`, `.../<version>/namespaces/...`)
+/// a `kubectl -v=6` log shows requested, in order of first appearance; discovery requests of the bare
+/// group-version are left out.
+pub fn metrics_versions_requested(log: &str) -> Vec<String> {
+    const GROUP: &str = "/apis/metrics.k8s.io/";
+    let mut versions: Vec<String> = Vec::new();
+    for line in log.lines() {
+        let mut rest = line;
+        while let Some(at) = rest.find(GROUP) {
+            rest = &rest[at + GROUP.len()..];
+            let end = rest
+                .find(|c: char| !c.is_ascii_alphanumeric())
+                .unwrap_or(rest.len());
+            let (version, after) = rest.split_at(end);
+            if after.starts_with('/') && !versions.iter().any(|v| v == version) {
+                versions.push(version.to_owned());
+            }
+        }
+    }
+    versions
+}
+
 /// Parses a `kubectl top` CPU cell (`<n>m`) into millicores.
 pub fn parse_millicores(cell: &str) -> Option<u64> {
     cell.strip_suffix('m')?.parse().ok()
@@ -116,6 +156,17 @@ pub fn parse_percent(cell: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requested_metrics_versions_come_from_resource_urls_only() {
+        let log = r#"I0612 10:00:00.1 1 round_trippers.go:632] "Response" verb="GET" url="https://127.0.0.1:6443/apis?timeout=32s" status="200 OK" milliseconds=3
+I0612 10:00:00.2 1 round_trippers.go:632] "Response" verb="GET" url="https://127.0.0.1:6443/apis/metrics.k8s.io/v1" status="200 OK" milliseconds=2
+I0612 10:00:00.3 1 round_trippers.go:632] "Response" verb="GET" url="https://127.0.0.1:6443/apis/metrics.k8s.io/v1/nodes" status="200 OK" milliseconds=4
+I0612 10:00:00.4 1 round_trippers.go:632] "Response" verb="GET" url="https://127.0.0.1:6443/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/p" status="404 Not Found" milliseconds=1
+I0612 10:00:00.5 1 round_trippers.go:632] "Response" verb="GET" url="https://127.0.0.1:6443/apis/metrics.k8s.io/v1/nodes/n1" status="200 OK" milliseconds=4"#;
+        assert_eq!(metrics_versions_requested(log), ["v1", "v1beta1"]);
+        assert!(metrics_versions_requested("GET /api/v1/nodes 200 OK").is_empty());
+    }
 
     const TOP_NODES: &str = "\
 NAME          CPU(cores)   CPU(%)      MEMORY(bytes)   MEMORY(%)

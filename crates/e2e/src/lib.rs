@@ -29,3 +29,4 @@ pub mod retry;
 pub mod route;
 pub mod runner;
 pub mod ss;
+pub mod wire;

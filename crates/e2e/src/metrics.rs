@@ -1,4 +1,4 @@
-//! The `metrics.k8s.io/v1beta1` objects, read through kube-apiserver's aggregation layer as upstream's
+//! The `metrics.k8s.io` objects (`v1` and `v1beta1` share one schema), read through kube-apiserver's aggregation layer as upstream's
 //! e2e suite does with its metrics clientset.
 
 use std::collections::BTreeMap;
@@ -9,8 +9,16 @@ use serde::de::DeserializeOwned;
 
 use crate::quantity::Quantity;
 
-/// The API path prefix.
+/// The API path prefix of v1beta1, the version every client of upstream's servers reads.
 pub const API: &str = "/apis/metrics.k8s.io/v1beta1";
+
+/// The versions our server serves: v1 (GA in Kubernetes 1.37, preferred) and v1beta1.
+pub const VERSIONS: [&str; 2] = ["v1", "v1beta1"];
+
+/// The API path prefix of `version`.
+pub fn api(version: &str) -> String {
+    format!("/apis/metrics.k8s.io/{version}")
+}
 
 /// The metadata fields the suite reads.
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -406,9 +406,15 @@ async fn status_errors_are_identical(ctx: &Ctx) -> Result<()> {
         ctx.same_status_but_reason(&format!("{METRICS}/nodes/{node}"))
             .await?;
     }
+    // No acceptable media type: the 406 names every serializer, YAML included.
+    for accept in ["text/plain", "application/yaml;stream=watch"] {
+        ctx.same(&format!("{METRICS}/nodes"), &[("Accept", accept)])
+            .await?;
+    }
     for path in &paths {
-        // JSON, then protobuf-first (what kubectl and the HPA send): byte for byte in both.
+        // JSON, YAML, then protobuf-first (what kubectl and the HPA send): byte for byte in all.
         ctx.same(path, &[("Accept", "application/json")]).await?;
+        ctx.same(path, &[("Accept", "application/yaml")]).await?;
         let (a, b) = ctx.both(path, &[("Accept", CLIENT_ACCEPT)]).await?;
         ensure!(
             a.status == b.status && a.content_type == b.content_type,

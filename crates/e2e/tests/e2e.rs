@@ -24,14 +24,16 @@ use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams,
 };
 use metrics_server_e2e::https::{Identity, InsecureClient, truncate};
+use metrics_server_e2e::kubectl::metrics_versions_requested;
 use metrics_server_e2e::kubectl::{
     Kubectl, Table, parse_mebibytes, parse_millicores, parse_percent,
 };
-use metrics_server_e2e::metrics::{self, API, List, NodeMetrics, PodMetrics};
+use metrics_server_e2e::metrics::{self, API, List, NodeMetrics, PodMetrics, VERSIONS};
 use metrics_server_e2e::prom;
 use metrics_server_e2e::retry::{GET_DEADLINE, POLL_INTERVAL, eventually};
 use metrics_server_e2e::runner::{self, Step, Tally};
 use metrics_server_e2e::ss;
+use metrics_server_e2e::wire;
 use serde_json::{Value, json};
 
 /// Where the consumer pods live (as upstream).
@@ -77,6 +79,12 @@ const SELF_METRICS: [&str; 6] = [
     "metrics_server_storage_points",
 ];
 
+/// The older kubectl (1.36, metrics.k8s.io/v1beta1 only); `make e2e-run` points it at kubectl-1.36.
+const KUBECTL_OLD_VAR: &str = "KUBECTL_OLD";
+/// What kubectl and most client-go programs send.
+const PROTOBUF_FIRST: &str = "application/vnd.kubernetes.protobuf, */*";
+const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+
 const HPA_NS: &str = "e2e-hpa";
 const HPA_NAME: &str = "hpa-target";
 
@@ -107,12 +115,12 @@ fn cases() -> Vec<Case> {
     };
     vec![
         case(
-            "J#1 the metrics API lists at least one pod in the cluster (retries up to 60s)",
+            "J#1 the metrics API lists at least one pod in the cluster, in v1 and v1beta1 (retries up to 60s)",
             false,
             pods_are_listed,
         ),
         case(
-            "J#2 the metrics API serves every node that --node-selector keeps (retries up to 60s)",
+            "J#2 the metrics API serves every node that --node-selector keeps, in v1 and v1beta1 (retries up to 60s)",
             false,
             served_nodes_have_metrics,
         ),
@@ -157,19 +165,29 @@ fn cases() -> Vec<Case> {
             self_metrics_are_exact,
         ),
         case(
-            "J#11 nodes excluded by --node-selector answer 404 (retries up to 60s)",
+            "J#11 nodes excluded by --node-selector answer 404, in v1 and v1beta1 (retries up to 60s)",
             false,
             skipped_nodes_are_not_found,
         ),
         case(
-            "kubectl top nodes shows every kept node with usage and the skipped node as <unknown> (retries up to 60s)",
+            "kubectl top nodes (kubectl 1.37, reads metrics.k8s.io/v1) shows every kept node with usage and the skipped node as <unknown> (retries up to 60s)",
             false,
             kubectl_top_nodes,
         ),
         case(
-            "kubectl top pods -A shows default/cpu-consumer at 40m to 60m CPU (retries up to 60s)",
+            "kubectl-1.36 top nodes (reads metrics.k8s.io/v1beta1) shows every kept node with usage and the skipped node as <unknown> (retries up to 60s)",
+            false,
+            kubectl_old_top_nodes,
+        ),
+        case(
+            "kubectl top pods -A (kubectl 1.37, v1) shows default/cpu-consumer at 40m to 60m CPU (retries up to 60s)",
             true,
             kubectl_top_pods_all,
+        ),
+        case(
+            "kubectl-1.36 top pods -A (v1beta1) shows default/cpu-consumer at 40m to 60m CPU (retries up to 60s)",
+            true,
+            kubectl_old_top_pods_all,
         ),
         case(
             "kubectl top pod cpu-consumer --containers shows its one container (retries up to 60s)",
@@ -187,9 +205,14 @@ fn cases() -> Vec<Case> {
             kubectl_get_podmetrics,
         ),
         case(
-            "the APIService v1beta1.metrics.k8s.io is Available=True (retries up to 60s)",
+            "the APIServices v1.metrics.k8s.io and v1beta1.metrics.k8s.io are Available=True (retries up to 60s)",
             false,
             apiservice_is_available,
+        ),
+        case(
+            "v1 and v1beta1 serve the same objects for nodes, a node, pods and a pod: JSON and YAML equal but apiVersion, protobuf envelopes naming their version around equal bytes (retries up to 60s)",
+            true,
+            versions_agree_in_json_and_protobuf,
         ),
         case(
             "under 20 anonymous selector-bomb attackers and 1,000 stalled connections, /livez p95 stays under 100ms and every attack gets 403",
@@ -303,6 +326,10 @@ struct Ctx {
     /// `https://<host>:<port>` of the metrics-server process.
     server: String,
     kubectl: Kubectl,
+    /// kubectl 1.36 (`$KUBECTL_OLD`), the client that knows only v1beta1.
+    kubectl_old: Option<Kubectl>,
+    /// `https://<host>:<port>` of kube-apiserver, for requests whose raw bytes matter.
+    apiserver: String,
     /// Nodes metrics-server scrapes (no `metrics-server-skip=true`), sorted.
     served_nodes: Vec<String>,
     /// Nodes labelled `metrics-server-skip=true`, sorted.
@@ -314,6 +341,11 @@ impl Ctx {
         let config = runner::load_config(kubeconfig).await?;
         let identity = Identity::from_auth_info(&config.auth_info)?;
         let https = InsecureClient::new(identity.as_ref())?;
+        let apiserver = config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
+            .to_owned();
         let client = kube::Client::try_from(config).context("building the Kubernetes client")?;
 
         // The process listens where the APIService routes: its Service is an ExternalName (127.0.0.1) and
@@ -381,16 +413,51 @@ impl Ctx {
             https,
             server: format!("https://{host}:{port}"),
             kubectl: Kubectl::new(kubeconfig),
+            kubectl_old: std::env::var(KUBECTL_OLD_VAR)
+                .ok()
+                .filter(|b| !b.is_empty())
+                .map(|b| Kubectl::new(kubeconfig).with_binary(&b)),
+            apiserver,
             served_nodes,
             skipped_nodes,
         })
     }
 
+    /// The pod's metrics in v1, after checking v1beta1 serves the same containers.
     async fn pod_metrics(&self, name: &str) -> Result<PodMetrics> {
-        let path = format!("{API}/namespaces/{NS}/pods/{name}");
-        metrics::get(&self.client, &path)
+        let mut served = Vec::new();
+        for version in VERSIONS {
+            let path = format!("{}/namespaces/{NS}/pods/{name}", metrics::api(version));
+            let pod: PodMetrics = metrics::get(&self.client, &path)
+                .await
+                .with_context(|| format!("GET {path}"))?;
+            served.push(pod);
+        }
+        let (v1, v1beta1) = (&served[0], &served[1]);
+        ensure!(
+            container_names(v1) == container_names(v1beta1),
+            "v1 serves containers {:?}, v1beta1 {:?}",
+            container_names(v1),
+            container_names(v1beta1)
+        );
+        Ok(served.swap_remove(0))
+    }
+
+    /// kubectl 1.36, or why the case cannot run.
+    fn old_kubectl(&self) -> Result<&Kubectl> {
+        self.kubectl_old.as_ref().ok_or_else(|| {
+            anyhow!(
+                "{KUBECTL_OLD_VAR} is not set (make e2e-run points it at .cluster/bin/kubectl-1.36)"
+            )
+        })
+    }
+
+    /// GETs `path` from kube-apiserver with `Accept: accept` and returns the raw response.
+    async fn raw(&self, path: &str, accept: &str) -> Result<metrics_server_e2e::https::Response> {
+        self.https
+            .get_with(&format!("{}{path}", self.apiserver), &[("Accept", accept)])
             .await
-            .with_context(|| format!("GET {path}"))
+            .with_context(|| format!("GET {path} (Accept: {accept})"))
     }
 }
 
@@ -567,19 +634,21 @@ async fn teardown_consumers(ctx: &Ctx) -> Result<()> {
 
 fn pods_are_listed(ctx: &Ctx) -> CaseFuture<'_> {
     Box::pin(eventually_get(|| async {
-        let path = format!("{API}/pods");
-        let list: List<PodMetrics> = metrics::get(&ctx.client, &path)
-            .await
-            .with_context(|| format!("GET {path}"))?;
-        ensure!(!list.items.is_empty(), "GET {path} returned no items");
+        for version in VERSIONS {
+            let path = format!("{}/pods", metrics::api(version));
+            let list: List<PodMetrics> = metrics::get(&ctx.client, &path)
+                .await
+                .with_context(|| format!("GET {path}"))?;
+            ensure!(!list.items.is_empty(), "GET {path} returned no items");
+        }
         Ok(())
     }))
 }
 
 fn served_nodes_have_metrics(ctx: &Ctx) -> CaseFuture<'_> {
     Box::pin(eventually_get(|| async {
-        for node in &ctx.served_nodes {
-            let path = format!("{API}/nodes/{node}");
+        for (version, node) in &by_version(&ctx.served_nodes) {
+            let path = format!("{}/nodes/{node}", metrics::api(version));
             let metrics: NodeMetrics = metrics::get(&ctx.client, &path)
                 .await
                 .with_context(|| format!("GET {path}"))?;
@@ -593,6 +662,14 @@ fn served_nodes_have_metrics(ctx: &Ctx) -> CaseFuture<'_> {
         }
         Ok(())
     }))
+}
+
+/// Every (version, node) pair, to ask each version about each node.
+fn by_version(nodes: &[String]) -> Vec<(&'static str, String)> {
+    VERSIONS
+        .iter()
+        .flat_map(|v| nodes.iter().map(move |n| (*v, n.clone())))
+        .collect()
 }
 
 fn cpu_is_accurate(ctx: &Ctx) -> CaseFuture<'_> {
@@ -826,8 +903,8 @@ fn skipped_nodes_are_not_found(ctx: &Ctx) -> CaseFuture<'_> {
             "no node is labelled {SKIP_LABEL}=true, so the node-selector cannot be checked"
         );
         eventually_get(|| async {
-            for node in &ctx.skipped_nodes {
-                let path = format!("{API}/nodes/{node}");
+            for (version, node) in &by_version(&ctx.skipped_nodes) {
+                let path = format!("{}/nodes/{node}", metrics::api(version));
                 match metrics::get::<NodeMetrics>(&ctx.client, &path).await {
                     Ok(_) => {
                         bail!("GET {path} returned metrics for a node excluded by --node-selector")
@@ -844,80 +921,116 @@ fn skipped_nodes_are_not_found(ctx: &Ctx) -> CaseFuture<'_> {
 
 // === kubectl ===
 
+/// Runs `kubectl top <args>` with request logging and checks it read metrics.k8s.io `version` only.
+async fn top(kubectl: &Kubectl, args: &[&str], version: &str) -> Result<Table> {
+    let args: Vec<&str> = ["top"]
+        .iter()
+        .chain(args)
+        .chain(&["-v=6"])
+        .copied()
+        .collect();
+    let (out, log) = kubectl.run_with_log(&args).await?;
+    let requested = metrics_versions_requested(&log);
+    ensure!(
+        requested == [version],
+        "{} {args:?} read metrics.k8s.io versions {requested:?}, want only {version}",
+        kubectl.binary()
+    );
+    Table::parse(&out)
+}
+
 fn kubectl_top_nodes(ctx: &Ctx) -> CaseFuture<'_> {
-    Box::pin(eventually_get(|| async {
-        let table = Table::parse(&ctx.kubectl.run(&["top", "nodes"]).await?)?;
+    Box::pin(eventually_get(|| top_nodes(ctx, &ctx.kubectl, "v1")))
+}
+
+fn kubectl_old_top_nodes(ctx: &Ctx) -> CaseFuture<'_> {
+    Box::pin(async move {
+        let kubectl = ctx.old_kubectl()?;
+        eventually_get(|| top_nodes(ctx, kubectl, "v1beta1")).await
+    })
+}
+
+async fn top_nodes(ctx: &Ctx, kubectl: &Kubectl, version: &str) -> Result<()> {
+    let table = top(kubectl, &["nodes"], version).await?;
+    ensure!(
+        table.header.first().map(String::as_str) == Some("NAME"),
+        "header {:?}",
+        table.header
+    );
+    let cpu = table.column("CPU(cores)")?;
+    let mem = table.column("MEMORY(bytes)")?;
+    let cpu_pct = table.column("CPU(%)").or_else(|_| table.column("CPU%"))?;
+    let mem_pct = table
+        .column("MEMORY(%)")
+        .or_else(|_| table.column("MEMORY%"))?;
+    for node in &ctx.served_nodes {
+        let row = table
+            .rows_where(0, node)
+            .next()
+            .ok_or_else(|| anyhow!("no row for node {node} in {:?}", table.rows))?;
+        let cell = |i: usize| row.get(i).map(String::as_str).unwrap_or_default();
         ensure!(
-            table.header.first().map(String::as_str) == Some("NAME"),
-            "header {:?}",
-            table.header
+            parse_millicores(cell(cpu)).is_some_and(|m| m > 0)
+                && parse_mebibytes(cell(mem)).is_some_and(|m| m > 0)
+                && parse_percent(cell(cpu_pct)).is_some()
+                && parse_percent(cell(mem_pct)).is_some(),
+            "row for {node} is not usage: {row:?}"
         );
-        let cpu = table.column("CPU(cores)")?;
-        let mem = table.column("MEMORY(bytes)")?;
-        let cpu_pct = table.column("CPU(%)").or_else(|_| table.column("CPU%"))?;
-        let mem_pct = table
-            .column("MEMORY(%)")
-            .or_else(|_| table.column("MEMORY%"))?;
-        for node in &ctx.served_nodes {
-            let row = table
-                .rows_where(0, node)
-                .next()
-                .ok_or_else(|| anyhow!("no row for node {node} in {:?}", table.rows))?;
-            let cell = |i: usize| row.get(i).map(String::as_str).unwrap_or_default();
-            ensure!(
-                parse_millicores(cell(cpu)).is_some_and(|m| m > 0)
-                    && parse_mebibytes(cell(mem)).is_some_and(|m| m > 0)
-                    && parse_percent(cell(cpu_pct)).is_some()
-                    && parse_percent(cell(mem_pct)).is_some(),
-                "row for {node} is not usage: {row:?}"
-            );
-        }
-        for node in &ctx.skipped_nodes {
-            let row = table.rows_where(0, node).next().ok_or_else(|| {
-                anyhow!(
-                    "no <unknown> row for skipped node {node} in {:?}",
-                    table.rows
-                )
-            })?;
-            ensure!(
-                row.len() > 1 && row[1..].iter().all(|c| c == "<unknown>"),
-                "skipped node {node} should show <unknown>: {row:?}"
-            );
-        }
-        Ok(())
-    }))
+    }
+    for node in &ctx.skipped_nodes {
+        let row = table.rows_where(0, node).next().ok_or_else(|| {
+            anyhow!(
+                "no <unknown> row for skipped node {node} in {:?}",
+                table.rows
+            )
+        })?;
+        ensure!(
+            row.len() > 1 && row[1..].iter().all(|c| c == "<unknown>"),
+            "skipped node {node} should show <unknown>: {row:?}"
+        );
+    }
+    Ok(())
 }
 
 fn kubectl_top_pods_all(ctx: &Ctx) -> CaseFuture<'_> {
-    Box::pin(eventually_get(|| async {
-        let table = Table::parse(&ctx.kubectl.run(&["top", "pods", "-A"]).await?)?;
-        let (ns, name, cpu) = (
-            table.column("NAMESPACE")?,
-            table.column("NAME")?,
-            table.column("CPU(cores)")?,
-        );
-        table.column("MEMORY(bytes)")?;
-        let row = table
-            .rows
-            .iter()
-            .find(|r| {
-                r.get(ns).map(String::as_str) == Some(NS)
-                    && r.get(name).map(String::as_str) == Some(CPU_CONSUMER)
-            })
-            .ok_or_else(|| {
-                anyhow!(
-                    "no row for {NS}/{CPU_CONSUMER} among {} rows",
-                    table.rows.len()
-                )
-            })?;
-        let millis = row.get(cpu).and_then(|c| parse_millicores(c));
-        ensure!(
-            millis.is_some_and(|m| (40..=60).contains(&m)),
-            "{NS}/{CPU_CONSUMER} CPU cell {:?}, want 40m to 60m",
-            row.get(cpu)
-        );
-        Ok(())
-    }))
+    Box::pin(eventually_get(|| top_pods_all(&ctx.kubectl, "v1")))
+}
+
+fn kubectl_old_top_pods_all(ctx: &Ctx) -> CaseFuture<'_> {
+    Box::pin(async move {
+        let kubectl = ctx.old_kubectl()?;
+        eventually_get(|| top_pods_all(kubectl, "v1beta1")).await
+    })
+}
+
+async fn top_pods_all(kubectl: &Kubectl, version: &str) -> Result<()> {
+    let table = top(kubectl, &["pods", "-A"], version).await?;
+    let (ns, name, cpu) = (
+        table.column("NAMESPACE")?,
+        table.column("NAME")?,
+        table.column("CPU(cores)")?,
+    );
+    table.column("MEMORY(bytes)")?;
+    let row = table
+        .rows
+        .iter()
+        .find(|r| {
+            r.get(ns).map(String::as_str) == Some(NS)
+                && r.get(name).map(String::as_str) == Some(CPU_CONSUMER)
+        })
+        .ok_or_else(|| {
+            anyhow!(
+                "no row for {NS}/{CPU_CONSUMER} among {} rows",
+                table.rows.len()
+            )
+        })?;
+    let millis = row.get(cpu).and_then(|c| parse_millicores(c));
+    ensure!(
+        millis.is_some_and(|m| (40..=60).contains(&m)),
+        "{NS}/{CPU_CONSUMER} CPU cell {:?}, want 40m to 60m",
+        row.get(cpu)
+    );
+    Ok(())
 }
 
 fn kubectl_top_pod_containers(ctx: &Ctx) -> CaseFuture<'_> {
@@ -1015,26 +1128,157 @@ fn kubectl_get_podmetrics(ctx: &Ctx) -> CaseFuture<'_> {
 
 fn apiservice_is_available(ctx: &Ctx) -> CaseFuture<'_> {
     Box::pin(eventually_get(|| async {
-        let apiservice = Api::<APIService>::all(ctx.client.clone())
-            .get("v1beta1.metrics.k8s.io")
-            .await?;
-        let conditions = apiservice
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default();
-        let available = conditions
-            .iter()
-            .find(|c| c.type_ == "Available")
-            .ok_or_else(|| anyhow!("no Available condition"))?;
-        ensure!(
-            available.status == "True",
-            "Available={} reason={:?} message={:?}",
-            available.status,
-            available.reason,
-            available.message
-        );
+        for version in VERSIONS {
+            apiservice_available(ctx, &format!("{version}.metrics.k8s.io")).await?;
+        }
         Ok(())
     }))
+}
+
+async fn apiservice_available(ctx: &Ctx, name: &str) -> Result<()> {
+    let apiservice = Api::<APIService>::all(ctx.client.clone())
+        .get(name)
+        .await
+        .with_context(|| format!("reading APIService {name}"))?;
+    let conditions = apiservice
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default();
+    let available = conditions
+        .iter()
+        .find(|c| c.type_ == "Available")
+        .ok_or_else(|| anyhow!("no Available condition"))?;
+    ensure!(
+        available.status == "True",
+        "{name}: Available={} reason={:?} message={:?}",
+        available.status,
+        available.reason,
+        available.message
+    );
+    Ok(())
+}
+
+// === Versions and wire formats ===
+
+/// The paths (below `/apis/metrics.k8s.io/<version>`) and kinds compared across versions.
+fn version_paths(ctx: &Ctx) -> Vec<(String, &'static str)> {
+    vec![
+        ("/nodes".to_owned(), "NodeMetricsList"),
+        (format!("/nodes/{}", ctx.served_nodes[0]), "NodeMetrics"),
+        (format!("/namespaces/{NS}/pods"), "PodMetricsList"),
+        (
+            format!("/namespaces/{NS}/pods/{CPU_CONSUMER}"),
+            "PodMetrics",
+        ),
+    ]
+}
+
+fn versions_agree_in_json_and_protobuf(ctx: &Ctx) -> CaseFuture<'_> {
+    Box::pin(eventually_get(|| async {
+        for (path, kind) in version_paths(ctx) {
+            // Two back-to-back rounds may straddle a scrape; the retry covers that.
+            json_agrees(ctx, &path, kind).await?;
+            yaml_agrees(ctx, &path, kind).await?;
+            protobuf_agrees(ctx, &path, kind).await?;
+        }
+        Ok(())
+    }))
+}
+
+/// v1's JSON is v1beta1's byte for byte once its `apiVersion` is renamed, and names `kind`.
+async fn json_agrees(ctx: &Ctx, path: &str, kind: &str) -> Result<()> {
+    let mut bodies = Vec::new();
+    for version in VERSIONS {
+        let full = format!("{}{path}", metrics::api(version));
+        let got = ctx.raw(&full, "application/json").await?;
+        ensure!(
+            got.status == 200 && got.content_type == "application/json",
+            "GET {full}: {} {:?}: {}",
+            got.status,
+            got.content_type,
+            truncate(&got.body, 300)
+        );
+        let value: Value =
+            serde_json::from_str(&got.body).with_context(|| format!("GET {full}"))?;
+        ensure!(
+            value["apiVersion"] == format!("metrics.k8s.io/{version}") && value["kind"] == kind,
+            "GET {full}: apiVersion {} kind {}, want metrics.k8s.io/{version} {kind}",
+            value["apiVersion"],
+            value["kind"]
+        );
+        bodies.push(got.body);
+    }
+    let renamed = bodies[0].replace(
+        "\"apiVersion\":\"metrics.k8s.io/v1\"",
+        "\"apiVersion\":\"metrics.k8s.io/v1beta1\"",
+    );
+    ensure!(
+        renamed == bodies[1],
+        "{path} in JSON: v1 and v1beta1 differ beyond apiVersion:\n  v1:      {}\n  v1beta1: {}",
+        truncate(&bodies[0], 400),
+        truncate(&bodies[1], 400)
+    );
+    Ok(())
+}
+
+/// `Accept: application/yaml` gets YAML in both versions (go-yaml's sorted keys put `apiVersion`
+/// on the first line), equal but for that line.
+async fn yaml_agrees(ctx: &Ctx, path: &str, kind: &str) -> Result<()> {
+    let mut bodies = Vec::new();
+    for version in VERSIONS {
+        let full = format!("{}{path}", metrics::api(version));
+        let got = ctx.raw(&full, "application/yaml").await?;
+        ensure!(
+            got.status == 200 && got.content_type == "application/yaml",
+            "GET {full} (YAML): {} {:?}: {}",
+            got.status,
+            got.content_type,
+            truncate(&got.body, 300)
+        );
+        let first = format!("apiVersion: metrics.k8s.io/{version}\n");
+        ensure!(
+            got.body.starts_with(&first) && got.body.contains(&format!("\nkind: {kind}\n")),
+            "GET {full} (YAML) does not start with {first:?} or lacks kind {kind}: {}",
+            truncate(&got.body, 300)
+        );
+        bodies.push(got.body[first.len()..].to_owned());
+    }
+    ensure!(
+        bodies[0] == bodies[1],
+        "{path} in YAML: v1 and v1beta1 differ beyond apiVersion"
+    );
+    Ok(())
+}
+
+/// Protobuf-first requests get protobuf in both versions: the envelope names the version and `kind`,
+/// and the object bytes inside are identical.
+async fn protobuf_agrees(ctx: &Ctx, path: &str, kind: &str) -> Result<()> {
+    let mut raws = Vec::new();
+    for version in VERSIONS {
+        let full = format!("{}{path}", metrics::api(version));
+        let got = ctx.raw(&full, PROTOBUF_FIRST).await?;
+        ensure!(
+            got.status == 200 && got.content_type == PROTOBUF,
+            "GET {full} (protobuf-first): {} {:?}",
+            got.status,
+            got.content_type
+        );
+        let envelope = wire::parse(&got.bytes).with_context(|| format!("GET {full}"))?;
+        ensure!(
+            envelope.api_version == format!("metrics.k8s.io/{version}") && envelope.kind == kind,
+            "GET {full}: envelope names {} {}, want metrics.k8s.io/{version} {kind}",
+            envelope.api_version,
+            envelope.kind
+        );
+        raws.push(envelope.raw);
+    }
+    ensure!(
+        raws[0] == raws[1],
+        "{path} in protobuf: the v1 and v1beta1 objects differ ({} and {} bytes)",
+        raws[0].len(),
+        raws[1].len()
+    );
+    Ok(())
 }
 
 fn hpa_scales_up_and_down(ctx: &Ctx) -> CaseFuture<'_> {
