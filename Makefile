@@ -108,6 +108,7 @@ differential: release
 test: lint unit deploy-test
 	$(MAKE) --no-print-directory e2e METRICS_SERVER=ours
 	$(MAKE) --no-print-directory differential
+	$(MAKE) --no-print-directory bench-compare-smoke
 
 clean: cluster-down
 	$(CARGO) clean
@@ -178,3 +179,27 @@ fault-compare: release
 	  status=0; E2E_KUBECONFIG=$(KUBECONFIG_PATH) E2E_REQUIRE=1 DIFF_OTHER_BIN=$(CURDIR)/.cluster/bin/metrics-server-upstream \
 	    COMPARE_OUT=$(CURDIR)/.cluster/fault-compare.md $(CARGO) test -p metrics-server-e2e --test fault_compare || status=$$?; \
 	  hack/cluster.sh down; exit $$status
+
+# Ours and upstream v0.9.0 side by side at SCALE=<nodes>x<pods-per-node> (two containers a pod): a
+# kubelet fleet in the harness serves every simulated node over TLS on its own loopback address, the
+# same load goes to both servers for BENCH_SECONDS, and one table comes out (BENCH_ARGS=--json for
+# JSON, BENCH_JSON=<file> to keep it). Not part of `make test`, except the 10x5 smoke run below.
+SCALE ?= 100x30
+BENCH_SECONDS ?= 300
+BENCH_CLUSTER = $(or $(CLUSTER_NAME),bench)
+BENCH_KUBECONFIG = $(CURDIR)/.cluster/kwok/clusters/$(BENCH_CLUSTER)/kubeconfig.yaml
+BENCH_TARGET_DIR = $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+.PHONY: bench-compare bench-compare-smoke
+bench-compare:
+	$(CARGO) build --release -p metrics-server
+	$(CARGO) test --release -p metrics-server-e2e --test bench_compare --no-run
+	@CLUSTER_NAME=$(BENCH_CLUSTER) METRICS_SERVER=ours NODES=1 \
+	  METRICS_SERVER_BIN=$(BENCH_TARGET_DIR)/release/metrics-server hack/cluster.sh up && \
+	  status=0; E2E_KUBECONFIG=$(BENCH_KUBECONFIG) E2E_REQUIRE=1 DIFF_OTHER_BIN=$(CURDIR)/.cluster/bin/metrics-server-upstream \
+	    BENCH_SCALE=$(SCALE) BENCH_SECONDS=$(BENCH_SECONDS) \
+	    $(CARGO) test --release -p metrics-server-e2e --test bench_compare -- $(BENCH_ARGS) || status=$$?; \
+	  CLUSTER_NAME=$(BENCH_CLUSTER) hack/cluster.sh down; exit $$status
+
+# The smoke run `make test` includes: 10 nodes x 5 pods, one minute of load.
+bench-compare-smoke:
+	$(MAKE) --no-print-directory bench-compare SCALE=10x5 BENCH_SECONDS=60

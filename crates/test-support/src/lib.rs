@@ -7,10 +7,13 @@
 //! - [`faulty_kubelet`]: a hand-written HTTP/1.1 kubelet that hangs, trickles, resets, redirects,
 //!   streams 1 GiB or answers garbage, with connection, request and body-byte counters.
 //! - [`exposition`]: renders realistic kubelet `/metrics/resource` bodies.
+//! - [`kubelet_fleet`]: thousands of simulated kubelets in one process, one TLS listener per
+//!   node address, with bodies whose counters advance with time.
 
 pub mod exposition;
 pub mod fake_kubelet;
 pub mod faulty_kubelet;
+pub mod kubelet_fleet;
 pub mod pki;
 
 pub use exposition::{
@@ -21,4 +24,5 @@ pub use fake_kubelet::{
     FakeKubelet, FakeKubeletError, Listening, RESOURCE_METRICS_PATH, Route, SeenRequest,
 };
 pub use faulty_kubelet::{Fault, FaultyKubelet, FaultyListening};
+pub use kubelet_fleet::{FleetCounters, FleetNode, KubeletFleet};
 pub use pki::{IssuedCert, PemDir, PkiError, TestPki};
