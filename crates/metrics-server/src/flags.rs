@@ -206,6 +206,16 @@ static SPECS: &[Spec] = &[
     // Our own diagnosis features.
     f("kubelet-node-proxy-fallback", Bool),
     f("node-scrape-events", Bool),
+    // Sharded high availability (crate::shard::flags).
+    f("shard-by-lease", Bool),
+    f("shard-group", Str),
+    f("shard-namespace", Str),
+    f("shard-identity", Str),
+    f("shard-peer-address", Str),
+    f("shard-lease-duration", Dur),
+    f("shard-peer-allowed-users", Strings),
+    f("shard-peer-token-file", Str),
+    f("shard-peer-ca-file", Str),
     // cobra's own.
     Spec {
         name: "help",
@@ -340,7 +350,7 @@ pub struct CliError {
 }
 
 impl CliError {
-    fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
         }
@@ -488,6 +498,8 @@ pub struct Args {
     /// `--node-scrape-events`: an Event on a Node when its scrape failure changes. Off by
     /// default: upstream's RBAC grants no Events.
     pub node_scrape_events: bool,
+    /// The `--shard-*` flags (sharded high availability).
+    pub shard: crate::shard::ShardFlags,
     // --- logging ---
     /// `--logging-format` as given (validated later, like upstream).
     pub logging_format: String,
@@ -576,6 +588,7 @@ impl Default for Args {
             authorization_cache_size: DEFAULT_AUTH_CACHE_SIZE,
             kubelet_node_proxy_fallback: false,
             node_scrape_events: false,
+            shard: crate::shard::ShardFlags::default(),
             logging_format: "text".to_owned(),
             v: 0,
             ignored: Vec::new(),
@@ -916,6 +929,7 @@ impl Args {
             "authentication-tolerate-lookup-failure" => {
                 self.authentication_tolerate_lookup_failure = b;
             }
+            _ if self.shard.set_bool(name, b) => {}
             _ => self.ignore(name, if b { "true" } else { "false" }),
         }
     }
@@ -938,6 +952,7 @@ impl Args {
             "requestheader-client-ca-file" => self.requestheader_client_ca_file = v,
             "authorization-kubeconfig" => self.authorization_kubeconfig = v,
             "logging-format" => self.logging_format = v,
+            _ if self.shard.set_str(name, &v) => {}
             _ => self.ignore(name, &v),
         }
     }
@@ -955,6 +970,10 @@ impl Args {
             "requestheader-group-headers" => &mut self.requestheader_group_headers,
             "requestheader-username-headers" => &mut self.requestheader_username_headers,
             "authorization-always-allow-paths" => &mut self.authorization_always_allow_paths,
+            _ if name.starts_with("shard-") => {
+                self.shard.set_strings(name, items, first);
+                return;
+            }
             _ => {
                 let joined = items.join(",");
                 self.ignore(name, &joined);
@@ -999,6 +1018,7 @@ impl Args {
             "authorization-webhook-cache-unauthorized-ttl" => {
                 self.authorization_webhook_cache_unauthorized_ttl = d;
             }
+            _ if self.shard.set_duration(name, d) => {}
             _ => self.ignore(name, &format_duration(d)),
         }
     }
@@ -1102,6 +1122,7 @@ impl Args {
             LabelSelector::parse(&self.node_selector).map_err(|e| CliError::new(e.to_string()))?;
         // Our own flags come last, so upstream's first-error order is unchanged.
         let limits = self.validate_limits()?;
+        self.shard.validate()?;
         Ok(Validated {
             node_selector,
             log_format,
