@@ -109,6 +109,7 @@ manifests:
 	@hack/build-tools.sh kubernetes >/dev/null
 	deploy/render.sh components >deploy/components.yaml.tmp && mv deploy/components.yaml.tmp deploy/components.yaml
 	deploy/render.sh high-availability >deploy/high-availability.yaml.tmp && mv deploy/high-availability.yaml.tmp deploy/high-availability.yaml
+	deploy/render.sh sharded-high-availability >deploy/sharded-high-availability.yaml.tmp && mv deploy/sharded-high-availability.yaml.tmp deploy/sharded-high-availability.yaml
 
 # The container image as an OCI layout and a loadable tarball in target/image/, without a container engine.
 image:
