@@ -65,6 +65,7 @@ e2e-run:
 	  echo "e2e-run: name the cluster: make e2e-run KUBECONFIG=/path/to/kubeconfig"; exit 1; fi
 	E2E_KUBECONFIG=$(E2E_KUBECONFIG) E2E_REQUIRE=1 KUBECTL=$(KUBECTL) $(CARGO) test -p metrics-server-e2e --test e2e
 	E2E_KUBECONFIG=$(E2E_KUBECONFIG) E2E_REQUIRE=1 $(CARGO) test -p metrics-server-e2e --test diagnosis
+	E2E_KUBECONFIG=$(E2E_KUBECONFIG) E2E_REQUIRE=1 $(CARGO) test -p metrics-server-e2e --test ha
 
 # Kills and restarts the named cluster's kube-apiserver, etcd and metrics-server: only for a cluster
 # made by hack/cluster.sh.

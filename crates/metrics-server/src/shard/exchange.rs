@@ -250,8 +250,99 @@ fn mark_failing(shard: &Shard, id: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+
+    /// Marks `id` failing since `at` (for the shard's own tests).
+    pub(in crate::shard) fn mark(shard: &Shard, id: &str, at: Instant) -> bool {
+        let mut peers = shard.peers();
+        match peers.get_mut(id) {
+            Some(slot) => {
+                slot.failing_since = Some(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Applies a delta as the poller would.
+    pub(in crate::shard) fn deliver(shard: &Shard, id: &str, delta: metrics_server_shard::Delta) {
+        apply(shard, id, delta);
+    }
+
+    fn shard() -> Arc<Shard> {
+        let settings = crate::shard::ShardSettings {
+            group: "g".to_owned(),
+            namespace: "ns".to_owned(),
+            identity: "a".to_owned(),
+            peer_address: "a:443".to_owned(),
+            lease_duration: Duration::from_secs(6),
+            allowed_users: vec!["peer".to_owned()],
+            token_file: String::new(),
+            ca_file: String::new(),
+        };
+        Arc::new(Shard::new(
+            settings,
+            Duration::from_secs(15),
+            7,
+            Default::default(),
+        ))
+    }
+
+    fn request(user: Option<&str>, query: &str) -> Request {
+        let mut req = Request::new(Body::empty());
+        *req.uri_mut() = format!("{PATH}?{query}").parse().unwrap();
+        if let Some(name) = user {
+            req.extensions_mut().insert(User {
+                name: name.to_owned(),
+                ..User::default()
+            });
+        }
+        req
+    }
+
+    async fn body(r: Response<Body>) -> Vec<u8> {
+        use http_body_util::BodyExt as _;
+        r.into_body().collect().await.unwrap().to_bytes().to_vec()
+    }
+
+    #[tokio::test]
+    async fn only_allowed_peers_get_points() {
+        let s = shard();
+        for user in [None, Some("system:anonymous"), Some("someone")] {
+            let r = serve(State(Arc::clone(&s)), request(user, "")).await;
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{user:?}");
+        }
+        let r = serve(State(s), request(Some("peer"), "epoch=0&since=0")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], CONTENT_TYPE);
+        let d = codec::decode(&body(r).await).unwrap();
+        assert!(d.full);
+        assert_eq!(d.epoch, 7);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_poll_answers_as_soon_as_the_shard_moves() {
+        let s = shard();
+        let waiting = tokio::spawn(serve(
+            State(Arc::clone(&s)),
+            request(Some("peer"), "epoch=7&since=0&wait=30"),
+        ));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!waiting.is_finished());
+        s.update_own(vec![(
+            "n".to_owned(),
+            metrics_server_core::NodeScrape::default(),
+        )]);
+        let r = waiting.await.unwrap();
+        let d = codec::decode(&body(r).await).unwrap();
+        assert_eq!((d.full, d.since, d.version), (false, 0, 1));
+        assert_eq!(d.upserts.len(), 1);
+        // Nothing new: the poll ends empty after its wait.
+        let r = serve(State(s), request(Some("peer"), "epoch=7&since=1&wait=2")).await;
+        let d = codec::decode(&body(r).await).unwrap();
+        assert_eq!((d.version, d.upserts.len()), (1, 0));
+    }
 
     #[test]
     fn poll_queries_parse_and_bound_the_wait() {

@@ -104,7 +104,11 @@ pub async fn run(shard: Arc<Shard>, client: kube::Client, shutdown: Cancellation
                 let now_ns = i64::try_from(Timestamp::now().as_nanosecond()).unwrap_or(i64::MAX);
                 shard.set_members(&live_members(&records, now_ns), Instant::now());
             }
-            Err(e) => tracing::warn!(error = %e, "Could not list the shard group's Leases"),
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not list the shard group's Leases");
+                // Peers that stopped answering are still taken over.
+                shard.refresh(Instant::now());
+            }
         }
         tokio::select! {
             () = shutdown.cancelled() => break,

@@ -195,6 +195,12 @@ impl Shard {
         }
     }
 
+    /// Recomputes the assignment from the last membership (when Leases cannot be listed).
+    pub fn refresh(&self, now: Instant) {
+        let peers = self.peers();
+        self.reassign(&peers, now);
+    }
+
     /// Assignment: this replica plus every live peer that has not failed exchanges for longer
     /// than the lease duration.
     fn reassign(&self, peers: &BTreeMap<String, PeerSlot>, now: Instant) {
@@ -331,4 +337,111 @@ impl metrics_server_api::ReadinessCheck for Complete {
 /// The `/readyz` check of `shard`.
 pub fn readiness(shard: Arc<Shard>) -> Arc<dyn metrics_server_api::ReadinessCheck> {
     Arc::new(Complete(shard))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metrics_server_core::MetricsPoint;
+
+    fn settings(id: &str) -> ShardSettings {
+        ShardSettings {
+            group: "g".to_owned(),
+            namespace: "ns".to_owned(),
+            identity: id.to_owned(),
+            peer_address: format!("{id}:443"),
+            lease_duration: Duration::from_secs(6),
+            allowed_users: vec!["peer".to_owned()],
+            token_file: String::new(),
+            ca_file: String::new(),
+        }
+    }
+
+    fn member(id: &str) -> Member {
+        Member {
+            id: id.to_owned(),
+            peer_address: Some(format!("{id}:443")),
+            expires_ns: i64::MAX,
+        }
+    }
+
+    fn scrape(ts: i64) -> NodeScrape {
+        NodeScrape {
+            node: Some(MetricsPoint {
+                timestamp_ns: ts,
+                cumulative_cpu_ns: 1,
+                memory_bytes: 1,
+                start_time_ns: 0,
+            }),
+            pods: Vec::new(),
+        }
+    }
+
+    fn nodes() -> Vec<String> {
+        (0..60).map(|i| format!("node-{i}")).collect()
+    }
+
+    #[test]
+    fn alone_a_replica_owns_every_node_and_shares_them_once_peers_appear() {
+        let shard = Shard::new(
+            settings("a"),
+            Duration::from_secs(15),
+            1,
+            ShardMetrics::default(),
+        );
+        assert!(nodes().iter().all(|n| shard.owns(n)));
+        assert!(
+            shard.completeness(Instant::now()).is_err(),
+            "Leases not listed yet"
+        );
+        let now = Instant::now();
+        shard.set_members(&[member("a"), member("b"), member("c")], now);
+        let mine = nodes().iter().filter(|n| shard.owns(n)).count();
+        assert!((10..=30).contains(&mine), "owns {mine} of 60");
+        let err = shard.completeness(now).unwrap_err();
+        assert!(err.contains("\"b\"") && err.contains("\"c\""), "{err}");
+    }
+
+    #[test]
+    fn a_peer_failing_for_a_lease_duration_is_taken_over_and_no_longer_awaited() {
+        let shard = Shard::new(
+            settings("a"),
+            Duration::from_secs(15),
+            1,
+            ShardMetrics::default(),
+        );
+        let t0 = Instant::now();
+        shard.set_members(&[member("a"), member("b")], t0);
+        assert!(!nodes().iter().all(|n| shard.owns(n)));
+        assert!(exchange::tests::mark(&shard, "b", t0));
+        shard.refresh(t0 + Duration::from_secs(3));
+        assert!(
+            !nodes().iter().all(|n| shard.owns(n)),
+            "not yet: within the lease"
+        );
+        let later = t0 + Duration::from_secs(7);
+        shard.refresh(later);
+        assert!(nodes().iter().all(|n| shard.owns(n)));
+        assert_eq!(shard.completeness(later), Ok(()));
+    }
+
+    #[test]
+    fn peers_points_are_merged_and_a_leavers_copy_goes_after_one_resolution() {
+        let res = Duration::from_secs(15);
+        let shard = Shard::new(settings("a"), res, 1, ShardMetrics::default());
+        let t0 = Instant::now();
+        shard.set_members(&[member("a"), member("b")], t0);
+        let mut theirs = OwnShard::new(9);
+        theirs.update([("node-b".to_owned(), scrape(5))]);
+        exchange::tests::deliver(&shard, "b", theirs.delta_since(0, 0));
+        shard.update_own(vec![("node-a".to_owned(), scrape(5))]);
+        assert_eq!(shard.batch(|_| true).node_count(), 2);
+        assert_eq!(shard.batch(|n| n == "node-a").node_count(), 1);
+        assert_eq!(shard.completeness(t0), Ok(()));
+        // b leaves: its copy bridges one resolution, then goes.
+        shard.set_members(&[member("a")], t0 + Duration::from_secs(1));
+        assert_eq!(shard.batch(|_| true).node_count(), 2);
+        shard.set_members(&[member("a")], t0 + Duration::from_secs(17));
+        assert_eq!(shard.batch(|_| true).node_count(), 1);
+    }
 }
