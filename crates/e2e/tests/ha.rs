@@ -78,6 +78,7 @@ async fn run(kubeconfig: &Path) -> ExitCode {
         "every replica answers every node and pod alike",
         "a killed replica's nodes are fresh again within resolution + lease",
         "an added replica takes its rendezvous share",
+        "SIGTERM releases the Lease and exits cleanly",
     ];
     for (i, name) in cases.iter().enumerate() {
         if !name.contains(filter.as_str()) {
@@ -87,7 +88,8 @@ async fn run(kubeconfig: &Path) -> ExitCode {
             0 => scraped_once_per_tick(&ctx).await.map(|_| ()),
             1 => answers_alike(&ctx).await,
             2 => killed_replica_taken_over(&mut ctx).await,
-            _ => added_replica_rebalances(&mut ctx).await,
+            3 => added_replica_rebalances(&mut ctx).await,
+            _ => terminated_replica_releases_its_lease(&mut ctx).await,
         };
         tally.case(name, &result);
     }
@@ -644,4 +646,29 @@ async fn added_replica_rebalances(ctx: &mut Ctx) -> Result<()> {
         after.len() as f64 / live(ctx).count() as f64
     );
     answers_alike(ctx).await
+}
+
+/// SIGTERM to the last replica: it deletes its Lease before exiting 0, so the others see it gone
+/// at their next listing instead of after expiry.
+async fn terminated_replica_releases_its_lease(ctx: &mut Ctx) -> Result<()> {
+    let r = ctx.replicas.iter_mut().rev().find(|r| r.child.is_some()).context("no replica")?;
+    let lease_name = format!("{GROUP}-{}", r.id);
+    let leases = Api::<Lease>::namespaced(ctx.client.clone(), NAMESPACE);
+    ensure!(leases.get_opt(&lease_name).await?.is_some(), "{lease_name} missing before SIGTERM");
+    let mut child = r.child.take().context("stopped")?;
+    let pid = child.id().context("no pid")?;
+    let status = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await?;
+    ensure!(status.success(), "kill -TERM {pid} failed");
+    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .context("no exit within 30 s of SIGTERM")??;
+    ensure!(exit.success(), "{} exited with {exit}", r.id);
+    ensure!(
+        leases.get_opt(&lease_name).await?.is_none(),
+        "{lease_name} still exists after a clean exit"
+    );
+    Ok(())
 }
