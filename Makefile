@@ -71,6 +71,7 @@ e2e-run:
 	  echo "e2e-run: name the cluster: make e2e-run KUBECONFIG=/path/to/kubeconfig"; exit 1; fi
 	E2E_KUBECONFIG=$(E2E_KUBECONFIG) E2E_REQUIRE=1 KUBECTL=$(KUBECTL) KUBECTL_OLD=$(KUBECTL_OLD) $(CARGO) test -p metrics-server-e2e --test e2e
 	E2E_KUBECONFIG=$(E2E_KUBECONFIG) E2E_REQUIRE=1 $(CARGO) test -p metrics-server-e2e --test diagnosis
+	E2E_KUBECONFIG=$(E2E_KUBECONFIG) E2E_REQUIRE=1 $(CARGO) test -p metrics-server-e2e --test ha
 
 # The VPA recommender (k8s.io/autoscaler/vertical-pod-autoscaler, pkg/recommender) started beside the
 # named cluster made by hack/cluster.sh, a VPA in Off mode, and its recommendation from our metrics.
@@ -133,6 +134,7 @@ manifests:
 	@hack/build-tools.sh kubernetes >/dev/null
 	deploy/render.sh components >deploy/components.yaml.tmp && mv deploy/components.yaml.tmp deploy/components.yaml
 	deploy/render.sh high-availability >deploy/high-availability.yaml.tmp && mv deploy/high-availability.yaml.tmp deploy/high-availability.yaml
+	deploy/render.sh sharded-high-availability >deploy/sharded-high-availability.yaml.tmp && mv deploy/sharded-high-availability.yaml.tmp deploy/sharded-high-availability.yaml
 
 # The container image as an OCI layout and a loadable tarball in target/image/, without a container engine.
 image:

@@ -1,8 +1,8 @@
 //! `/healthz`, `/livez` and `/readyz` (spec E.11), byte-compatible with
 //! `k8s.io/apiserver/pkg/server/healthz` and metrics-server's probes.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
@@ -23,6 +23,14 @@ pub struct HealthState {
     /// Unix ns of the start of the last tick; `i64::MIN` = never.
     tick_last_start: AtomicI64,
     shutdown: AtomicBool,
+    /// `shard-complete`, listed in `/readyz` only once set (sharded high availability).
+    shard_complete: OnceLock<Arc<dyn ReadinessCheck>>,
+}
+
+/// A readiness condition of our own, supplied by the binary.
+pub trait ReadinessCheck: Send + Sync + std::fmt::Debug {
+    /// `Err(reason)` while not ready.
+    fn check(&self) -> Result<(), String>;
 }
 
 impl HealthState {
@@ -41,7 +49,13 @@ impl HealthState {
             metadata_unsynced: Mutex::new(vec!["/v1, Resource=pods".to_owned()]),
             tick_last_start: AtomicI64::new(i64::MIN),
             shutdown: AtomicBool::new(false),
+            shard_complete: OnceLock::new(),
         }
+    }
+
+    /// Adds the `shard-complete` check to `/readyz` (after upstream's checks). Once only.
+    pub fn set_shard_check(&self, check: Arc<dyn ReadinessCheck>) {
+        let _ = self.shard_complete.set(check);
     }
 
     /// The Node informer has (or has not) synced.
@@ -131,6 +145,7 @@ impl Endpoint {
                 MetricInformerSync,
                 MetadataInformerSync,
                 Shutdown,
+                ShardComplete,
             ],
         }
     }
@@ -147,6 +162,7 @@ enum Check {
     MetadataInformerSync,
     MetricCollectionTimely,
     Shutdown,
+    ShardComplete,
 }
 
 /// What a check needs to run.
@@ -168,7 +184,13 @@ impl Check {
             Self::MetadataInformerSync => "metadata-informer-sync",
             Self::MetricCollectionTimely => "metric-collection-timely",
             Self::Shutdown => "shutdown",
+            Self::ShardComplete => "shard-complete",
         }
+    }
+
+    /// Whether the check exists on this server (ours only when configured).
+    fn enabled(self, health: &HealthState) -> bool {
+        self != Self::ShardComplete || health.shard_complete.get().is_some()
     }
 
     fn run(self, ctx: &ProbeContext<'_>) -> Result<(), String> {
@@ -243,6 +265,12 @@ impl Check {
                     Ok(())
                 }
             }
+            Self::ShardComplete => match ctx.health.shard_complete.get() {
+                Some(check) => check.check().inspect_err(|err| {
+                    tracing::info!(probe = name, err, "Failed probe");
+                }),
+                None => Ok(()),
+            },
         }
     }
 }
@@ -273,7 +301,10 @@ pub(crate) fn serve(
     ctx: &ProbeContext<'_>,
 ) -> Option<Response<Body>> {
     if !rest.is_empty() {
-        let check = endpoint.checks().iter().find(|c| c.name() == rest)?;
+        let check = endpoint
+            .checks()
+            .iter()
+            .find(|c| c.name() == rest && c.enabled(ctx.health))?;
         return Some(match check.run(ctx) {
             Ok(()) => text_response(StatusCode::OK, "ok".to_owned(), false),
             Err(e) => crate::limits::go_http_error(
@@ -292,7 +323,7 @@ fn serve_root(endpoint: Endpoint, query: &Query, ctx: &ProbeContext<'_>) -> Resp
     let mut output = String::with_capacity(512);
     let mut failed: Vec<&str> = Vec::new();
     let mut log_output = String::new();
-    for check in endpoint.checks() {
+    for check in endpoint.checks().iter().filter(|c| c.enabled(ctx.health)) {
         let name = check.name();
         if let Some(i) = excluded.iter().position(|e| *e == name) {
             excluded.remove(i);

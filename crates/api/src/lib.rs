@@ -56,7 +56,7 @@ pub use diagnosis::{
     NoDiagnosis, NodeScrapeStatus, SCRAPE_HEALTH_API_VERSION, ScrapeDiagnosis, ScrapeFailure,
 };
 pub use discovery::{MetricsVersion, NoVersionServed, ServedVersions};
-pub use health::HealthState;
+pub use health::{HealthState, ReadinessCheck};
 pub use hsts::{Hsts, HstsError, HstsLayer, hsts_header_value};
 pub use limits::{
     InFlightLimits, InFlightPermit, go_http_error, is_long_running, is_mutating, request_timed_out,

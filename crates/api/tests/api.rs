@@ -886,6 +886,56 @@ async fn storage_not_ready_fails_readyz_with_reason_withheld() {
     assert_eq!(call(&h.app, "/livez").await.status, StatusCode::OK);
 }
 
+/// A readiness condition the test flips.
+#[derive(Debug, Default)]
+struct Flag(std::sync::Mutex<Option<String>>);
+
+impl metrics_server_api::ReadinessCheck for Flag {
+    fn check(&self) -> Result<(), String> {
+        match self.0.lock().map(|g| g.clone()) {
+            Ok(None) => Ok(()),
+            Ok(Some(reason)) => Err(reason),
+            Err(_) => Err("poisoned".to_owned()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_shard_check_is_listed_last_only_once_set_and_fails_readyz_alone() {
+    let h = harness();
+    assert_eq!(
+        call(&h.app, "/readyz/shard-complete").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let flag = std::sync::Arc::new(Flag::default());
+    h.health.set_shard_check(flag.clone());
+    let with_check =
+        READYZ_VERBOSE.replace("[+]shutdown ok\n", "[+]shutdown ok\n[+]shard-complete ok\n");
+    assert_eq!(call(&h.app, "/readyz?verbose").await.body, with_check);
+    if let Ok(mut g) = flag.0.lock() {
+        *g = Some("no points yet from peers [\"b\"]".to_owned());
+    }
+    let r = call(&h.app, "/readyz").await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        r.body
+            .contains("[-]shard-complete failed: reason withheld\nreadyz check failed"),
+        "{}",
+        r.body
+    );
+    let r = call(&h.app, "/readyz/shard-complete").await;
+    assert_eq!(
+        r.body,
+        "internal server error: no points yet from peers [\"b\"]\n"
+    );
+    // livez and healthz do not list it.
+    assert_eq!(call(&h.app, "/livez").await.status, StatusCode::OK);
+    assert_eq!(
+        call(&h.app, "/readyz?exclude=shard-complete").await.status,
+        StatusCode::OK
+    );
+}
+
 #[tokio::test]
 async fn storage_readiness_follows_the_metrics_source() {
     let (c, mut m) = fixture();

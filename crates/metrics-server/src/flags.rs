@@ -209,6 +209,16 @@ static SPECS: &[Spec] = &[
     f("node-scrape-events", Bool),
     // Our own API versions.
     f("served-metrics-versions", Strings),
+    // Sharded high availability (crate::shard::flags).
+    f("shard-by-lease", Bool),
+    f("shard-group", Str),
+    f("shard-namespace", Str),
+    f("shard-identity", Str),
+    f("shard-peer-address", Str),
+    f("shard-lease-duration", Dur),
+    f("shard-peer-allowed-users", Strings),
+    f("shard-peer-token-file", Str),
+    f("shard-peer-ca-file", Str),
     // cobra's own.
     Spec {
         name: "help",
@@ -343,7 +353,7 @@ pub struct CliError {
 }
 
 impl CliError {
-    fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
         }
@@ -494,6 +504,8 @@ pub struct Args {
     // --- our own API versions ---
     /// `--served-metrics-versions` as given (validated later).
     pub served_metrics_versions: Vec<String>,
+    /// The `--shard-*` flags (sharded high availability).
+    pub shard: crate::shard::ShardFlags,
     // --- logging ---
     /// `--logging-format` as given (validated later, like upstream).
     pub logging_format: String,
@@ -583,6 +595,7 @@ impl Default for Args {
             kubelet_node_proxy_fallback: false,
             node_scrape_events: false,
             served_metrics_versions: vec!["v1".to_owned(), "v1beta1".to_owned()],
+            shard: crate::shard::ShardFlags::default(),
             logging_format: "text".to_owned(),
             v: 0,
             ignored: Vec::new(),
@@ -923,6 +936,7 @@ impl Args {
             "authentication-tolerate-lookup-failure" => {
                 self.authentication_tolerate_lookup_failure = b;
             }
+            _ if self.shard.set_bool(name, b) => {}
             _ => self.ignore(name, if b { "true" } else { "false" }),
         }
     }
@@ -945,6 +959,7 @@ impl Args {
             "requestheader-client-ca-file" => self.requestheader_client_ca_file = v,
             "authorization-kubeconfig" => self.authorization_kubeconfig = v,
             "logging-format" => self.logging_format = v,
+            _ if self.shard.set_str(name, &v) => {}
             _ => self.ignore(name, &v),
         }
     }
@@ -963,6 +978,10 @@ impl Args {
             "requestheader-group-headers" => &mut self.requestheader_group_headers,
             "requestheader-username-headers" => &mut self.requestheader_username_headers,
             "authorization-always-allow-paths" => &mut self.authorization_always_allow_paths,
+            _ if name.starts_with("shard-") => {
+                self.shard.set_strings(name, items, first);
+                return;
+            }
             _ => {
                 let joined = items.join(",");
                 self.ignore(name, &joined);
@@ -1007,6 +1026,7 @@ impl Args {
             "authorization-webhook-cache-unauthorized-ttl" => {
                 self.authorization_webhook_cache_unauthorized_ttl = d;
             }
+            _ if self.shard.set_duration(name, d) => {}
             _ => self.ignore(name, &format_duration(d)),
         }
     }
@@ -1111,6 +1131,7 @@ impl Args {
         // Our own flags come last, so upstream's first-error order is unchanged.
         let limits = self.validate_limits()?;
         let served_versions = self.validate_served_versions()?;
+        self.shard.validate()?;
         Ok(Validated {
             node_selector,
             log_format,

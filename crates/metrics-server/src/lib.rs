@@ -19,6 +19,7 @@ pub mod logging;
 pub mod metrics;
 pub mod runtime;
 pub mod scrape;
+pub mod shard;
 
 use std::io::Write as _;
 

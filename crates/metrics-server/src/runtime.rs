@@ -139,6 +139,7 @@ impl Args {
             kubelet_node_proxy_fallback,
             node_scrape_events,
             served_metrics_versions: _,
+            shard: shard_flags,
             logging_format: _,
             v: _,
             ignored,
@@ -156,6 +157,18 @@ impl Args {
         }
         let resolution = std_duration(metric_resolution);
         let serving = secure_port != 0;
+        let shard_settings = shard_flags
+            .resolve(
+                secure_port,
+                |k| std::env::var(k).ok(),
+                |f| std::fs::read_to_string(f).ok(),
+            )
+            .map_err(|e| startup(anyhow!(e)))?;
+        let mut authorization_always_allow_paths = authorization_always_allow_paths;
+        if shard_settings.is_some() {
+            // The exchange handler authorizes its peers itself.
+            authorization_always_allow_paths.push(crate::shard::exchange::PATH.to_owned());
+        }
 
         // 1. Serving certificate and TLS options (upstream generates the pair first).
         let bind_ip = bind_address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
@@ -248,6 +261,8 @@ impl Args {
         let manager_metrics = ManagerMetrics::register(&mut registry, resolution);
         let auth_metrics = AuthMetrics::register(&mut registry);
         let rejections = metrics_server_auth::stack::Rejections::register(&mut registry);
+        let shard =
+            shard_settings.map(|settings| crate::shard::start(settings, resolution, &mut registry));
         let diagnosis_metrics = DiagnosisMetrics::register(&mut registry);
         let registry = Arc::new(registry);
 
@@ -369,6 +384,16 @@ impl Args {
             manager_metrics,
             resolution,
         );
+        let scrape_loop = match &shard {
+            Some(shard) => scrape_loop.with_shard(Arc::clone(shard)),
+            None => scrape_loop,
+        };
+        let shard_stop = CancellationToken::new();
+        let shard_tasks = shard.as_ref().map(|shard| {
+            health.set_shard_check(crate::shard::readiness(Arc::clone(shard)));
+            crate::shard::spawn(Arc::clone(shard), client.clone(), user_agent(), &shard_stop)
+        });
+        let shard_tasks = shard_tasks.transpose().map_err(startup)?;
         let mut scrape_task = tokio::spawn(tracing::Instrument::instrument(
             scrape_loop.run(shutdown.child_token()),
             tracing::info_span!("scraper"),
@@ -415,12 +440,18 @@ impl Args {
                     api_metrics,
                 )
                 .with_diagnosis(Arc::new(KubeletDiagnosis::new(scrape_health)));
+                let stack_options = StackOptions::from_api_config(state.config(), rejections);
+                let router = metrics_server_api::router(state);
+                let router = match &shard {
+                    Some(shard) => crate::shard::with_exchange_route(router, Arc::clone(shard)),
+                    None => router,
+                };
                 let stack = metrics_server_auth::stack::build(
-                    StackOptions::from_api_config(state.config(), rejections),
+                    stack_options,
                     authenticator,
                     authorizer,
                     request_attributes,
-                    metrics_server_api::router(state),
+                    router,
                 );
                 // --- outer filters, outside authentication as in the generic apiserver ---
                 let service = hsts.layer(CorsLayer::new(cors).layer(stack));
@@ -490,8 +521,12 @@ impl Args {
             return Err(RunError::Crashed(error));
         }
 
-        // 10. Graceful shutdown.
+        // 10. Graceful shutdown. The shard Lease is released first, so peers take the nodes over.
         health.begin_shutdown();
+        shard_stop.cancel();
+        if let Some(tasks) = shard_tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(6), tasks).await;
+        }
         signals.exit_on_second_signal();
         let delay = std_duration(shutdown_delay_duration);
         if !delay.is_zero() {

@@ -8,6 +8,7 @@
 //!
 //! A tick never fails: failed nodes are simply absent from the batch.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -19,6 +20,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::ManagerMetrics;
+use crate::shard::Shard;
 
 /// Readiness as last logged, to log transitions only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +41,8 @@ pub struct ScrapeLoop {
     metrics: ManagerMetrics,
     resolution: Duration,
     readiness: Option<Readiness>,
+    /// With `--shard-by-lease`: scrape owned nodes only and merge peers' points.
+    shard: Option<Arc<Shard>>,
 }
 
 impl ScrapeLoop {
@@ -63,20 +67,47 @@ impl ScrapeLoop {
             metrics,
             resolution,
             readiness: None,
+            shard: None,
         }
+    }
+
+    /// Shares the nodes with the group of `shard` (see `crate::shard`).
+    pub fn with_shard(mut self, shard: Arc<Shard>) -> Self {
+        self.shard = Some(shard);
+        self
     }
 
     /// Runs one tick and returns the snapshot it published.
     pub async fn tick(&mut self) -> Arc<Snapshot> {
         let start = Instant::now();
         self.health.record_tick_start(SystemTime::now());
-        let targets = self.cluster.targets(&self.node_selector);
+        let mut targets = self.cluster.targets(&self.node_selector);
+        let listed: HashSet<String> = match &self.shard {
+            Some(shard) => {
+                let listed = targets.iter().map(|t| t.name.clone()).collect();
+                targets.retain(|t| shard.owns(&t.name));
+                listed
+            }
+            None => HashSet::new(),
+        };
         tracing::debug!(nodes = targets.len(), "Scraping metrics");
         let result = self
             .scraper
             .scrape_tick(&targets, start + self.resolution)
             .await;
-        let snapshot = self.store.apply(result.into_batch());
+        let batch = match &self.shard {
+            Some(shard) => {
+                let owned = result
+                    .outcomes
+                    .into_iter()
+                    .filter_map(|o| Some((o.node, o.result.ok()?)))
+                    .collect();
+                shard.update_own(owned);
+                shard.batch(|n| listed.contains(n))
+            }
+            None => result.into_batch(),
+        };
+        let snapshot = self.store.apply(batch);
         self.published.publish(Arc::clone(&snapshot));
         let stats = snapshot.stats();
         self.metrics
@@ -112,16 +143,45 @@ impl ScrapeLoop {
         self.readiness = Some(now);
     }
 
+    /// Stores peers' news between ticks (sharding only): the same merge as a tick, without
+    /// scraping. Re-storing unchanged points changes nothing.
+    fn merge_peers(&mut self) {
+        let Some(shard) = &self.shard else { return };
+        let listed: HashSet<String> = self
+            .cluster
+            .targets(&self.node_selector)
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        let snapshot = self.store.apply(shard.batch(|n| listed.contains(n)));
+        self.published.publish(Arc::clone(&snapshot));
+        let stats = snapshot.stats();
+        self.metrics
+            .set_storage_points(stats.node_points, stats.container_points);
+        self.log_readiness(&snapshot);
+    }
+
     /// Ticks immediately, then every resolution, until `shutdown`. A tick in progress when
-    /// shutdown arrives is abandoned.
+    /// shutdown arrives is abandoned. With sharding, peers' news is stored between ticks.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut interval = tokio::time::interval(self.resolution);
         interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let shard = self.shard.clone();
         loop {
+            let peers_changed = async {
+                match &shard {
+                    Some(s) => s.changed().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return,
                 _ = interval.tick() => {}
+                () = peers_changed => {
+                    self.merge_peers();
+                    continue;
+                }
             }
             tokio::select! {
                 biased;

@@ -537,6 +537,15 @@ fn the_help_keeps_upstreams_sections_in_order_and_ours_last() {
             "kubelet-node-proxy-fallback",
             "node-scrape-events",
             "served-metrics-versions",
+            "shard-by-lease",
+            "shard-group",
+            "shard-namespace",
+            "shard-identity",
+            "shard-peer-address",
+            "shard-lease-duration",
+            "shard-peer-allowed-users",
+            "shard-peer-token-file",
+            "shard-peer-ca-file",
         ]
     );
 }
