@@ -15,7 +15,7 @@ KUBECTL = $(CURDIR)/.cluster/bin/kubectl
 # The older client, which reads metrics.k8s.io/v1beta1 only (kubectl 1.37 reads v1).
 KUBECTL_OLD = $(CURDIR)/.cluster/bin/kubectl-1.36
 
-.PHONY: all build release tools cluster-up cluster-down demo test unit e2e e2e-run vpa-run doctor-run control-plane-run differential lint fmt clean
+.PHONY: all build release tools cluster-up cluster-down demo test unit e2e e2e-run diagnosis-run ha-run vpa-run doctor-run control-plane-run differential lint fmt clean
 
 all: build
 
@@ -55,6 +55,10 @@ e2e: release
 	@hack/cluster.sh up && \
 	  status=0; $(MAKE) --no-print-directory e2e-run KUBECONFIG=$(KUBECONFIG_PATH) || status=$$?; \
 	  if [ $$status -eq 0 ]; then \
+	    $(MAKE) --no-print-directory diagnosis-run KUBECONFIG=$(KUBECONFIG_PATH) || status=$$?; fi; \
+	  if [ $$status -eq 0 ]; then \
+	    $(MAKE) --no-print-directory ha-run KUBECONFIG=$(KUBECONFIG_PATH) || status=$$?; fi; \
+	  if [ $$status -eq 0 ]; then \
 	    $(MAKE) --no-print-directory vpa-run KUBECONFIG=$(KUBECONFIG_PATH) || status=$$?; fi; \
 	  if [ $$status -eq 0 ]; then \
 	    $(MAKE) --no-print-directory doctor-run KUBECONFIG=$(KUBECONFIG_PATH) || status=$$?; fi; \
@@ -70,7 +74,18 @@ e2e-run:
 	@if [ -z "$(E2E_KUBECONFIG)" ]; then \
 	  echo "e2e-run: name the cluster: make e2e-run KUBECONFIG=/path/to/kubeconfig"; exit 1; fi
 	E2E_KUBECONFIG=$(E2E_KUBECONFIG) E2E_REQUIRE=1 KUBECTL=$(KUBECTL) KUBECTL_OLD=$(KUBECTL_OLD) $(CARGO) test -p metrics-server-e2e --test e2e
+
+# Suites that start more instances of our binary from the primary's command line with flags of our own
+# (a TLS-verifying diagnosis server with the node-proxy fallback and Events; three sharded replicas): they need
+# the admin identity of a cluster made by hack/cluster.sh, not the deploy test's ServiceAccount.
+diagnosis-run:
+	@if [ -z "$(E2E_KUBECONFIG)" ]; then \
+	  echo "diagnosis-run: name the cluster: make diagnosis-run KUBECONFIG=/path/to/kubeconfig"; exit 1; fi
 	E2E_KUBECONFIG=$(E2E_KUBECONFIG) E2E_REQUIRE=1 $(CARGO) test -p metrics-server-e2e --test diagnosis
+
+ha-run:
+	@if [ -z "$(E2E_KUBECONFIG)" ]; then \
+	  echo "ha-run: name the cluster: make ha-run KUBECONFIG=/path/to/kubeconfig"; exit 1; fi
 	E2E_KUBECONFIG=$(E2E_KUBECONFIG) E2E_REQUIRE=1 $(CARGO) test -p metrics-server-e2e --test ha
 
 # The VPA recommender (k8s.io/autoscaler/vertical-pod-autoscaler, pkg/recommender) started beside the
