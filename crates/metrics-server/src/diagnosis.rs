@@ -96,6 +96,12 @@ fn failure(
         ErrorClass::NoAddress => class.summary(),
         _ => format!("{} {place}", class.summary()),
     };
+    let hint = match (route, class) {
+        (Route::NodeProxy, ErrorClass::HttpStatus(403)) => {
+            "metrics-server's identity lacks RBAC get on nodes/proxy, which --kubelet-node-proxy-fallback needs"
+        }
+        _ => class.hint(),
+    };
     ScrapeFailure {
         class: class.as_str(),
         status_code: match class {
@@ -104,7 +110,7 @@ fn failure(
         },
         message: message.to_owned(),
         summary,
-        hint: class.hint(),
+        hint,
     }
 }
 
@@ -480,6 +486,8 @@ mod tests {
             f.summary,
             "HTTP 503 from kube-apiserver's node proxy (https://127.0.0.1:6443/api/v1/nodes/w2/proxy/metrics/resource)"
         );
+        let f = failure(ErrorClass::HttpStatus(403), "m", &t, Route::NodeProxy, "u");
+        assert!(f.hint.contains("nodes/proxy"), "{}", f.hint);
     }
 
     #[test]
