@@ -651,10 +651,18 @@ async fn added_replica_rebalances(ctx: &mut Ctx) -> Result<()> {
 /// SIGTERM to the last replica: it deletes its Lease before exiting 0, so the others see it gone
 /// at their next listing instead of after expiry.
 async fn terminated_replica_releases_its_lease(ctx: &mut Ctx) -> Result<()> {
-    let r = ctx.replicas.iter_mut().rev().find(|r| r.child.is_some()).context("no replica")?;
+    let r = ctx
+        .replicas
+        .iter_mut()
+        .rev()
+        .find(|r| r.child.is_some())
+        .context("no replica")?;
     let lease_name = format!("{GROUP}-{}", r.id);
     let leases = Api::<Lease>::namespaced(ctx.client.clone(), NAMESPACE);
-    ensure!(leases.get_opt(&lease_name).await?.is_some(), "{lease_name} missing before SIGTERM");
+    ensure!(
+        leases.get_opt(&lease_name).await?.is_some(),
+        "{lease_name} missing before SIGTERM"
+    );
     let mut child = r.child.take().context("stopped")?;
     let pid = child.id().context("no pid")?;
     let status = tokio::process::Command::new("kill")
