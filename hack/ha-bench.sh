@@ -53,17 +53,23 @@ done
 sleep "$warmup"
 curl_metrics() {
   curl -sk --cert "$dir/pki/admin.crt" --key "$dir/pki/admin.key" "https://127.0.0.1:$1/metrics" |
-    awk '/^metrics_server_kubelet_request_total/ {s += $NF} END {print s + 0}'
+    awk -v f="${2:-metrics_server_kubelet_request_total}" '$1 ~ "^" f {s += $NF} END {printf "%d\n", s + 0}'
 }
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 declare -a r0 c0
-for i in "${!pids[@]}"; do r0[$i]=$(curl_metrics "${ports[$i]}"); c0[$i]=$(cpu "${pids[$i]}"); done
+declare -a b0
+for i in "${!pids[@]}"; do
+  r0[$i]=$(curl_metrics "${ports[$i]}"); c0[$i]=$(cpu "${pids[$i]}")
+  b0[$i]=$(curl_metrics "${ports[$i]}" msrs_shard_exchange_received_bytes_total)
+done
 sleep "$window"
 hz=$(getconf CLK_TCK)
 echo "$which x$n ${shard:-full}: window ${window}s"
 for i in "${!pids[@]}"; do
   r1=$(curl_metrics "${ports[$i]}"); c1=$(cpu "${pids[$i]}")
   rss=$(awk '/VmRSS/ {print $2}' "/proc/${pids[$i]}/status")
+  b1=$(curl_metrics "${ports[$i]}" msrs_shard_exchange_received_bytes_total)
   awk -v i="$i" -v r="$((r1 - r0[$i]))" -v c="$((c1 - c0[$i]))" -v hz="$hz" -v w="$window" -v rss="$rss" \
-    'BEGIN {printf "  replica %d: %.1f kubelet requests/min, %.2f %% CPU, RSS %.1f MiB\n", i, r * 60 / w, c * 100 / hz / w, rss / 1024}'
+    -v b="$((b1 - b0[$i]))" \
+    'BEGIN {printf "  replica %d: %.1f kubelet requests/min, %.2f %% CPU, RSS %.1f MiB, %.0f exchange bytes/min received\n", i, r * 60 / w, c * 100 / hz / w, rss / 1024, b * 60 / w}'
 done
