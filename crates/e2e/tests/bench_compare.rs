@@ -11,7 +11,7 @@
 //!    pods every minute and a get-node every second; all JSON (ours serves no protobuf yet);
 //! 4. prints one table (RSS, CPU, tick duration, latencies, freshness, bytes, ratio
 //!    upstream/ours), the other components' own cost, and with `--json` (or `BENCH_JSON=<file>`)
-//!    the same as JSON.
+//!    the same as JSON. `BENCH_REUSE=1` skips creating nodes and pods (a kept cluster).
 //!
 //! The cases judged are about our server only: it serves every pod, answers every request, and
 //! its samples stay fresh.
@@ -135,7 +135,13 @@ async fn bench(kubeconfig: &Path, tally: &mut Tally) -> Result<()> {
     );
     let setup = Instant::now();
     let fleet = start_fleet(&ctx, &settings).await?;
-    prepare_cluster(&ctx, &settings).await?;
+    // BENCH_REUSE=1: the nodes and pods of an earlier run at the same scale are still there (a
+    // second run on a kept cluster, e.g. to profile a server while the fleet answers).
+    if std::env::var("BENCH_REUSE").is_ok_and(|v| v == "1") {
+        println!("bench-compare: reusing the nodes and pods already in the cluster");
+    } else {
+        prepare_cluster(&ctx, &settings).await?;
+    }
     let setup_s = setup.elapsed().as_secs_f64();
     println!("bench-compare: nodes and pods created in {setup_s:.0} s");
     let mut upstream = start_upstream(&ctx, &ours)?;
