@@ -784,9 +784,8 @@ fn rbac_is_enough_setup() -> Result<()> {
         .iter()
         .filter(|o| {
             let kind = o["kind"].as_str().unwrap_or("");
-            // The local cluster routes v1beta1 only (kwokctl points that APIService at the process).
-            RBAC_KINDS.contains(&kind)
-                || (kind == "APIService" && o["metadata"]["name"] == "v1beta1.metrics.k8s.io")
+            // Both APIServices: the local cluster routes both to the process (kwokctl sets their port).
+            RBAC_KINDS.contains(&kind) || kind == "APIService"
         })
         .cloned()
         .collect();
@@ -795,8 +794,8 @@ fn rbac_is_enough_setup() -> Result<()> {
         m
     });
     ensure!(
-        kinds.get("APIService") == Some(&1) && kinds.get("ServiceAccount") == Some(&1),
-        "components.yaml lacks the ServiceAccount or the APIService: {kinds:?}"
+        kinds.get("APIService") == Some(&2) && kinds.get("ServiceAccount") == Some(&1),
+        "components.yaml lacks the ServiceAccount or one of the two APIServices: {kinds:?}"
     );
     let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
     run_with_input(
@@ -915,6 +914,7 @@ fn rbac_is_enough_setup() -> Result<()> {
         "wait",
         "--for=condition=Available",
         "apiservice/v1beta1.metrics.k8s.io",
+        "apiservice/v1.metrics.k8s.io",
         "--timeout=120s",
     ]))
     .context("the APIService did not become Available with the ServiceAccount-only server")?;
