@@ -809,6 +809,27 @@ fn rbac_is_enough_setup() -> Result<()> {
         ]),
         Some(list.to_string().as_bytes()),
     )?;
+    // kwokctl points the APIServices of its own manifests at the local process; an APIService it did
+    // not route keeps the default port 443, where nothing listens. Route both like v1beta1.
+    let port = run(cluster_kubectl()?.args([
+        "get",
+        "apiservice",
+        "v1beta1.metrics.k8s.io",
+        "-o",
+        "jsonpath={.spec.service.port}",
+    ]))?;
+    let port: u16 = port
+        .trim()
+        .parse()
+        .context("the v1beta1 APIService's port")?;
+    run(cluster_kubectl()?.args([
+        "patch",
+        "apiservice",
+        "v1.metrics.k8s.io",
+        "--type=merge",
+        "-p",
+        &format!(r#"{{"spec":{{"service":{{"port":{port}}}}}}}"#),
+    ]))?;
 
     // 2. A kubeconfig with nothing but a token of that ServiceAccount.
     let token = run(cluster_kubectl()?.args([
