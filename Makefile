@@ -94,7 +94,9 @@ vpa-run:
 	@if [ -z "$(E2E_KUBECONFIG)" ]; then \
 	  echo "vpa-run: name the cluster: make vpa-run KUBECONFIG=/path/to/kubeconfig"; exit 1; fi
 	hack/cluster.sh vpa-up
-	status=0; E2E_KUBECONFIG=$(E2E_KUBECONFIG) E2E_REQUIRE=1 KUBECTL=$(KUBECTL) $(CARGO) test -p metrics-server-e2e --test vpa || status=$$?; \
+	status=0; E2E_KUBECONFIG=$(E2E_KUBECONFIG) E2E_REQUIRE=1 KUBECTL=$(KUBECTL) \
+	  VPA_RECOMMENDER_LOG=$(CURDIR)/.cluster/vpa-recommender-$(or $(CLUSTER_NAME),msrs).log \
+	  $(CARGO) test -p metrics-server-e2e --test vpa || status=$$?; \
 	  hack/cluster.sh vpa-down; exit $$status
 
 # `metrics-server doctor` against injected faults (RBAC, APIService port, endpoints, hung server,

@@ -212,8 +212,10 @@ vpa_up() {
   crds=$src/deploy/vpa-v1-crd-gen.yaml
   kc apply --server-side -f "$crds" >/dev/null
   kc wait --for=condition=Established crd/verticalpodautoscalers.autoscaling.k8s.io --timeout=60s >/dev/null
-  # A short interval so the e2e case sees recommendations within a minute; metrics on loopback.
-  nohup "$bin/vpa-recommender" --kubeconfig="$kubeconfig" --recommender-interval=10s \
+  # A short interval so the e2e case sees recommendations within a minute, yet longer than the server's
+  # 15s resolution, so every fetch must see a newer timestamp (the recommender drops one that did not
+  # advance, and logs it); metrics on loopback.
+  nohup "$bin/vpa-recommender" --kubeconfig="$kubeconfig" --recommender-interval=20s \
     --address=127.0.0.1:0 --v=2 >"$state/vpa-recommender-$cluster.log" 2>&1 &
   echo $! >"$vpa_pidfile"
   log "VPA recommender running (pid $(cat "$vpa_pidfile"), log $state/vpa-recommender-$cluster.log)"

@@ -28,7 +28,7 @@ use crate::protobuf::{self, PROTOBUF, ProtoItem};
 use crate::query::{Query, unescape_path};
 use crate::source::unix_nanos;
 use crate::state::ApiState;
-use crate::status::{Status, json_response};
+use crate::status::{Status, StatusDetails, json_response};
 use crate::yaml::{self, YAML};
 
 /// Builds the router: every path of spec E.1, the handlers only. The
@@ -128,11 +128,15 @@ const PRODUCES_LIST: &[&str] = &[
     "application/vnd.kubernetes.protobuf;stream=watch",
 ];
 
+/// go-restful's 406, which the generic apiserver writes with an empty
+/// (non-nil) `details`.
 fn restful_not_acceptable(produces: &[&str]) -> Status {
-    Status::not_acceptable(format!(
+    let mut status = Status::not_acceptable(format!(
         "406: Not Acceptable\n\nAvailable representations: {}",
         produces.join(", ")
-    ))
+    ));
+    status.details = Some(StatusDetails::default());
+    status
 }
 
 /// A response with a status code and content type.

@@ -140,11 +140,12 @@ fn without_v1(body: &str) -> (String, bool) {
     const BETA: &str = "{\"groupVersion\":\"metrics.k8s.io/v1beta1\",\"version\":\"v1beta1\"}";
     const AGGREGATED: &str = "{\"version\":\"v1\",";
     const AGGREGATED_BETA: &str = "{\"version\":\"v1beta1\",";
-    let mut out = body.replace(&format!("{LEGACY},"), "");
-    out = out.replace(
+    // The preferred version first: its value is also followed by a comma.
+    let mut out = body.replace(
         &format!("\"preferredVersion\":{LEGACY}"),
         &format!("\"preferredVersion\":{BETA}"),
     );
+    out = out.replace(&format!("{LEGACY},"), "");
     if let Some(start) = out.find(AGGREGATED)
         && let Some(len) = out[start..].find(AGGREGATED_BETA)
     {

@@ -2,9 +2,9 @@
 //! a Deployment whose simulated usage is known, a VerticalPodAutoscaler in `Off` mode for it, and the
 //! recommendation it writes, which must appear near that usage and follow it when the usage rises.
 //!
-//! The recommender lists pod metrics every `--recommender-interval` (10s here) and drops a sample whose
-//! timestamp did not advance, so a recommendation that keeps following the usage also shows that our
-//! timestamps advance with every scrape.
+//! The recommender lists pod metrics every `--recommender-interval` (20s here, longer than our 15s
+//! resolution) and drops, with a log line, a sample whose timestamp did not advance: its log
+//! (`$VPA_RECOMMENDER_LOG`) must show no such drop for the test's pods.
 #![allow(clippy::print_stdout)]
 
 use std::path::Path;
@@ -60,6 +60,10 @@ async fn run(kubeconfig: &Path) -> ExitCode {
         tally.case(
             "after the usage rises to 1200m and 900Mi the target follows within 1x to 1.5x (waits up to 4m)",
             &raised,
+        );
+        tally.case(
+            "the recommender dropped no sample of the test's pods as not advancing (its log)",
+            &no_dropped_samples(),
         );
     }
     let teardown = delete_namespace(&ctx.client).await;
@@ -189,6 +193,25 @@ impl Ctx {
         };
         Ok((read("cpu")?, read("memory")?))
     }
+}
+
+/// Lines of the recommender's log that drop a sample of a pod in the test's namespace.
+fn no_dropped_samples() -> Result<()> {
+    let path = std::env::var("VPA_RECOMMENDER_LOG")
+        .context("VPA_RECOMMENDER_LOG is not set (make vpa-run sets it)")?;
+    let log = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let namespace = format!("\"Namespace\":\"{NS}\"");
+    let dropped: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("sample discarded") && l.contains(&namespace))
+        .collect();
+    ensure!(
+        dropped.is_empty(),
+        "{} sample(s) dropped, first: {}",
+        dropped.len(),
+        dropped[0]
+    );
+    Ok(())
 }
 
 fn deployment_json() -> Value {
