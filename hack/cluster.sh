@@ -191,6 +191,7 @@ up() {
   cfg=$(write_config "$ms_bin")
   log "creating cluster $cluster with $nodes nodes, metrics-server=$which_server ($ms_bin)"
   kwokctl create cluster --name "$cluster" --config "$cfg" --wait 3m
+  route_v1
   kc apply -f "$repo/hack/cluster/default-usage.yaml" >/dev/null
   apply_nodes | kc apply -f - >/dev/null
   # Every node runs one baseline pod (as kube-proxy would in a real cluster): a node with no pods reports
@@ -230,6 +231,16 @@ vpa_down() {
     kill "$pid" 2>/dev/null || true
   fi
   rm -f "$vpa_pidfile"
+}
+
+# kwokctl keeps only the first APIService of the server's manifests (seen with kwok v0.8.0: its rendered
+# config lists v1beta1 alone). Route v1 to the same process port as v1beta1, when both are wanted.
+route_v1() {
+  [ "$(aggregation_dir)" = "$repo/hack/cluster/aggregation" ] || return 0
+  local port
+  port=$(kc get apiservice v1beta1.metrics.k8s.io -o jsonpath='{.spec.service.port}')
+  kc apply -f "$repo/hack/cluster/aggregation/apiservice-v1.yaml" >/dev/null
+  kc patch apiservice v1.metrics.k8s.io --type=merge -p "{\"spec\":{\"service\":{\"port\":$port}}}" >/dev/null
 }
 
 down() {
