@@ -22,6 +22,7 @@
 pub mod bench;
 pub mod https;
 pub mod kubectl;
+pub mod local;
 pub mod metrics;
 pub mod procs;
 pub mod prom;

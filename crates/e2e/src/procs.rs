@@ -73,9 +73,16 @@ fn read_process(pid: u32) -> Result<Process> {
     let log = std::fs::read_link(dir.join("fd/1"))
         .ok()
         .filter(|p| p.is_file());
+    // A binary rebuilt while the process ran reads `<path> (deleted)`; the path names the new build,
+    // which is what a restart or a server started beside it should run.
+    let exe = std::fs::read_link(dir.join("exe"))?;
+    let exe = match exe.to_str().and_then(|p| p.strip_suffix(" (deleted)")) {
+        Some(path) => PathBuf::from(path),
+        None => exe,
+    };
     Ok(Process {
         pid,
-        exe: std::fs::read_link(dir.join("exe"))?,
+        exe,
         argv,
         env,
         cwd: std::fs::read_link(dir.join("cwd"))?,

@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -30,7 +30,8 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use metrics_server_e2e::bench::{self, Figure};
-use metrics_server_e2e::https::{Identity, InsecureClient};
+use metrics_server_e2e::https::InsecureClient;
+use metrics_server_e2e::local::{self, LocalCluster};
 use metrics_server_e2e::metrics::API;
 use metrics_server_e2e::runner::{self, Tally};
 use metrics_server_e2e::{procs, prom, route};
@@ -171,31 +172,13 @@ async fn bench(kubeconfig: &Path, tally: &mut Tally) -> Result<()> {
 }
 
 async fn discover(kubeconfig: &Path) -> Result<Ctx> {
-    let cluster = kubeconfig
-        .parent()
-        .context("kubeconfig folder")?
-        .canonicalize()?;
-    let config = runner::load_config(kubeconfig).await?;
-    let https = InsecureClient::new(Identity::from_auth_info(&config.auth_info)?.as_ref())?;
-    let client = kube::Client::try_from(config)?;
-    let node = Api::<Node>::all(client.clone()).get("kwok-node-1").await?;
-    let kwok_port = node
-        .status
-        .and_then(|s| s.daemon_endpoints)
-        .and_then(|d| d.kubelet_endpoint)
-        .map(|e| e.port)
-        .context("kwok-node-1 has no kubelet endpoint port")?;
-    let ours = procs::find("metrics-server", &cluster.to_string_lossy())?;
-    let resolution = ours
-        .flag("metric-resolution")
-        .and_then(|r| r.strip_suffix('s')?.parse().ok())
-        .map_or(Duration::from_secs(60), Duration::from_secs);
+    let local = LocalCluster::discover(kubeconfig).await?;
     Ok(Ctx {
-        client,
-        https,
-        cluster,
-        kwok_port: u16::try_from(kwok_port)?,
-        resolution,
+        client: local.client,
+        https: local.https,
+        cluster: local.dir,
+        kwok_port: local.kubelet_port,
+        resolution: local.resolution,
     })
 }
 
@@ -381,31 +364,12 @@ struct Upstream {
 fn start_upstream(ctx: &Ctx, ours: &procs::Process) -> Result<Upstream> {
     let bin =
         std::env::var("DIFF_OTHER_BIN").context("DIFF_OTHER_BIN must name upstream's binary")?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let args: Vec<String> = ours
-        .argv
-        .iter()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .map(|a| {
-            if a.starts_with("--secure-port=") {
-                format!("--secure-port={port}")
-            } else {
-                a
-            }
-        })
-        .collect();
-    let log = ctx.cluster.join("logs/metrics-server-upstream-bench.log");
-    let file = std::fs::File::create(&log)?;
-    let child = tokio::process::Command::new(&bin)
-        .args(&args)
-        .stdout(Stdio::from(file.try_clone()?))
-        .stderr(Stdio::from(file))
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {bin}"))?;
+    let port = local::free_port()?;
+    let child = local::spawn_logged(
+        Path::new(&bin),
+        &local::sibling_args(ours, port, &[], &[]),
+        &ctx.cluster.join("logs/metrics-server-upstream-bench.log"),
+    )?;
     Ok(Upstream { child, port })
 }
 

@@ -16,7 +16,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,8 @@ use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use metrics_server_e2e::https::{Identity, InsecureClient};
+use metrics_server_e2e::https::InsecureClient;
+use metrics_server_e2e::local::{self, LocalCluster};
 use metrics_server_e2e::procs;
 use metrics_server_e2e::runner::{self, Tally};
 use metrics_server_test_support::{
@@ -84,31 +85,13 @@ async fn run(kubeconfig: &Path) -> ExitCode {
 }
 
 async fn setup(kubeconfig: &Path) -> Result<(Ctx, Vec<FaultyListening>)> {
-    let cluster = kubeconfig
-        .parent()
-        .context("kubeconfig folder")?
-        .canonicalize()?;
-    let config = runner::load_config(kubeconfig).await?;
-    let https = InsecureClient::new(Identity::from_auth_info(&config.auth_info)?.as_ref())?;
-    let client = kube::Client::try_from(config)?;
-    let node = Api::<Node>::all(client.clone()).get("kwok-node-1").await?;
-    let kubelet_port = node
-        .status
-        .and_then(|s| s.daemon_endpoints)
-        .and_then(|d| d.kubelet_endpoint)
-        .map(|e| e.port)
-        .context("kwok-node-1 has no kubelet endpoint port")?;
-    let ours = procs::find("metrics-server", &cluster.to_string_lossy())?;
-    let resolution = ours
-        .flag("metric-resolution")
-        .and_then(|r| r.strip_suffix('s')?.parse().ok())
-        .map_or(Duration::from_secs(60), Duration::from_secs);
+    let local = LocalCluster::discover(kubeconfig).await?;
     let ctx = Ctx {
-        client,
-        https,
-        cluster,
-        resolution,
-        kubelet_port: u16::try_from(kubelet_port)?,
+        client: local.client,
+        https: local.https,
+        cluster: local.dir,
+        resolution: local.resolution,
+        kubelet_port: local.kubelet_port,
         pki: TestPki::new()?,
     };
     let kubelets = start_kubelets(&ctx).await?;
@@ -415,41 +398,23 @@ struct SecondServer {
 impl SecondServer {
     async fn start(ctx: &Ctx) -> Result<Self> {
         let primary = procs::find("metrics-server", &ctx.cluster.to_string_lossy())?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let port = local::free_port()?;
         let ca = ctx.cluster.join("diag-kubelet-ca.pem");
         std::fs::write(&ca, ctx.pki.ca_pem())?;
-        let mut args: Vec<String> = primary
-            .argv
-            .iter()
-            .skip(1)
-            .map(|a| a.to_string_lossy().into_owned())
-            .filter(|a| {
-                !a.starts_with("--secure-port=")
-                    && !a.starts_with("--node-selector=")
-                    && a != "--kubelet-insecure-tls"
-            })
-            .collect();
-        args.extend([
-            format!("--secure-port={port}"),
+        let extra = [
             "--node-selector=diag=true".to_owned(),
             format!("--kubelet-certificate-authority={}", ca.display()),
             "--kubelet-node-proxy-fallback".to_owned(),
             "--node-scrape-events".to_owned(),
-        ]);
-        // The binary may have been rebuilt since the primary started ("... (deleted)").
-        let exe = primary.exe.to_string_lossy();
-        let exe = PathBuf::from(exe.strip_suffix(" (deleted)").unwrap_or(&exe));
+        ];
+        let args = local::sibling_args(
+            &primary,
+            port,
+            &["--node-selector=", "--kubelet-insecure-tls"],
+            &extra,
+        );
         let log = ctx.cluster.join("logs/metrics-server-diag.log");
-        let file = std::fs::File::create(&log)?;
-        let child = tokio::process::Command::new(&exe)
-            .args(&args)
-            .stdout(Stdio::from(file.try_clone()?))
-            .stderr(Stdio::from(file))
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", exe.display()))?;
+        let child = local::spawn_logged(&primary.exe, &args, &log)?;
         let server = Self {
             child,
             url: format!("https://127.0.0.1:{port}"),

@@ -226,18 +226,9 @@ impl Ctx {
         .await
     }
 
-    /// The server process. When its binary was rebuilt while it ran, `/proc/<pid>/exe` reads
-    /// `<path> (deleted)`; the path itself names the new build, which is what to start again.
+    /// The server process (`procs` already names a rebuilt binary by its path).
     fn server(&self) -> Result<Process> {
-        let mut server = procs::find("metrics-server", &self.cluster.to_string_lossy())?;
-        if let Some(path) = server
-            .exe
-            .to_str()
-            .and_then(|p| p.strip_suffix(" (deleted)"))
-        {
-            server.exe = PathBuf::from(path);
-        }
-        Ok(server)
+        procs::find("metrics-server", &self.cluster.to_string_lossy())
     }
 
     /// Starts `process` again and records its pid where kwokctl keeps it.

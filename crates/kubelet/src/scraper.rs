@@ -471,17 +471,21 @@ impl Inner {
     }
 
     async fn fetch_direct(&self, target: &NodeTarget, deadline: Instant) -> Fetch {
-        let url = self.direct_url(target);
-        let result = async {
-            let url = resolve_url(target, &self.config.address, self.client.scheme())?;
-            if Instant::now() >= deadline {
-                // The tick ran out while this node waited for its turn.
-                return Err(ScrapeError::Timeout { url });
+        // The URL is resolved once: it is both the request and what the health record shows.
+        let (url, result) = match resolve_url(target, &self.config.address, self.client.scheme()) {
+            Err(e) => (String::new(), Err(e.into())),
+            // The tick ran out while this node waited for its turn.
+            Ok(url) if Instant::now() >= deadline => {
+                (url.clone(), Err(ScrapeError::Timeout { url }))
             }
-            let fetched = self.client.get(&url, deadline).await?;
-            decode(target, &fetched)
-        }
-        .await;
+            Ok(url) => {
+                let result = match self.client.get(&url, deadline).await {
+                    Ok(fetched) => decode(target, &fetched),
+                    Err(e) => Err(e),
+                };
+                (url, result)
+            }
+        };
         Fetch {
             result,
             url,
