@@ -1053,6 +1053,39 @@ impl Args {
     /// Upstream's validation, first error wins (spec B.1, O1–O3). Returns the parsed
     /// `--node-selector` and logging format.
     pub fn validate(&self) -> Result<Validated, CliError> {
+        self.validate_kubelet_client()?;
+        self.validate_resolution()?;
+        let log_format = self.validate_log_format()?;
+        let kubelet_port = u16::try_from(self.kubelet_port).map_err(|_| {
+            CliError::new(format!(
+                "--kubelet-port {} must be between 0 and 65535, inclusive",
+                self.kubelet_port
+            ))
+        })?;
+        let secure_port = u16::try_from(self.secure_port).map_err(|_| {
+            CliError::new(format!(
+                "--secure-port {} must be between 0 and 65535, inclusive. 0 for turning off secure port",
+                self.secure_port
+            ))
+        })?;
+        let node_selector =
+            LabelSelector::parse(&self.node_selector).map_err(|e| CliError::new(e.to_string()))?;
+        // Our own flags come last, so upstream's first-error order is unchanged.
+        let limits = self.validate_limits()?;
+        let served_versions = self.validate_served_versions()?;
+        self.shard.validate()?;
+        Ok(Validated {
+            node_selector,
+            log_format,
+            kubelet_port,
+            secure_port,
+            limits,
+            served_versions,
+        })
+    }
+
+    /// The kubelet client flags: no contradicting TLS choices, a positive request timeout.
+    fn validate_kubelet_client(&self) -> Result<(), CliError> {
         let err = |m: &str| Err(CliError::new(m));
         let ca = !self.kubelet_certificate_authority.is_empty();
         let key = !self.kubelet_client_key.is_empty();
@@ -1090,6 +1123,11 @@ impl Args {
         if self.kubelet_request_timeout <= 0 {
             return err("kubelet-request-timeout should be positive");
         }
+        Ok(())
+    }
+
+    /// `--metric-resolution`: at least 10s, and longer than `--kubelet-request-timeout`.
+    fn validate_resolution(&self) -> Result<(), CliError> {
         if self.metric_resolution < 10 * SECOND {
             return Err(CliError::new(format!(
                 "metric-resolution should be a time duration at least 10s, but value {} provided",
@@ -1104,42 +1142,19 @@ impl Args {
                 format_duration(self.kubelet_request_timeout)
             )));
         }
-        let log_format = match self.logging_format.as_str() {
-            "text" | "" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            other => {
-                return Err(CliError::new(format!(
-                    "format: Invalid value: {}: Unsupported log format",
-                    q(other)
-                )));
-            }
-        };
-        let kubelet_port = u16::try_from(self.kubelet_port).map_err(|_| {
-            CliError::new(format!(
-                "--kubelet-port {} must be between 0 and 65535, inclusive",
-                self.kubelet_port
-            ))
-        })?;
-        let secure_port = u16::try_from(self.secure_port).map_err(|_| {
-            CliError::new(format!(
-                "--secure-port {} must be between 0 and 65535, inclusive. 0 for turning off secure port",
-                self.secure_port
-            ))
-        })?;
-        let node_selector =
-            LabelSelector::parse(&self.node_selector).map_err(|e| CliError::new(e.to_string()))?;
-        // Our own flags come last, so upstream's first-error order is unchanged.
-        let limits = self.validate_limits()?;
-        let served_versions = self.validate_served_versions()?;
-        self.shard.validate()?;
-        Ok(Validated {
-            node_selector,
-            log_format,
-            kubelet_port,
-            secure_port,
-            limits,
-            served_versions,
-        })
+        Ok(())
+    }
+
+    /// `--logging-format`: `text` (also when empty) or `json`.
+    fn validate_log_format(&self) -> Result<LogFormat, CliError> {
+        match self.logging_format.as_str() {
+            "text" | "" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(CliError::new(format!(
+                "format: Invalid value: {}: Unsupported log format",
+                q(other)
+            ))),
+        }
     }
 
     fn validate_served_versions(&self) -> Result<ServedVersions, CliError> {

@@ -9,9 +9,10 @@
 //!            auth (TLS, authn, authz) ──► serve(auth::stack::build(.., api::router(ApiState)))
 //! ```
 //!
-//! Architecture invariants: `main` stays thin; `run` names every flag (destructured, so a new
-//! flag cannot be silently dropped); there are no globals (one explicit metrics registry);
-//! a bad scrape never fails a tick; a dead critical task ends the process non-zero.
+//! Architecture invariants: `main` stays thin; `run` names every flag (`Args` is destructured
+//! into the groups its steps consume, so a new flag cannot be silently dropped); there are no
+//! globals (one explicit metrics registry); a bad scrape never fails a tick; a dead critical
+//! task ends the process non-zero.
 
 pub mod diagnosis;
 pub mod flags;
