@@ -223,23 +223,30 @@ async fn aggregated_discovery_is_served_in_protobuf_and_yaml_as_the_go_handlers_
 #[tokio::test]
 async fn discovery_of_a_v1beta1_server_matches_the_go_handlers() {
     let h = golden_harness(&[MetricsVersion::V1beta1]);
-    let pb = [("accept", "application/vnd.kubernetes.protobuf, */*")];
-    assert_golden(
-        &send(&h.app, get_with("/apis", &pb)).await,
-        "discovery_beta_apis",
-    );
-    assert_golden(
-        &send(&h.app, get_with("/apis/metrics.k8s.io", &pb)).await,
-        "discovery_beta_group",
-    );
-    let agg = [(
-        "accept",
-        "application/vnd.kubernetes.protobuf;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
-    )];
-    assert_golden(
-        &send(&h.app, get_with("/apis", &agg)).await,
-        "discovery_beta_aggregated",
-    );
+    let pb = "application/vnd.kubernetes.protobuf, */*";
+    for (path, accept, case) in [
+        ("/apis", pb, "discovery_beta_apis"),
+        ("/apis", "application/yaml", "discovery_beta_apis_yaml"),
+        ("/apis/metrics.k8s.io", pb, "discovery_beta_group"),
+        (
+            "/apis/metrics.k8s.io",
+            "application/yaml",
+            "discovery_beta_group_yaml",
+        ),
+        (
+            "/apis",
+            "application/vnd.kubernetes.protobuf;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+            "discovery_beta_aggregated",
+        ),
+        (
+            "/apis",
+            "application/yaml;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+            "discovery_beta_aggregated_yaml",
+        ),
+    ] {
+        let r = send(&h.app, get_with(path, &[("accept", accept)])).await;
+        assert_golden(&r, case);
+    }
 }
 
 #[tokio::test]

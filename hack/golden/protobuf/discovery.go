@@ -91,8 +91,11 @@ func printDiscovery(codecs serializer.CodecFactory) {
 	serve("discovery_aggregated_yaml", apis, aggregatedYAML)
 	apis, group = discoveryHandlers(codecs, []schema.GroupVersion{gvBeta})
 	serve("discovery_beta_apis", apis, protobufFirst)
+	serve("discovery_beta_apis_yaml", apis, "application/yaml")
 	serve("discovery_beta_group", group, protobufFirst)
+	serve("discovery_beta_group_yaml", group, "application/yaml")
 	serve("discovery_beta_aggregated", apis, aggregatedProto)
+	serve("discovery_beta_aggregated_yaml", apis, aggregatedYAML)
 }
 
 // discoveryHandlers returns the /apis handler (legacy and aggregated) and the group handler of a
