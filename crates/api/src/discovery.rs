@@ -6,6 +6,7 @@
 use std::fmt;
 
 use crate::json::JsonWriter;
+use crate::protobuf;
 
 pub(crate) const GROUP: &str = "metrics.k8s.io";
 
@@ -119,10 +120,21 @@ impl Default for ServedVersions {
 }
 
 /// The two resources: (name, namespaced, kind).
-const RESOURCES: [(&str, bool, &str); 2] = [
+pub(crate) const RESOURCES: [(&str, bool, &str); 2] = [
     ("nodes", false, "NodeMetrics"),
     ("pods", true, "PodMetrics"),
 ];
+
+/// A legacy discovery document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Document {
+    /// `GET /apis`: `APIGroupList`.
+    GroupList,
+    /// `GET /apis/metrics.k8s.io`: `APIGroup`.
+    Group,
+    /// `GET /apis/metrics.k8s.io/<version>`: `APIResourceList`.
+    Resources(MetricsVersion),
+}
 
 /// Precomputed discovery state.
 #[derive(Debug)]
@@ -180,6 +192,31 @@ impl Discovery {
     pub(crate) fn write_group(&self, w: &mut JsonWriter<'_>) {
         write_group_body(w, self.versions, None, true);
     }
+
+    /// `doc` in JSON.
+    pub(crate) fn write_json(&self, doc: Document, w: &mut JsonWriter<'_>) {
+        match doc {
+            Document::GroupList => self.write_group_list(w),
+            Document::Group => self.write_group(w),
+            Document::Resources(version) => write_resource_list(w, version),
+        }
+    }
+
+    /// `doc` in protobuf.
+    pub(crate) fn protobuf(&self, doc: Document) -> Vec<u8> {
+        match doc {
+            Document::GroupList => {
+                protobuf::encode_group_list(self.versions, self.server_address.as_deref())
+            }
+            Document::Group => protobuf::encode_group(self.versions),
+            Document::Resources(version) => protobuf::encode_resource_list(version),
+        }
+    }
+
+    /// The aggregated document in protobuf.
+    pub(crate) fn aggregated_protobuf(&self) -> Vec<u8> {
+        protobuf::encode_aggregated(self.versions)
+    }
 }
 
 fn write_group_version(w: &mut JsonWriter<'_>, version: MetricsVersion) {
@@ -222,7 +259,7 @@ fn write_group_body(
 }
 
 /// `GET /apis/metrics.k8s.io/<version>`.
-pub(crate) fn write_resource_list(w: &mut JsonWriter<'_>, version: MetricsVersion) {
+fn write_resource_list(w: &mut JsonWriter<'_>, version: MetricsVersion) {
     w.begin_object();
     w.field_str("kind", "APIResourceList");
     w.field_str("apiVersion", "v1");

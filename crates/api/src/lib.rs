@@ -8,7 +8,7 @@
 //!        ▼
 //!   router(ApiState)   (max-in-flight and timeout: limits, placed by the stack)
 //!        │
-//!        ├─ /apis, /apis/metrics.k8s.io[/{v}]          discovery (legacy + aggregated v2, ETag)
+//!        ├─ /apis, /apis/metrics.k8s.io[/{v}]          discovery (legacy + aggregated v2, ETag; JSON, YAML, protobuf)
 //!        ├─ /apis/metrics.k8s.io/{v}/nodes[/name]      ┐ ClusterView (informer caches)
 //!        ├─ .../pods, .../namespaces/{ns}/pods[/name]  ┘ + MetricsSource (core Snapshot)
 //!        │     {v}: each served version (v1, v1beta1), identical data

@@ -2,10 +2,10 @@
 //! `github.com/munnerz/goautoneg` and
 //! `k8s.io/apiserver/pkg/endpoints/handlers/negotiation`.
 //!
-//! Resources and Status errors are served as JSON, YAML and protobuf, tried
-//! in that order for each Accept clause like the codec factory's serializers
-//! (`application/*` and `*/*` pick JSON); discovery is JSON only.
-//! 406 only when no clause is left.
+//! Resources, discovery documents and Status errors are served as JSON, YAML
+//! and protobuf, tried in that order for each Accept clause like the codec
+//! factory's serializers (`application/*` and `*/*` pick JSON); only our own
+//! scrape-health document is JSON only. 406 only when no clause is left.
 
 use std::collections::BTreeMap;
 
@@ -48,10 +48,12 @@ impl Format {
     }
 }
 
-/// What resources and Status errors are served as, in the serializers' order.
+/// What resources, discovery documents and Status errors are served as, in
+/// the serializers' order (metrics-server's codec factory, and the
+/// aggregated-discovery wrapper's).
 pub(crate) const ALL_FORMATS: &[Format] = &[Format::Json, Format::Yaml, Format::Protobuf];
 
-/// What discovery documents are served as.
+/// What our scrape-health document is served as.
 pub(crate) const JSON_ONLY: &[Format] = &[Format::Json];
 
 /// Message of the 406 Status when nothing acceptable remains.
@@ -251,10 +253,7 @@ pub(crate) fn negotiate_formats(
     }
     for clause in parse_accept(accept) {
         for &format in formats {
-            let matches = (clause.ty == "application"
-                && (clause.sub == format.subtype() || clause.sub == "*"))
-                || (clause.ty == "*" && clause.sub == "*");
-            if !matches {
+            if !clause_matches(&clause, format) {
                 continue;
             }
             if let Some(n) = accept_options(&clause, endpoint, format) {
@@ -263,6 +262,13 @@ pub(crate) fn negotiate_formats(
         }
     }
     None
+}
+
+/// Whether a clause names the serializer's media type (`*` allowed for the
+/// subtype, or `*/*`).
+fn clause_matches(clause: &AcceptClause, format: Format) -> bool {
+    (clause.ty == "application" && (clause.sub == format.subtype() || clause.sub == "*"))
+        || (clause.ty == "*" && clause.sub == "*")
 }
 
 fn accept_options(clause: &AcceptClause, endpoint: Endpoint, format: Format) -> Option<Negotiated> {
@@ -311,36 +317,50 @@ fn accept_options(clause: &AcceptClause, endpoint: Endpoint, format: Format) -> 
     })
 }
 
-/// The aggregated-discovery media type this server answers with.
-pub(crate) const DISCOVERY_V2: &str =
-    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+/// The aggregated-discovery media type of an answer in `format`: the
+/// serializer's type with the group, version and kind
+/// (`generateMediaTypeWithGVK`).
+pub(crate) fn aggregated_discovery_media_type(format: Format) -> &'static str {
+    match format {
+        Format::Json => "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+        Format::Yaml => "application/yaml;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+        Format::Protobuf => {
+            "application/vnd.kubernetes.protobuf;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+        }
+    }
+}
 
-/// True when `/apis` must answer with the aggregated `APIGroupDiscoveryList`
-/// (`IsAggregatedDiscoveryGVK`; v2beta1 is gone since Kubernetes 1.35, where
-/// `AggregatedDiscoveryRemoveBetaType` is locked on). Also returns the
-/// `pretty=1` parameter.
-pub(crate) fn wants_aggregated_discovery(accept: &str) -> Option<bool> {
+/// The format `/apis` must answer the aggregated `APIGroupDiscoveryList` in,
+/// and the `pretty=1` parameter; `None` for the legacy `APIGroupList`.
+///
+/// The generic apiserver's wrapper negotiates with the aggregated-discovery
+/// restrictions, which accept a clause only when it asks for
+/// `apidiscovery.k8s.io/v2 APIGroupDiscoveryList` (`IsAggregatedDiscoveryGVK`;
+/// v2beta1 is gone since Kubernetes 1.35, where
+/// `AggregatedDiscoveryRemoveBetaType` is locked on): the first such clause
+/// and serializer win, every other clause is passed over.
+pub(crate) fn wants_aggregated_discovery(accept: &str) -> Option<(Format, bool)> {
     if accept.is_empty() {
         return None;
     }
     for clause in parse_accept(accept) {
-        let matches = (clause.ty == "application" && (clause.sub == "json" || clause.sub == "*"))
-            || (clause.ty == "*" && clause.sub == "*");
-        if !matches {
-            continue;
-        }
-        let p = &clause.params;
-        if p.get("stream")
-            .is_some_and(|v| !v.is_empty() && v != "watch")
-            || p.get("sv").is_some_and(|v| !v.is_empty())
-        {
-            continue;
-        }
-        if p.get("g").map(String::as_str) == Some("apidiscovery.k8s.io")
-            && p.get("v").map(String::as_str) == Some("v2")
-            && p.get("as").map(String::as_str) == Some("APIGroupDiscoveryList")
-        {
-            return Some(p.get("pretty").map(String::as_str) == Some("1"));
+        for &format in ALL_FORMATS {
+            if !clause_matches(&clause, format) {
+                continue;
+            }
+            let p = &clause.params;
+            let stream_refused = p
+                .get("stream")
+                .is_some_and(|v| !v.is_empty() && (v != "watch" || !format.streams()));
+            if stream_refused || p.get("sv").is_some_and(|v| !v.is_empty()) {
+                continue;
+            }
+            if p.get("g").map(String::as_str) == Some("apidiscovery.k8s.io")
+                && p.get("v").map(String::as_str) == Some("v2")
+                && p.get("as").map(String::as_str) == Some("APIGroupDiscoveryList")
+            {
+                return Some((format, p.get("pretty").map(String::as_str) == Some("1")));
+            }
         }
     }
     None
@@ -652,7 +672,7 @@ mod tests {
             wants_aggregated_discovery(
                 "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
             ),
-            Some(false)
+            Some((Format::Json, false))
         );
         assert_eq!(
             wants_aggregated_discovery(
@@ -661,6 +681,38 @@ mod tests {
             None
         );
         assert_eq!(wants_aggregated_discovery("application/json"), None);
+    }
+
+    #[test]
+    fn aggregated_discovery_is_served_in_each_format() {
+        const GVK: &str = ";g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+        let pb = format!("application/vnd.kubernetes.protobuf{GVK}");
+        assert_eq!(
+            wants_aggregated_discovery(&format!("{pb},application/json")),
+            Some((Format::Protobuf, false))
+        );
+        assert_eq!(
+            wants_aggregated_discovery(&format!("application/yaml{GVK};pretty=1")),
+            Some((Format::Yaml, true))
+        );
+        // A wildcard picks the first serializer; a plain clause before it is passed over.
+        assert_eq!(
+            wants_aggregated_discovery(&format!("application/vnd.kubernetes.protobuf,*/*{GVK}")),
+            Some((Format::Json, false))
+        );
+        // YAML cannot stream: its watch clause goes to nothing, protobuf's to protobuf.
+        assert_eq!(
+            wants_aggregated_discovery(&format!("application/yaml{GVK};stream=watch")),
+            None
+        );
+        assert_eq!(
+            wants_aggregated_discovery(&format!("{pb};stream=watch")),
+            Some((Format::Protobuf, false))
+        );
+        assert_eq!(
+            aggregated_discovery_media_type(Format::Protobuf),
+            format!("application/vnd.kubernetes.protobuf{GVK}")
+        );
     }
 
     #[test]

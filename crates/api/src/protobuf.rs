@@ -9,7 +9,13 @@
 //! carries seconds only (apimachinery leaves `nanos` at zero) and a zero
 //! time is an empty message.
 
+mod discovery;
+
 use std::io::Write as _;
+
+pub(crate) use discovery::{
+    encode_aggregated, encode_group, encode_group_list, encode_resource_list,
+};
 
 use metrics_server_core::{Bytes as Memory, Nanocores, ResourceUsage};
 
@@ -257,14 +263,21 @@ mod tests {
     use crate::cluster::{NodeMeta, PodMeta};
 
     /// Written by `hack/golden/protobuf` (k8s.io/apimachinery and
-    /// k8s.io/metrics v0.36.3): `<case> <hex>` per line.
+    /// k8s.io/metrics v0.36.3, k8s.io/apiserver v0.36.2's discovery
+    /// handlers): `<case> <hex>` per body, `<case>.<header> <text>` beside.
     const GOLDEN: &str = include_str!("protobuf_golden.txt");
 
-    fn golden(case: &str) -> Vec<u8> {
-        let hex = GOLDEN
+    /// The text after `<case> ` (empty when there is no such line).
+    pub(super) fn golden_text(case: &str) -> &'static str {
+        GOLDEN
             .lines()
             .find_map(|l| l.strip_prefix(case)?.strip_prefix(' '))
-            .unwrap_or("");
+            .unwrap_or("")
+    }
+
+    /// The bytes of a hex golden line.
+    pub(super) fn golden(case: &str) -> Vec<u8> {
+        let hex = golden_text(case);
         (0..hex.len() / 2)
             .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
             .collect()

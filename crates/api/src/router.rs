@@ -14,7 +14,7 @@ use metrics_server_core::{FieldSelector, LabelSelector};
 use crate::attributes::watch_requested;
 use crate::cluster::LabelMap;
 use crate::diagnosis;
-use crate::discovery::{self, GROUP, MetricsVersion};
+use crate::discovery::{Discovery, Document, GROUP, MetricsVersion};
 use crate::health::{self, ProbeContext};
 use crate::json::JsonWriter;
 use crate::limits::go_http_error;
@@ -88,8 +88,8 @@ impl Ctx {
         }
     }
 
-    /// Writes a non-resource JSON document (discovery), negotiated with the
-    /// default endpoint restrictions.
+    /// Writes a JSON-only document of ours (scrape health), negotiated with
+    /// the default endpoint restrictions.
     fn plain_json(&self, write: impl FnOnce(&mut JsonWriter<'_>)) -> Response<Body> {
         let Some(n) = negotiate(&self.accept, Endpoint::Plain) else {
             return self.error(Status::not_acceptable(negotiate::not_acceptable_message(
@@ -97,13 +97,37 @@ impl Ctx {
             )));
         };
         let pretty = n.pretty_param || self.pretty_request();
-        let mut out = Vec::with_capacity(512);
-        write(&mut JsonWriter::new(&mut out, pretty));
-        if !pretty {
-            out.push(b'\n');
-        }
-        json_response(200, out)
+        json_response(200, json_body(write, pretty))
     }
+
+    /// A discovery document, negotiated like `WriteObjectNegotiated` with
+    /// the default endpoint restrictions against every serializer.
+    fn discovery(&self, discovery: &Discovery, doc: Document) -> Response<Body> {
+        let Some(n) = negotiate_formats(&self.accept, Endpoint::Plain, ALL_FORMATS) else {
+            return self.error(Status::not_acceptable(negotiate::not_acceptable_message(
+                ALL_FORMATS,
+            )));
+        };
+        match n.format {
+            Format::Protobuf => typed_response(200, PROTOBUF, discovery.protobuf(doc)),
+            Format::Yaml => yaml_response(200, &json_body(|w| discovery.write_json(doc, w), false)),
+            Format::Json => {
+                let pretty = n.pretty_param || self.pretty_request();
+                json_response(200, json_body(|w| discovery.write_json(doc, w), pretty))
+            }
+        }
+    }
+}
+
+/// A JSON document as Go's serializer writes it: a line feed after the
+/// compact form, none after the indented one.
+fn json_body(write: impl FnOnce(&mut JsonWriter<'_>), pretty: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    write(&mut JsonWriter::new(&mut out, pretty));
+    if !pretty {
+        out.push(b'\n');
+    }
+    out
 }
 
 /// go-restful's route-level Accept check (`Route.matchesAccept`).
@@ -115,9 +139,10 @@ fn restful_accepts(accept: &str, produces: &[&str]) -> bool {
     })
 }
 
-/// Discovery routes.
+/// Our scrape-health route.
 const PRODUCES_GET: &[&str] = &[negotiate::JSON];
-/// Routes of a named object.
+/// Discovery routes and routes of a named object: every serializer
+/// (`MediaTypesForSerializer`).
 const PRODUCES_OBJECT: &[&str] = &[negotiate::JSON, YAML, PROTOBUF];
 /// List routes: every format, then the stream forms.
 const PRODUCES_LIST: &[&str] = &[
@@ -227,7 +252,7 @@ fn route(state: &ApiState, ctx: &Ctx, path: &str) -> Response<Body> {
     not_found_page()
 }
 
-/// The per-node scrape-health document (JSON only, like discovery).
+/// The per-node scrape-health document (ours, JSON only).
 fn scrape_health(state: &ApiState, ctx: &Ctx) -> Response<Body> {
     let nodes = state.diagnosis.nodes();
     let resolution = state.health.resolution();
@@ -376,40 +401,57 @@ fn apis_root(state: &ApiState, ctx: &Ctx) -> Response<Body> {
     if ctx.method != Method::GET {
         return ctx.error(Status::route_method_not_allowed());
     }
-    if !restful_accepts(&ctx.accept, PRODUCES_GET) {
-        return ctx.error(restful_not_acceptable(PRODUCES_GET));
+    if !restful_accepts(&ctx.accept, PRODUCES_OBJECT) {
+        return ctx.error(restful_not_acceptable(PRODUCES_OBJECT));
     }
-    if let Some(pretty_param) = negotiate::wants_aggregated_discovery(&ctx.accept) {
-        let etag = state.discovery.etag();
-        let mut resp = if ctx.if_none_match.as_deref() == Some(etag) {
-            let mut r = Response::new(Body::empty());
-            *r.status_mut() = StatusCode::NOT_MODIFIED;
-            r
-        } else {
-            let pretty = pretty_param || ctx.pretty_request();
-            let mut out = Vec::with_capacity(1024);
-            state
-                .discovery
-                .write_aggregated(&mut JsonWriter::new(&mut out, pretty));
-            if !pretty {
-                out.push(b'\n');
+    if let Some((format, pretty_param)) = negotiate::wants_aggregated_discovery(&ctx.accept) {
+        return aggregated_discovery(&state.discovery, ctx, format, pretty_param);
+    }
+    ctx.discovery(&state.discovery, Document::GroupList)
+}
+
+/// The aggregated `APIGroupDiscoveryList` with its ETag (`ServeHTTPWithETag`).
+fn aggregated_discovery(
+    discovery: &Discovery,
+    ctx: &Ctx,
+    format: Format,
+    pretty_param: bool,
+) -> Response<Body> {
+    let etag = discovery.etag();
+    let mut resp = if ctx.if_none_match.as_deref() == Some(etag) {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        let body = match format {
+            Format::Protobuf => discovery.aggregated_protobuf(),
+            Format::Yaml => {
+                let json = json_body(|w| discovery.write_aggregated(w), false);
+                match yaml::from_json(&json) {
+                    Some(yaml) => yaml,
+                    // Not reached: our JSON parses. `yaml_response` logs and answers 500.
+                    None => return yaml_response(200, &json),
+                }
             }
-            let mut r = Response::new(Body::from(out));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(negotiate::DISCOVERY_V2),
-            );
-            r
+            Format::Json => {
+                let pretty = pretty_param || ctx.pretty_request();
+                json_body(|w| discovery.write_aggregated(w), pretty)
+            }
         };
-        let h = resp.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(etag) {
-            h.insert(header::ETAG, v);
-        }
-        h.insert(header::VARY, HeaderValue::from_static("Accept"));
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public"));
-        return resp;
+        let mut r = Response::new(Body::from(body));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(negotiate::aggregated_discovery_media_type(format)),
+        );
+        r
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
     }
-    ctx.plain_json(|w| state.discovery.write_group_list(w))
+    h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public"));
+    resp
 }
 
 /// Everything under `/apis/metrics.k8s.io`, routed like go-restful's
@@ -452,14 +494,14 @@ fn api_group(state: &ApiState, ctx: &Ctx, path: &str) -> Response<Body> {
     }
     let produces = match route {
         Route::Nodes | Route::Pods(_) => PRODUCES_LIST,
-        Route::Node(_) | Route::Pod(..) => PRODUCES_OBJECT,
-        Route::Resources | Route::ScrapeHealth => PRODUCES_GET,
+        Route::Node(_) | Route::Pod(..) | Route::Resources => PRODUCES_OBJECT,
+        Route::ScrapeHealth => PRODUCES_GET,
     };
     if !restful_accepts(&ctx.accept, produces) {
         return ctx.error(restful_not_acceptable(produces));
     }
     match route {
-        Route::Resources => ctx.plain_json(|w| discovery::write_resource_list(w, version)),
+        Route::Resources => ctx.discovery(&state.discovery, Document::Resources(version)),
         Route::Nodes => list_nodes(state, ctx, version),
         Route::Node(name) => get_node(state, ctx, version, name),
         Route::Pods(ns) => list_pods(state, ctx, version, ns),
@@ -473,10 +515,10 @@ fn group_route(state: &ApiState, ctx: &Ctx) -> Response<Body> {
     if ctx.method != Method::GET {
         return ctx.error(Status::route_method_not_allowed());
     }
-    if !restful_accepts(&ctx.accept, PRODUCES_GET) {
-        return ctx.error(restful_not_acceptable(PRODUCES_GET));
+    if !restful_accepts(&ctx.accept, PRODUCES_OBJECT) {
+        return ctx.error(restful_not_acceptable(PRODUCES_OBJECT));
     }
-    ctx.plain_json(|w| state.discovery.write_group(w))
+    ctx.discovery(&state.discovery, Document::Group)
 }
 
 // === resources ===

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use http::StatusCode;
-use metrics_server_api::{ApiConfig, StaticCluster, render_text};
+use metrics_server_api::{ApiConfig, MetricsVersion, ServedVersions, StaticCluster, render_text};
 use support::*;
 
 const NOT_FOUND_ROUTE: &str = "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"the server could not find the requested resource\",\"reason\":\"NotFound\",\"details\":{},\"code\":404}\n";
@@ -112,6 +112,169 @@ async fn v2beta1_only_discovery_falls_back_to_legacy_negotiation() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.header("content-type"), "application/json");
     assert!(r.body.starts_with("{\"kind\":\"APIGroupList\""));
+}
+
+/// Status, headers and bodies the generic apiserver's discovery handlers
+/// write with metrics-server's codec factory (hack/golden/protobuf):
+/// `<case> <hex body>`, `<case>.<header> <value>`.
+const GOLDEN: &str = include_str!("../src/protobuf_golden.txt");
+
+fn golden_text(case: &str) -> &'static str {
+    GOLDEN
+        .lines()
+        .find_map(|l| l.strip_prefix(case)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no golden line {case}"))
+}
+
+fn golden_bytes(case: &str) -> Vec<u8> {
+    let hex = golden_text(case);
+    (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or_default())
+        .collect()
+}
+
+/// Fails unless `reply` is the golden case: status, Content-Type, ETag when
+/// the case has one, and the body byte for byte.
+fn assert_golden(reply: &Reply, case: &str) {
+    assert_eq!(
+        reply.status.as_str(),
+        golden_text(&format!("{case}.status")),
+        "{case}"
+    );
+    assert_eq!(
+        reply.header("content-type"),
+        golden_text(&format!("{case}.content-type")),
+        "{case}"
+    );
+    let etag_line = format!("{case}.etag ");
+    if let Some(etag) = GOLDEN.lines().find_map(|l| l.strip_prefix(&etag_line)) {
+        assert_eq!(reply.header("etag"), etag, "{case}");
+    }
+    assert_eq!(reply.bytes, golden_bytes(case), "{case}: {:?}", reply.body);
+}
+
+/// The golden program's server address.
+fn golden_harness(versions: &[MetricsVersion]) -> Harness {
+    let (c, m) = fixture();
+    harness_with(
+        c,
+        m,
+        ApiConfig {
+            server_address: Some("127.0.0.1:4443".to_owned()),
+            served_versions: ServedVersions::new(versions).unwrap_or_default(),
+            ..ApiConfig::default()
+        },
+    )
+}
+
+#[tokio::test]
+async fn discovery_is_served_in_protobuf_and_yaml_as_the_go_handlers_write_it() {
+    let h = golden_harness(&MetricsVersion::ALL);
+    for (path, case) in [
+        ("/apis", "discovery_apis"),
+        ("/apis/metrics.k8s.io", "discovery_group"),
+        ("/apis/metrics.k8s.io/v1", "discovery_resources_v1"),
+        (
+            "/apis/metrics.k8s.io/v1beta1",
+            "discovery_resources_v1beta1",
+        ),
+    ] {
+        // What client-go and kube-controller-manager send, and protobuf alone.
+        for accept in [
+            "application/vnd.kubernetes.protobuf, */*",
+            "application/vnd.kubernetes.protobuf",
+        ] {
+            let r = send(&h.app, get_with(path, &[("accept", accept)])).await;
+            assert_golden(&r, case);
+        }
+        let r = send(&h.app, get_with(path, &[("accept", "application/yaml")])).await;
+        assert_golden(&r, &format!("{case}_yaml"));
+    }
+}
+
+#[tokio::test]
+async fn aggregated_discovery_is_served_in_protobuf_and_yaml_as_the_go_handlers_write_it() {
+    let h = golden_harness(&MetricsVersion::ALL);
+    for (accept, case) in [
+        (
+            "application/vnd.kubernetes.protobuf;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/vnd.kubernetes.protobuf",
+            "discovery_aggregated",
+        ),
+        (
+            "application/yaml;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+            "discovery_aggregated_yaml",
+        ),
+    ] {
+        let r = send(&h.app, get_with("/apis", &[("accept", accept)])).await;
+        assert_golden(&r, case);
+        assert_eq!(r.header("vary"), "Accept");
+        // The ETag is the same whatever the format, and so is the 304.
+        let etag = r.header("etag").to_owned();
+        let r = send(
+            &h.app,
+            get_with("/apis", &[("accept", accept), ("if-none-match", &etag)]),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::NOT_MODIFIED);
+        assert!(r.bytes.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn discovery_of_a_v1beta1_server_matches_the_go_handlers() {
+    let h = golden_harness(&[MetricsVersion::V1beta1]);
+    let pb = "application/vnd.kubernetes.protobuf, */*";
+    for (path, accept, case) in [
+        ("/apis", pb, "discovery_beta_apis"),
+        ("/apis", "application/yaml", "discovery_beta_apis_yaml"),
+        ("/apis/metrics.k8s.io", pb, "discovery_beta_group"),
+        (
+            "/apis/metrics.k8s.io",
+            "application/yaml",
+            "discovery_beta_group_yaml",
+        ),
+        (
+            "/apis",
+            "application/vnd.kubernetes.protobuf;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+            "discovery_beta_aggregated",
+        ),
+        (
+            "/apis",
+            "application/yaml;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+            "discovery_beta_aggregated_yaml",
+        ),
+    ] {
+        let r = send(&h.app, get_with(path, &[("accept", accept)])).await;
+        assert_golden(&r, case);
+    }
+}
+
+#[tokio::test]
+async fn discovery_refuses_what_no_serializer_writes_like_the_generic_apiserver() {
+    let h = harness();
+    for path in ["/apis", "/apis/metrics.k8s.io", "/apis/metrics.k8s.io/v1"] {
+        // go-restful's route check: the route produces every serializer's type.
+        let r = send(&h.app, get_with(path, &[("accept", "text/plain")])).await;
+        assert_eq!(r.status, StatusCode::NOT_ACCEPTABLE, "{path}");
+        assert_eq!(
+            json(&r.body)["message"],
+            "406: Not Acceptable\n\nAvailable representations: application/json, application/yaml, application/vnd.kubernetes.protobuf",
+            "{path}"
+        );
+        // Past the route, the handler's negotiation: a stream it cannot write.
+        let r = send(
+            &h.app,
+            get_with(path, &[("accept", "application/json;stream=other")]),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::NOT_ACCEPTABLE, "{path}");
+        assert_eq!(r.header("content-type"), "application/json");
+        assert_eq!(
+            json(&r.body)["message"],
+            "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf",
+            "{path}"
+        );
+    }
 }
 
 // === A1: node list ===

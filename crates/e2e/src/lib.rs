@@ -20,6 +20,7 @@
 //! The modules here are pure or thin, and unit-tested in the ordinary unit run.
 
 pub mod bench;
+pub mod discovery_view;
 pub mod https;
 pub mod kubectl;
 pub mod local;

@@ -2,8 +2,10 @@
 //! time. The cluster (`hack/cluster.sh`) runs one of them behind the APIService; this runner starts the
 //! other one (`DIFF_OTHER_BIN`) with exactly the arguments kwokctl gave the first (read from its
 //! `/proc/<pid>/cmdline`) on another port, then sends the same requests to both and compares what clients
-//! depend on: discovery documents, Status errors, Table column definitions, health texts, the set of
-//! self-metric families, and usage values, which must agree within one scrape.
+//! depend on: discovery documents (JSON, protobuf, YAML: byte for byte once ours drops its v1 entries),
+//! Status errors, Table column definitions, health texts, the set of self-metric families, usage values,
+//! which must agree within one scrape, and protobuf objects and lists field by field but for the values
+//! of the scrape.
 //!
 //! Output: `ok <name>` / `FAILED <name>: <reason>` per case, the setup and teardown steps apart from the
 //! cases, and a closing `N passed, N failed; setup .., teardown ..` line. It acts only on the cluster named
@@ -20,10 +22,12 @@ use anyhow::{Context as _, Result, anyhow, bail, ensure};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kube::api::{Api, ListParams};
+use metrics_server_e2e::discovery_view;
 use metrics_server_e2e::https::{Identity, InsecureClient, Response, truncate};
 use metrics_server_e2e::prom;
 use metrics_server_e2e::quantity::Quantity;
 use metrics_server_e2e::runner::{self, Tally};
+use metrics_server_e2e::wire;
 use serde_json::Value;
 
 const METRICS: &str = "/apis/metrics.k8s.io/v1beta1";
@@ -32,6 +36,10 @@ const TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,applica
 const AGGREGATED_ACCEPT: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
 /// Kubelet-like clients (kubectl top, the HPA) ask for protobuf first.
 const CLIENT_ACCEPT: &str = "application/vnd.kubernetes.protobuf, */*";
+const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+const AGGREGATED_PROTOBUF_ACCEPT: &str = "application/vnd.kubernetes.protobuf;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
+const AGGREGATED_YAML_ACCEPT: &str =
+    "application/yaml;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 /// How long data-dependent comparisons retry: the two servers scrape at different moments.
 const AGREE_DEADLINE: Duration = Duration::from_secs(90);
 
@@ -95,11 +103,15 @@ impl Ctx {
         Ok(())
     }
 
+    /// Fails unless both servers answer `path` with the same status, Content-Type and body, byte
+    /// for byte in every format once discovery documents are normalized (ours also lists
+    /// `metrics.k8s.io/v1`; each server advertises its own address); the same ETag too, unless a v1
+    /// entry was removed (it hashes the document).
     async fn same(&self, path: &str, headers: &[(&str, &str)]) -> Result<()> {
         let (a, b) = self.both(path, headers).await?;
         ensure!(
             a.status == b.status,
-            "GET {path}: status {} vs {} (bodies {:?} vs {:?})",
+            "GET {path} {headers:?}: status {} vs {} (bodies {:?} vs {:?})",
             a.status,
             b.status,
             truncate(&a.body, 300),
@@ -107,80 +119,54 @@ impl Ctx {
         );
         ensure!(
             a.content_type == b.content_type,
-            "GET {path}: Content-Type {:?} vs {:?}",
+            "GET {path} {headers:?}: Content-Type {:?} vs {:?}",
             a.content_type,
             b.content_type
         );
-        // Ours also lists metrics.k8s.io/v1 (upstream v0.9.0 has only v1beta1): compare the rest.
-        let (a_text, a_v1) = without_v1(&a.body);
-        let (b_text, b_v1) = without_v1(&b.body);
+        let (a_body, a_v1) = discovery_view::normalize(&a.bytes, &a.content_type)?;
+        let (b_body, b_v1) = discovery_view::normalize(&b.bytes, &b.content_type)?;
         ensure!(
             a.etag == b.etag || a_v1 || b_v1,
-            "GET {path}: ETag {:?} vs {:?}",
+            "GET {path} {headers:?}: ETag {:?} vs {:?}",
             a.etag,
             b.etag
         );
-        // Each server advertises its own address (serverAddressByClientCIDRs); that part may differ.
-        let a_body = mask_server_address(&a_text);
-        let b_body = mask_server_address(&b_text);
         ensure!(
             a_body == b_body,
-            "GET {path}: bodies differ:\n  primary: {}\n  other:   {}",
-            truncate(&a.body, 800),
-            truncate(&b.body, 800)
+            "GET {path} {headers:?}: bodies differ: {}",
+            describe_difference(&a_body, &b_body, &a.content_type)
         );
         Ok(())
     }
 }
 
-/// A discovery document without its `metrics.k8s.io/v1` entries, v1beta1 preferred, and whether
-/// there were any. Other bodies come back unchanged.
-fn without_v1(body: &str) -> (String, bool) {
-    const LEGACY: &str = "{\"groupVersion\":\"metrics.k8s.io/v1\",\"version\":\"v1\"}";
-    const BETA: &str = "{\"groupVersion\":\"metrics.k8s.io/v1beta1\",\"version\":\"v1beta1\"}";
-    const AGGREGATED: &str = "{\"version\":\"v1\",";
-    const AGGREGATED_BETA: &str = "{\"version\":\"v1beta1\",";
-    // The preferred version first: its value is also followed by a comma.
-    let mut out = body.replace(
-        &format!("\"preferredVersion\":{LEGACY}"),
-        &format!("\"preferredVersion\":{BETA}"),
-    );
-    out = out.replace(&format!("{LEGACY},"), "");
-    if let Some(start) = out.find(AGGREGATED)
-        && let Some(len) = out[start..].find(AGGREGATED_BETA)
+/// Where two bodies differ: the first differing field of protobuf bodies, both texts otherwise.
+fn describe_difference(a: &[u8], b: &[u8], content_type: &str) -> String {
+    if content_type.starts_with("application/vnd.kubernetes.protobuf")
+        && let (Ok(ta), Ok(tb)) = (wire::decode_body(a), wire::decode_body(b))
     {
-        out.replace_range(start..start + len, "");
+        return match wire::difference(&ta, &tb) {
+            Some(d) => format!("first at {d}"),
+            None => format!("equal fields, other bytes: {a:02x?} vs {b:02x?}"),
+        };
     }
-    let stripped = out != body;
-    (out, stripped)
-}
-
-/// Replaces the value of every `"serverAddress":"…"` with `<server>`.
-fn mask_server_address(body: &str) -> String {
-    const KEY: &str = "\"serverAddress\":\"";
-    let mut out = String::with_capacity(body.len());
-    let mut rest = body;
-    while let Some(at) = rest.find(KEY) {
-        out.push_str(&rest[..at + KEY.len()]);
-        rest = &rest[at + KEY.len()..];
-        let end = rest.find('"').unwrap_or(rest.len());
-        out.push_str("<server>");
-        rest = &rest[end..];
-    }
-    out.push_str(rest);
-    out
+    format!(
+        "\n  primary: {}\n  other:   {}",
+        truncate(&String::from_utf8_lossy(a), 800),
+        truncate(&String::from_utf8_lossy(b), 800)
+    )
 }
 
 const CASES: [&str; 9] = [
-    "legacy discovery documents are byte-identical",
-    "aggregated discovery (apidiscovery.k8s.io/v2) is byte-identical",
+    "legacy discovery documents are byte-identical in JSON, protobuf and YAML, and so are their 406s",
+    "aggregated discovery (apidiscovery.k8s.io/v2) is byte-identical in JSON, protobuf and YAML",
     "Status errors are byte-identical (404s, 400 selectors, 405 watch, unknown resource)",
     "health texts are byte-identical (verbose, plain, single checks)",
     "Table column definitions are identical for nodes and pods",
     "the same metrics_server_* families are exposed on /metrics",
     "node usage agrees within one scrape",
     "pod usage agrees within one scrape",
-    "protobuf-first object and list requests get protobuf with upstream's envelope",
+    "protobuf-first object and list answers agree field by field but for scrape times, windows and usage",
 ];
 
 async fn run(kubeconfig: &Path) -> ExitCode {
@@ -225,14 +211,14 @@ async fn run(kubeconfig: &Path) -> ExitCode {
 async fn run_case(ctx: &Ctx, name: &str) -> Result<()> {
     match CASES.iter().position(|c| *c == name) {
         Some(0) => discovery_is_identical(ctx).await,
-        Some(1) => ctx.same("/apis", &[("Accept", AGGREGATED_ACCEPT)]).await,
+        Some(1) => aggregated_discovery_is_identical(ctx).await,
         Some(2) => status_errors_are_identical(ctx).await,
         Some(3) => health_is_identical(ctx).await,
         Some(4) => eventually(|| table_columns_are_identical(ctx)).await,
         Some(5) => eventually(|| self_metrics_are_identical(ctx)).await,
         Some(6) => eventually(|| node_usage_agrees(ctx)).await,
         Some(7) => eventually(|| pod_usage_agrees(ctx)).await,
-        Some(8) => protobuf_envelopes_agree(ctx).await,
+        Some(8) => eventually(|| protobuf_objects_agree(ctx)).await,
         _ => Err(anyhow!("no such case: {name}")),
     }
 }
@@ -376,16 +362,29 @@ fn free_port() -> Result<u16> {
 
 async fn discovery_is_identical(ctx: &Ctx) -> Result<()> {
     for path in ["/apis", "/apis/metrics.k8s.io", METRICS] {
-        ctx.same(path, &[("Accept", "application/json")]).await?;
-        // Upstream answers protobuf-first discovery requests in protobuf, ours in JSON (client-go
-        // decodes by Content-Type), so only the status is compared there.
-        let (a, b) = ctx.both(path, &[("Accept", CLIENT_ACCEPT)]).await?;
-        ensure!(
-            a.status == b.status,
-            "GET {path} (protobuf-first): {} vs {}",
-            a.status,
-            b.status
-        );
+        for accept in [
+            "application/json",
+            // What client-go and kube-controller-manager send, and protobuf alone.
+            CLIENT_ACCEPT,
+            PROTOBUF,
+            "application/yaml",
+            // go-restful's 406, then the handler's (past the route, no serializer for the clause).
+            "text/plain",
+            "application/json;stream=other",
+        ] {
+            ctx.same(path, &[("Accept", accept)]).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn aggregated_discovery_is_identical(ctx: &Ctx) -> Result<()> {
+    for accept in [
+        AGGREGATED_ACCEPT,
+        AGGREGATED_PROTOBUF_ACCEPT,
+        AGGREGATED_YAML_ACCEPT,
+    ] {
+        ctx.same("/apis", &[("Accept", accept)]).await?;
     }
     Ok(())
 }
@@ -454,19 +453,31 @@ async fn health_is_identical(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// The `k8s\0` magic and the envelope's TypeMeta, up to the `raw` field; the object bytes after
-/// it carry scrape times and values, which differ between the two servers (their layout is pinned
-/// by the golden bytes of crates/api/src/protobuf.rs, written by Go's codec factory).
-fn envelope_prefix(body: &[u8]) -> &[u8] {
-    let type_meta_len = usize::from(body.get(5).copied().unwrap_or(0));
-    body.get(..6 + type_meta_len).unwrap_or(body)
+/// The namespace (empty for a node) and name of the first item of a JSON list of the primary's.
+async fn first_item(ctx: &Ctx, path: &str) -> Result<(String, String)> {
+    let body = ctx.https.get_ok(&format!("{}{path}", ctx.primary)).await?;
+    let list: Value = serde_json::from_str(&body)?;
+    let meta = &list["items"][0]["metadata"];
+    let name = meta["name"]
+        .as_str()
+        .ok_or_else(|| anyhow!("GET {path}: no items yet"))?;
+    let namespace = meta["namespace"].as_str().unwrap_or_default();
+    Ok((namespace.to_owned(), name.to_owned()))
 }
 
-async fn protobuf_envelopes_agree(ctx: &Ctx) -> Result<()> {
+/// Protobuf-first lists and objects: the same tree of fields, tags and wire types, names,
+/// namespaces, labels, creation times, item, container and usage-key order, everything but the
+/// sample times, windows and usage quantities (placeholders, see `wire::layout`).
+async fn protobuf_objects_agree(ctx: &Ctx) -> Result<()> {
+    let (_, node) = first_item(ctx, &format!("{METRICS}/nodes")).await?;
+    let (namespace, pod) = first_item(ctx, &format!("{METRICS}/pods")).await?;
     for path in [
         format!("{METRICS}/nodes"),
         format!("{METRICS}/pods"),
+        format!("{METRICS}/namespaces/{namespace}/pods"),
         format!("{METRICS}/namespaces/kube-system/pods"),
+        format!("{METRICS}/nodes/{node}"),
+        format!("{METRICS}/namespaces/{namespace}/pods/{pod}"),
     ] {
         let (a, b) = ctx.both(&path, &[("Accept", CLIENT_ACCEPT)]).await?;
         ensure!(
@@ -478,16 +489,15 @@ async fn protobuf_envelopes_agree(ctx: &Ctx) -> Result<()> {
             b.content_type
         );
         ensure!(
-            a.content_type == "application/vnd.kubernetes.protobuf",
+            a.content_type == PROTOBUF,
             "GET {path}: Content-Type {:?}",
             a.content_type
         );
-        ensure!(
-            envelope_prefix(&a.bytes) == envelope_prefix(&b.bytes),
-            "GET {path}: envelopes differ: {:02x?} vs {:02x?}",
-            envelope_prefix(&a.bytes),
-            envelope_prefix(&b.bytes)
-        );
+        let ours = wire::decode_body(&a.bytes).with_context(|| format!("GET {path} (primary)"))?;
+        let theirs = wire::decode_body(&b.bytes).with_context(|| format!("GET {path} (other)"))?;
+        if let Some(d) = wire::difference(&ours, &theirs) {
+            bail!("GET {path} (protobuf-first): first difference at {d}");
+        }
     }
     Ok(())
 }

@@ -1,6 +1,10 @@
 // Command protobuf prints, as hex, the protobuf bodies the generic apiserver's
-// codec factory writes for fixed metrics objects and a Status. The Rust unit
-// tests in crates/api/src/protobuf.rs compare their output with these lines.
+// codec factory writes for fixed metrics objects and a Status, then the
+// discovery documents its discovery handlers write (discovery.go). The Rust
+// unit tests in crates/api/src/protobuf.rs and crates/api/src/discovery.rs
+// compare their output with these lines.
+//
+// Regenerate: cd hack/golden/protobuf && go run . > ../../../crates/api/src/protobuf_golden.txt
 package main
 
 import (
@@ -77,4 +81,5 @@ func main() {
 		}
 		fmt.Printf("%s %x\n", c.name, buf.Bytes())
 	}
+	printDiscovery(codecs)
 }
