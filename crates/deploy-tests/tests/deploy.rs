@@ -39,6 +39,21 @@ const MANIFESTS: [(&str, &str, &str); 2] = [
     ),
 ];
 
+/// Our sharded HA manifest (no upstream counterpart): file name and argument of `deploy/render.sh`.
+const SHARDED: (&str, &str) = (
+    "sharded-high-availability.yaml",
+    "sharded-high-availability",
+);
+
+/// The manifests checked against the Deployment contract: upstream's two and our sharded one.
+const CONTRACT_FILES: [&str; 3] = ["components.yaml", "high-availability.yaml", SHARDED.0];
+
+/// Chart value sets of our own (no upstream counterpart), linted and dry-run like the others.
+const OWN_CHART_CASES: [(&str, &[&str]); 1] = [(
+    "sharded high availability",
+    &["ci/sharded-high-availability-values.yaml"],
+)];
+
 /// The image reference in the manifests and the chart's defaults.
 const IMAGE_REPOSITORY: &str = "ghcr.io/metrics-server-rs/metrics-server";
 
@@ -84,12 +99,16 @@ const NAMESPACED: [&str; 10] = [
 /// Upstream chart values this chart deliberately does not implement (rendering fails if set).
 const UNSUPPORTED_VALUES: [&str; 2] = ["addonResizer.", "rbac.pspEnabled"];
 
+#[path = "deploy/sharded.rs"]
+mod sharded;
+use sharded::{helm_sharded_matches_manifest, sharded_contract, sharded_rbac_on_cluster};
+
 type CaseFn = fn() -> Result<()>;
 
 fn cases() -> Vec<(&'static str, CaseFn)> {
     vec![
         (
-            "manifests: deploy/components.yaml and deploy/high-availability.yaml are what `make manifests` renders",
+            "manifests: deploy/components.yaml, high-availability.yaml and sharded-high-availability.yaml are what `make manifests` renders",
             manifests_are_fresh,
         ),
         (
@@ -105,7 +124,15 @@ fn cases() -> Vec<(&'static str, CaseFn)> {
             deployment_contract,
         ),
         (
-            "helm: lint passes for the default, high-availability and tls.type=helm values",
+            "manifests: sharded-high-availability.yaml runs 3 replicas with --shard-by-lease, the downward-API identity, a PDB of 2 and Lease RBAC in its namespace only",
+            sharded_contract,
+        ),
+        (
+            "helm: the sharded values render what deploy/sharded-high-availability.yaml installs (args, env, Lease RBAC, PDB)",
+            helm_sharded_matches_manifest,
+        ),
+        (
+            "helm: lint passes for the default, high-availability, tls.type=helm and sharded values",
             helm_lint,
         ),
         (
@@ -121,11 +148,15 @@ fn cases() -> Vec<(&'static str, CaseFn)> {
             image,
         ),
         (
-            "cluster: kubectl apply --dry-run=server accepts components.yaml and high-availability.yaml",
+            "cluster: kubectl apply --dry-run=server accepts components.yaml, high-availability.yaml and sharded-high-availability.yaml",
             manifests_dry_run,
         ),
         (
-            "cluster: helm template | kubectl apply --dry-run=server passes for the default, high-availability and tls.type=helm values",
+            "cluster: sharded-high-availability.yaml's RBAC lets the ServiceAccount apply, list and delete Leases in kube-system only",
+            sharded_rbac_on_cluster,
+        ),
+        (
+            "cluster: helm template | kubectl apply --dry-run=server passes for the default, high-availability, tls.type=helm and sharded values",
             helm_dry_run,
         ),
         (
@@ -276,7 +307,11 @@ fn find<'a>(objs: &'a [Value], kind: &str) -> Result<&'a Value> {
 
 fn manifests_are_fresh() -> Result<()> {
     let mut stale = Vec::new();
-    for (file, which, _) in MANIFESTS {
+    let all = MANIFESTS
+        .iter()
+        .map(|(file, which, _)| (*file, *which))
+        .chain([SHARDED]);
+    for (file, which) in all {
         let rendered = render_ours(which)?;
         let committed = read(&repo_root().join("deploy").join(file))?;
         if rendered != committed {
@@ -336,7 +371,7 @@ fn parity((file, _, upstream_overlay): &(&str, &str, &str)) -> Result<()> {
 
 fn deployment_contract() -> Result<()> {
     let root = repo_root().join("deploy");
-    for (file, _, _) in MANIFESTS {
+    for file in CONTRACT_FILES {
         let objs = manifest::parse_documents(&read(&root.join(file))?)?;
         let d = find(&objs, "Deployment").with_context(|| file.to_owned())?;
         let pod = &d["spec"]["template"]["spec"];
@@ -413,7 +448,7 @@ fn deployment_contract() -> Result<()> {
                         == d["spec"]["template"]["metadata"]["labels"],
                 "HA: PodDisruptionBudget {pdb}"
             );
-        } else {
+        } else if file == "components.yaml" {
             ensure!(
                 d["spec"].get("replicas").is_none() || d["spec"]["replicas"] == json!(1),
                 "components.yaml: one replica expected"
@@ -445,7 +480,11 @@ fn ours_args(values: &[&'static str]) -> Vec<&'static str> {
 fn helm_lint() -> Result<()> {
     let helm = tools::helm()?;
     let kube_version = tools::kubernetes_version()?;
-    for (name, values, _) in CHART_CASES {
+    let all = CHART_CASES
+        .iter()
+        .map(|(name, values, _)| (*name, *values))
+        .chain(OWN_CHART_CASES);
+    for (name, values) in all {
         run(Command::new(&helm)
             .current_dir(chart_dir())
             .args(["lint", ".", "--strict", "--namespace", NAMESPACE])
@@ -707,7 +746,7 @@ fn image() -> Result<()> {
 // === Cluster ===
 
 fn manifests_dry_run() -> Result<()> {
-    for (file, _, _) in MANIFESTS {
+    for file in CONTRACT_FILES {
         let path = repo_root().join("deploy").join(file);
         run(cluster_kubectl()?
             .args(["apply", "--dry-run=server", "-f"])
@@ -718,7 +757,11 @@ fn manifests_dry_run() -> Result<()> {
 }
 
 fn helm_dry_run() -> Result<()> {
-    for (name, values, _) in CHART_CASES {
+    let all = CHART_CASES
+        .iter()
+        .map(|(name, values, _)| (*name, *values))
+        .chain(OWN_CHART_CASES);
+    for (name, values) in all {
         let rendered = helm_template(&chart_dir(), &ours_args(values))?;
         run_with_input(
             cluster_kubectl()?.args(["apply", "--dry-run=server", "-f", "-"]),

@@ -32,6 +32,9 @@ const LEASE: Duration = Duration::from_secs(6);
 const APISERVICE: &str = "v1beta1.metrics.k8s.io";
 const NODES_PATH: &str = "/apis/metrics.k8s.io/v1beta1/nodes";
 
+#[path = "ha/hpa.rs"]
+mod hpa;
+
 fn main() -> ExitCode {
     runner::main("ha", |kubeconfig| async move { run(&kubeconfig).await })
 }
@@ -78,6 +81,7 @@ async fn run(kubeconfig: &Path) -> ExitCode {
         "every replica answers every node and pod alike",
         "a killed replica's nodes are fresh again within resolution + lease",
         "an added replica takes its rendezvous share",
+        "the HPA scales down through a replica kill, never missing a metric",
         "SIGTERM releases the Lease and exits cleanly",
     ];
     for (i, name) in cases.iter().enumerate() {
@@ -89,6 +93,7 @@ async fn run(kubeconfig: &Path) -> ExitCode {
             1 => answers_alike(&ctx).await,
             2 => killed_replica_taken_over(&mut ctx).await,
             3 => added_replica_rebalances(&mut ctx).await,
+            4 => hpa::hpa_scales_through_a_kill(&mut ctx).await,
             _ => terminated_replica_releases_its_lease(&mut ctx).await,
         };
         tally.case(name, &result);
