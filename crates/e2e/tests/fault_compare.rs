@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,8 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use bytes::Bytes;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, DeleteParams, PostParams};
-use metrics_server_e2e::https::{Identity, InsecureClient};
+use metrics_server_e2e::https::InsecureClient;
+use metrics_server_e2e::local::{self, LocalCluster};
 use metrics_server_e2e::metrics::{API, NodeMetrics};
 use metrics_server_e2e::procs;
 use metrics_server_e2e::route;
@@ -37,6 +38,11 @@ use serde_json::json;
 const UPSTREAM_RSS_GUARD_KIB: u64 = 8 * 1024 * 1024;
 /// Our server must stay below this while every fault runs.
 const OURS_RSS_LIMIT_KIB: u64 = 256 * 1024;
+
+#[path = "fault_compare/certs.rs"]
+mod certs;
+#[path = "fault_compare/series.rs"]
+mod series;
 
 fn main() -> ExitCode {
     runner::main("fault-compare", |kubeconfig| async move {
@@ -374,13 +380,119 @@ async fn compare(kubeconfig: &Path, tally: &mut Tally) -> Result<()> {
     delete_nodes(&ctx, &cases).await;
     drop(kubelets);
     let _ = child.kill().await;
-    let report = report?;
+    let mut report = report?;
+    let upstream = PathBuf::from(upstream_bin()?);
+    let timeline = series::compare(&ctx, &ours_process, &upstream).await?;
+    report.table.push_str(&timeline.table());
+    let certs = certs::compare(&ctx, &ours_process, &upstream).await?;
+    report.table.push_str(&certs.table);
     println!("{}", report.table);
     if let Some(out) = std::env::var_os("COMPARE_OUT") {
         std::fs::write(&out, &report.table)?;
     }
     judge_ours(tally, &report, &servers[0]);
+    judge_one_tick_faults(tally, &timeline);
+    tally.case(
+        "ours serves the valid certificate's node and none of the bad ones",
+        &if certs.ours_wrong.is_empty() {
+            Ok(())
+        } else {
+            Err(anyhow!("wrong: {:?}", certs.ours_wrong))
+        },
+    );
     Ok(())
+}
+
+/// Ours and upstream started beside the cluster's server for one phase, with the primary's flags
+/// changed by `extra` (the primary's `--node-selector` is dropped: each phase names its nodes).
+struct Pair {
+    /// (name, child, base URL, log)
+    servers: Vec<(&'static str, tokio::process::Child, String, PathBuf)>,
+}
+
+impl Pair {
+    async fn start(
+        ctx: &Ctx,
+        primary: &procs::Process,
+        upstream_bin: &Path,
+        phase: &str,
+        extra: &[String],
+    ) -> Result<Self> {
+        let drop = ["--node-selector=", "--kubelet-insecure-tls"];
+        let mut servers = Vec::new();
+        for (name, bin) in [("ours", primary.exe.as_path()), ("upstream", upstream_bin)] {
+            let port = local::free_port()?;
+            let log = ctx
+                .cluster
+                .join(format!("logs/metrics-server-{name}-{phase}.log"));
+            let mut args = local::sibling_args(primary, port, &drop, extra);
+            if !extra
+                .iter()
+                .any(|a| a.starts_with("--kubelet-certificate-authority="))
+            {
+                args.push("--kubelet-insecure-tls".to_owned());
+            }
+            let child = local::spawn_logged(bin, &args, &log)?;
+            servers.push((name, child, format!("https://127.0.0.1:{port}"), log));
+        }
+        let pair = Self { servers };
+        for (name, url, log) in pair.servers() {
+            wait_live(ctx, name, url, log).await?;
+        }
+        Ok(pair)
+    }
+
+    fn servers(&self) -> impl Iterator<Item = (&'static str, &str, &Path)> {
+        self.servers
+            .iter()
+            .map(|(name, _, url, log)| (*name, url.as_str(), log.as_path()))
+    }
+
+    async fn stop(self) {
+        for (_, mut child, _, _) in self.servers {
+            let _ = child.kill().await;
+        }
+    }
+}
+
+/// `/livez`, not `/readyz`: a phase's nodes may all be unservable.
+async fn wait_live(ctx: &Ctx, name: &str, url: &str, log: &Path) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(r) = ctx.https.get(&format!("{url}/livez")).await
+            && r.status == 200
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{name} did not come up (log {})", log.display());
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+fn upstream_bin() -> Result<String> {
+    std::env::var("DIFF_OTHER_BIN").context("DIFF_OTHER_BIN must name upstream's binary")
+}
+
+fn judge_one_tick_faults(tally: &mut Tally, timeline: &series::Timeline) {
+    let wrong = timeline.wrong_rates_of_ours();
+    tally.case(
+        "ours serves no rate across a counter reset or a restart",
+        &if wrong.is_empty() {
+            Ok(())
+        } else {
+            Err(anyhow!("served: {wrong:?}"))
+        },
+    );
+    tally.case(
+        "ours serves the exact rate again after a counter reset and a restart",
+        &if timeline.ours_recovered() {
+            Ok(())
+        } else {
+            Err(anyhow!("{}", timeline.table()))
+        },
+    );
 }
 
 fn server(name: &'static str, url: String, pid: u32, log: PathBuf) -> Server {
@@ -396,31 +508,13 @@ fn server(name: &'static str, url: String, pid: u32, log: PathBuf) -> Server {
 }
 
 async fn discover(kubeconfig: &Path) -> Result<Ctx> {
-    let cluster = kubeconfig
-        .parent()
-        .context("kubeconfig folder")?
-        .canonicalize()?;
-    let config = runner::load_config(kubeconfig).await?;
-    let https = InsecureClient::new(Identity::from_auth_info(&config.auth_info)?.as_ref())?;
-    let client = kube::Client::try_from(config)?;
-    let node = Api::<Node>::all(client.clone()).get("kwok-node-1").await?;
-    let kwok_port = node
-        .status
-        .and_then(|s| s.daemon_endpoints)
-        .and_then(|d| d.kubelet_endpoint)
-        .map(|e| e.port)
-        .context("kwok-node-1 has no kubelet endpoint port")?;
-    let ours = procs::find("metrics-server", &cluster.to_string_lossy())?;
-    let resolution = ours
-        .flag("metric-resolution")
-        .and_then(|r| r.strip_suffix('s')?.parse().ok())
-        .map_or(Duration::from_secs(60), Duration::from_secs);
+    let local = LocalCluster::discover(kubeconfig).await?;
     Ok(Ctx {
-        client,
-        https,
-        cluster,
-        resolution,
-        kwok_port: u16::try_from(kwok_port)?,
+        client: local.client,
+        https: local.https,
+        cluster: local.dir,
+        resolution: local.resolution,
+        kwok_port: local.kubelet_port,
     })
 }
 
@@ -428,33 +522,14 @@ fn start_upstream(
     ctx: &Ctx,
     ours: &procs::Process,
 ) -> Result<(tokio::process::Child, u16, PathBuf)> {
-    let bin =
-        std::env::var("DIFF_OTHER_BIN").context("DIFF_OTHER_BIN must name upstream's binary")?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let args: Vec<String> = ours
-        .argv
-        .iter()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .map(|a| {
-            if a.starts_with("--secure-port=") {
-                format!("--secure-port={port}")
-            } else {
-                a
-            }
-        })
-        .collect();
+    let bin = upstream_bin()?;
+    let port = local::free_port()?;
     let log = ctx.cluster.join("logs/metrics-server-upstream-faults.log");
-    let file = std::fs::File::create(&log)?;
-    let child = tokio::process::Command::new(&bin)
-        .args(&args)
-        .stdout(Stdio::from(file.try_clone()?))
-        .stderr(Stdio::from(file))
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {bin}"))?;
+    let child = local::spawn_logged(
+        Path::new(&bin),
+        &local::sibling_args(ours, port, &[], &[]),
+        &log,
+    )?;
     Ok((child, port, log))
 }
 
