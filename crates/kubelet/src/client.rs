@@ -55,6 +55,21 @@ pub struct KubeletClientConfig {
     pub max_body_bytes: usize,
     /// How long idle connections are kept for reuse; keep it above the scrape interval.
     pub pool_idle_timeout: Duration,
+    /// EXPERIMENT knobs.
+    pub experiment: Experiment,
+}
+
+/// EXPERIMENT knobs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Experiment {
+    /// Offer HTTP/1.1 only.
+    pub http1_only: bool,
+    /// Small h2 windows.
+    pub h2_small: bool,
+    /// Close connections after each response.
+    pub no_keep_alive: bool,
+    /// HTTP/1.1 read buffer of exactly this size.
+    pub h1_read_buf: Option<usize>,
 }
 
 impl KubeletClientConfig {
@@ -67,6 +82,7 @@ impl KubeletClientConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
+            experiment: Experiment::default(),
         }
     }
 }
@@ -117,6 +133,14 @@ impl KubeletClient {
         // surface as an IO timeout if the caller's deadline were ever longer.
         http.set_connect_timeout(Some(config.request_timeout));
         let (scheme, token, connector) = match &config.transport {
+            Transport::Https(tls) if config.experiment.http1_only => {
+                let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(client_config(tls)?)
+                    .https_only()
+                    .enable_http1()
+                    .wrap_connector(http);
+                (Scheme::Https, BearerToken::load(&config.token)?, connector)
+            }
             Transport::Https(tls) => {
                 let connector = hyper_rustls::HttpsConnectorBuilder::new()
                     .with_tls_config(client_config(tls)?)
@@ -143,11 +167,28 @@ impl KubeletClient {
                 )
             }
         };
-        let http = Client::builder(TokioExecutor::new())
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .build(connector);
+            .pool_idle_timeout(config.pool_idle_timeout);
+        if config.experiment.no_keep_alive {
+            builder.pool_max_idle_per_host(0);
+        }
+        if let Some(size) = config.experiment.h1_read_buf {
+            builder.http1_read_buf_exact_size(size);
+        }
+        if config.experiment.h2_small {
+            builder
+                .http2_adaptive_window(false)
+                .http2_initial_stream_window_size(65_535)
+                .http2_initial_connection_window_size(65_535)
+                .http2_max_frame_size(16_384)
+                .http2_max_send_buf_size(16 * 1024)
+                .http2_header_table_size(0)
+                .http2_max_header_list_size(16 * 1024);
+        }
+        let http = builder.build(connector);
         let user_agent = HeaderValue::from_str(&config.user_agent)
             .map_err(|_| ClientBuildError::UserAgent(config.user_agent.clone()))?;
         Ok(Self {

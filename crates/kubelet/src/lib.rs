@@ -26,7 +26,9 @@ pub mod target;
 pub mod tls;
 pub mod token;
 
-pub use client::{ClientBuildError, Fetched, KubeletClient, KubeletClientConfig, Transport};
+pub use client::{
+    ClientBuildError, Experiment, Fetched, KubeletClient, KubeletClientConfig, Transport,
+};
 pub use error::{ErrorClass, ScrapeError, TlsFailure};
 pub use health::{NodeHealth, NodeHealthRecord, Route};
 pub use metrics::KubeletMetrics;
