@@ -14,9 +14,7 @@
 //!
 //! ```sh
 //! cargo bench -p metrics-server-kubelet --bench conn_memory -- --nodes 1000 --pods 30 --ticks 4
-//! #   --http1      offer HTTP/1.1 only (no h2 in ALPN)
-//! #   --h2-small   h2 with 64 KiB windows, no adaptive window, 16 KiB send buffer, no HPACK table
-//! #   --h1-read-buf N  HTTP/1.1 read buffer of exactly N bytes (default: adaptive, up to 400 KiB)
+//! #   --h2         offer h2 by ALPN like client-go (HttpVersion::Negotiate); default HTTP/1.1
 //! #   --close      no keep-alive: a new connection (TLS handshake) per node per tick
 //! #   --interval S seconds between tick starts (default 15, kwokctl's --metric-resolution)
 //! #   --port P     the fleet's port on every node address (default 20250)
@@ -37,7 +35,7 @@ use std::time::Duration;
 
 use metrics_server_core::Store;
 use metrics_server_kubelet::{
-    AddressConfig, Experiment, KubeletClient, KubeletClientConfig, NodeTarget, Scraper,
+    AddressConfig, HttpVersion, KubeletClient, KubeletClientConfig, NodeTarget, Scraper,
     ScraperConfig, ServerVerification, TlsSettings, TokenSource, Transport,
 };
 use metrics_server_test_support::{FleetNode, KubeletFleet, TestPki};
@@ -62,7 +60,8 @@ struct Options {
     ticks: usize,
     interval: Duration,
     port: u16,
-    experiment: Experiment,
+    http_version: HttpVersion,
+    keep_alive: bool,
     leak_at_exit: bool,
 }
 
@@ -73,7 +72,8 @@ fn parse_options() -> Res<Options> {
         ticks: 4,
         interval: Duration::from_secs(15),
         port: 20250,
-        experiment: Experiment::default(),
+        http_version: HttpVersion::default(),
+        keep_alive: true,
         leak_at_exit: false,
     };
     let mut args = std::env::args().skip(1);
@@ -85,10 +85,8 @@ fn parse_options() -> Res<Options> {
             "--ticks" => o.ticks = value()?.parse()?,
             "--interval" => o.interval = Duration::from_secs(value()?.parse()?),
             "--port" => o.port = value()?.parse()?,
-            "--http1" => o.experiment.http1_only = true,
-            "--h2-small" => o.experiment.h2_small = true,
-            "--close" => o.experiment.no_keep_alive = true,
-            "--h1-read-buf" => o.experiment.h1_read_buf = Some(value()?.parse()?),
+            "--h2" => o.http_version = HttpVersion::Negotiate,
+            "--close" => o.keep_alive = false,
             "--leak-at-exit" => o.leak_at_exit = true,
             // cargo bench passes --bench; nothing else is expected.
             "--bench" => {}
@@ -296,7 +294,8 @@ fn scraper(o: &Options) -> Res<Scraper> {
     config.pool_idle_timeout = config
         .pool_idle_timeout
         .max(o.interval + Duration::from_secs(30));
-    config.experiment = o.experiment.clone();
+    config.http_version = o.http_version;
+    config.keep_alive = o.keep_alive;
     let client = KubeletClient::new(&config)?;
     let scraper_config = ScraperConfig {
         address: AddressConfig {
@@ -355,8 +354,8 @@ async fn run_client(o: &Options, fleet: &mut FleetProcess) -> Res<()> {
     let scraper = scraper(o)?;
     let mut store = Store::new(o.interval);
     println!(
-        "conn_memory: {} nodes x {} pods x 2 containers, {} ticks every {:?}, {:?}",
-        o.nodes, o.pods, o.ticks, o.interval, o.experiment
+        "conn_memory: {} nodes x {} pods x 2 containers, {} ticks every {:?}, {:?}, keep-alive {}",
+        o.nodes, o.pods, o.ticks, o.interval, o.http_version, o.keep_alive
     );
     println!(
         "base: heap {:.1} MiB, RSS {:.1} MiB",

@@ -1,7 +1,9 @@
 //! The pooled HTTP client used for every kubelet request (spec C.4).
 //!
 //! One hyper-util legacy client over hyper-rustls: connections are kept alive and reused
-//! across ticks, and ALPN picks h2 or HTTP/1.1 per kubelet. Each request carries the bearer
+//! across ticks. It speaks HTTP/1.1 with an 8 KiB read buffer by default, the smallest state a
+//! kept-alive connection has in hyper (about 35 KiB against 54 KiB for h2, see BENCHMARKS.md §1);
+//! [`HttpVersion::Negotiate`] offers h2 by ALPN like client-go. Each request carries the bearer
 //! token and User-Agent, has a hard deadline, and reads the body under a size cap.
 
 use std::time::{Duration, SystemTime};
@@ -31,6 +33,21 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an idle kept-alive connection stays pooled (Go's `IdleConnTimeout`).
 pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// Read buffer of an HTTP/1.1 connection, fixed. hyper's adaptive default grows to 64 KiB and
+/// more on a kubelet body and keeps it while the connection idles between ticks. It also
+/// bounds a response head (status line and headers): a kubelet's is about 200 bytes.
+pub const HTTP1_READ_BUFFER_BYTES: usize = 8 * 1024;
+
+/// The HTTP versions the client speaks to kubelets over TLS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HttpVersion {
+    /// HTTP/1.1 only; no ALPN offer, which kubelets answer with HTTP/1.1.
+    #[default]
+    Http1,
+    /// Offer `h2` and `http/1.1` by ALPN, as client-go does; kubelets pick h2.
+    Negotiate,
+}
+
 /// How the client reaches kubelets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transport {
@@ -55,21 +72,11 @@ pub struct KubeletClientConfig {
     pub max_body_bytes: usize,
     /// How long idle connections are kept for reuse; keep it above the scrape interval.
     pub pool_idle_timeout: Duration,
-    /// EXPERIMENT knobs.
-    pub experiment: Experiment,
-}
-
-/// EXPERIMENT knobs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Experiment {
-    /// Offer HTTP/1.1 only.
-    pub http1_only: bool,
-    /// Small h2 windows.
-    pub h2_small: bool,
-    /// Close connections after each response.
-    pub no_keep_alive: bool,
-    /// HTTP/1.1 read buffer of exactly this size.
-    pub h1_read_buf: Option<usize>,
+    /// HTTP/1.1 (default) or h2 when the kubelet offers it.
+    pub http_version: HttpVersion,
+    /// Keep connections for the next tick (default). `false` closes each one after its
+    /// response: no memory held between ticks, but a TLS handshake per node and tick.
+    pub keep_alive: bool,
 }
 
 impl KubeletClientConfig {
@@ -82,7 +89,8 @@ impl KubeletClientConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
-            experiment: Experiment::default(),
+            http_version: HttpVersion::default(),
+            keep_alive: true,
         }
     }
 }
@@ -133,20 +141,14 @@ impl KubeletClient {
         // surface as an IO timeout if the caller's deadline were ever longer.
         http.set_connect_timeout(Some(config.request_timeout));
         let (scheme, token, connector) = match &config.transport {
-            Transport::Https(tls) if config.experiment.http1_only => {
-                let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(client_config(tls)?)
-                    .https_only()
-                    .enable_http1()
-                    .wrap_connector(http);
-                (Scheme::Https, BearerToken::load(&config.token)?, connector)
-            }
             Transport::Https(tls) => {
-                let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                let builder = hyper_rustls::HttpsConnectorBuilder::new()
                     .with_tls_config(client_config(tls)?)
-                    .https_only()
-                    .enable_all_versions()
-                    .wrap_connector(http);
+                    .https_only();
+                let connector = match config.http_version {
+                    HttpVersion::Http1 => builder.enable_http1().wrap_connector(http),
+                    HttpVersion::Negotiate => builder.enable_all_versions().wrap_connector(http),
+                };
                 (Scheme::Https, BearerToken::load(&config.token)?, connector)
             }
             Transport::Http => {
@@ -158,7 +160,7 @@ impl KubeletClient {
                 let connector = hyper_rustls::HttpsConnectorBuilder::new()
                     .with_tls_config(unused)
                     .https_or_http()
-                    .enable_all_versions()
+                    .enable_http1()
                     .wrap_connector(http);
                 (
                     Scheme::Http,
@@ -171,22 +173,10 @@ impl KubeletClient {
         builder
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
-            .pool_idle_timeout(config.pool_idle_timeout);
-        if config.experiment.no_keep_alive {
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .http1_read_buf_exact_size(HTTP1_READ_BUFFER_BYTES);
+        if !config.keep_alive {
             builder.pool_max_idle_per_host(0);
-        }
-        if let Some(size) = config.experiment.h1_read_buf {
-            builder.http1_read_buf_exact_size(size);
-        }
-        if config.experiment.h2_small {
-            builder
-                .http2_adaptive_window(false)
-                .http2_initial_stream_window_size(65_535)
-                .http2_initial_connection_window_size(65_535)
-                .http2_max_frame_size(16_384)
-                .http2_max_send_buf_size(16 * 1024)
-                .http2_header_table_size(0)
-                .http2_max_header_list_size(16 * 1024);
         }
         let http = builder.build(connector);
         let user_agent = HeaderValue::from_str(&config.user_agent)

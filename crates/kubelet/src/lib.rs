@@ -27,7 +27,7 @@ pub mod tls;
 pub mod token;
 
 pub use client::{
-    ClientBuildError, Experiment, Fetched, KubeletClient, KubeletClientConfig, Transport,
+    ClientBuildError, Fetched, HttpVersion, KubeletClient, KubeletClientConfig, Transport,
 };
 pub use error::{ErrorClass, ScrapeError, TlsFailure};
 pub use health::{NodeHealth, NodeHealthRecord, Route};

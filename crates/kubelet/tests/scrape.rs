@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use metrics_server_kubelet::{
-    AddressConfig, ClientCert, ErrorClass, KubeletClient, KubeletClientConfig, KubeletMetrics,
-    NodeTarget, PemSource, ScrapeError, Scraper, ScraperConfig, ServerVerification, TlsFailure,
-    TlsSettings, TokenSource, Transport,
+    AddressConfig, ClientCert, ErrorClass, HttpVersion, KubeletClient, KubeletClientConfig,
+    KubeletMetrics, NodeTarget, PemSource, ScrapeError, Scraper, ScraperConfig, ServerVerification,
+    TlsFailure, TlsSettings, TokenSource, Transport,
 };
 use metrics_server_test_support::{
     FakeKubelet, Listening, NodeSample, PemDir, PodSample, RESOURCE_METRICS_PATH, Route, TestPki,
@@ -155,7 +155,10 @@ async fn a_verified_https_scrape_sends_the_token_and_decodes_the_node() {
     let seen = &kubelet.seen_requests()[0];
     assert_eq!(seen.method, "GET");
     assert_eq!(seen.path, RESOURCE_METRICS_PATH);
-    assert_eq!(seen.version, "HTTP/2.0", "ALPN should pick h2");
+    assert_eq!(
+        seen.version, "HTTP/1.1",
+        "HTTP/1.1 by default, though the kubelet offers h2"
+    );
     assert_eq!(seen.headers["user-agent"], USER_AGENT);
     assert_eq!(seen.headers["authorization"], format!("Bearer {TOKEN}"));
     assert!(
@@ -727,16 +730,19 @@ async fn health_forgets_nodes_that_are_no_longer_targeted() {
 }
 
 #[tokio::test]
-async fn connections_are_reused_across_ticks_over_http1_too() {
+async fn negotiated_h2_connections_are_reused_across_ticks() {
     let tls = Tls::new();
     let kubelet = tls
         .loopback_kubelet()
-        .http1_only()
         .resource_metrics(body(1))
         .start()
         .await
         .unwrap();
-    let s = scraper(&tls.verifying());
+    let config = KubeletClientConfig {
+        http_version: HttpVersion::Negotiate,
+        ..tls.verifying()
+    };
+    let s = scraper(&config);
     for _ in 0..3 {
         assert_eq!(
             s.scrape_tick(&[target("node1", &kubelet)], far())
@@ -745,8 +751,79 @@ async fn connections_are_reused_across_ticks_over_http1_too() {
             1
         );
     }
-    assert_eq!(kubelet.seen_requests()[0].version, "HTTP/1.1");
+    assert_eq!(kubelet.seen_requests()[0].version, "HTTP/2.0");
     assert_eq!((kubelet.connections(), kubelet.requests()), (1, 3));
+}
+
+/// `Fetched::http2` and what the kubelet saw agree, for each HTTP version setting and kubelet.
+#[tokio::test]
+async fn the_http_version_setting_decides_what_the_kubelet_sees() {
+    let tls = Tls::new();
+    let cases = [
+        (HttpVersion::Http1, false, "HTTP/1.1"),
+        (HttpVersion::Negotiate, false, "HTTP/2.0"),
+        (HttpVersion::Negotiate, true, "HTTP/1.1"),
+    ];
+    for (version, kubelet_http1_only, expected) in cases {
+        let mut kubelet = tls.loopback_kubelet().resource_metrics(body(1));
+        if kubelet_http1_only {
+            kubelet = kubelet.http1_only();
+        }
+        let kubelet = kubelet.start().await.unwrap();
+        let config = KubeletClientConfig {
+            http_version: version,
+            ..tls.verifying()
+        };
+        let client = KubeletClient::new(&config).unwrap();
+        let fetched = client
+            .get(&kubelet.url(RESOURCE_METRICS_PATH), far())
+            .await
+            .unwrap();
+        let case = format!("{version:?}, kubelet http1 only: {kubelet_http1_only}");
+        assert_eq!(kubelet.seen_requests()[0].version, expected, "{case}");
+        assert_eq!(fetched.http2, expected == "HTTP/2.0", "{case}");
+    }
+}
+
+#[tokio::test]
+async fn without_keep_alive_every_tick_opens_a_new_connection() {
+    let tls = Tls::new();
+    let kubelet = tls
+        .loopback_kubelet()
+        .resource_metrics(body(1))
+        .start()
+        .await
+        .unwrap();
+    let config = KubeletClientConfig {
+        keep_alive: false,
+        ..tls.verifying()
+    };
+    let s = scraper(&config);
+    for _ in 0..3 {
+        let result = s.scrape_tick(&[target("node1", &kubelet)], far()).await;
+        assert_eq!(result.succeeded(), 1);
+    }
+    assert_eq!((kubelet.connections(), kubelet.requests()), (3, 3));
+}
+
+/// A body many times the 8 KiB HTTP/1.1 read buffer arrives whole over TLS.
+#[tokio::test]
+async fn a_body_larger_than_the_read_buffer_is_read_whole() {
+    let tls = Tls::new();
+    let big = body(2000);
+    assert!(big.len() > 200 * 1024, "{} bytes", big.len());
+    let kubelet = tls
+        .loopback_kubelet()
+        .resource_metrics(big.clone())
+        .start()
+        .await
+        .unwrap();
+    let client = KubeletClient::new(&tls.verifying()).unwrap();
+    let fetched = client
+        .get(&kubelet.url(RESOURCE_METRICS_PATH), far())
+        .await
+        .unwrap();
+    assert_eq!(fetched.body, big.as_bytes());
 }
 
 #[tokio::test]
