@@ -31,6 +31,8 @@ use std::error::Error;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use metrics_server_core::Store;
@@ -241,6 +243,58 @@ fn heap() -> i64 {
     s.bytes_allocated as i64 - s.bytes_deallocated as i64
 }
 
+/// Samples the live heap every 2 ms on its own thread while armed, keeping the maximum.
+struct HeapSampler {
+    shared: Arc<SamplerState>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct SamplerState {
+    peak: AtomicI64,
+    armed: AtomicBool,
+    stop: AtomicBool,
+}
+
+impl HeapSampler {
+    fn start() -> Self {
+        let shared = Arc::new(SamplerState::default());
+        let state = Arc::clone(&shared);
+        let thread = std::thread::spawn(move || {
+            while !state.stop.load(Ordering::Relaxed) {
+                if state.armed.load(Ordering::Relaxed) {
+                    state.peak.fetch_max(heap(), Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        Self {
+            shared,
+            thread: Some(thread),
+        }
+    }
+
+    fn arm(&self) {
+        self.shared.peak.store(heap(), Ordering::Relaxed);
+        self.shared.armed.store(true, Ordering::Relaxed);
+    }
+
+    /// Stops sampling and returns the largest live heap seen since [`Self::arm`].
+    fn disarm(&self) -> i64 {
+        self.shared.armed.store(false, Ordering::Relaxed);
+        self.shared.peak.load(Ordering::Relaxed).max(heap())
+    }
+}
+
+impl Drop for HeapSampler {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// `VmRSS` and `VmHWM` of this process, in bytes.
 fn rss() -> Res<(u64, u64)> {
     let status = std::fs::read_to_string("/proc/self/status")?;
@@ -325,8 +379,10 @@ fn targets(o: &Options) -> Vec<NodeTarget> {
 struct TickRow {
     wall_s: f64,
     ok: usize,
-    /// Live heap while the tick's decoded results are held, and after they were stored.
+    /// Live heap once every node answered (decoded results not stored yet), its maximum over
+    /// the tick (sampled every 2 ms), and after the results were stored.
     heap_with_results: i64,
+    heap_peak: i64,
     heap_after_apply: i64,
     rss: u64,
     peak_rss: u64,
@@ -366,9 +422,10 @@ async fn run_client(o: &Options, fleet: &mut FleetProcess) -> Res<()> {
         "tick  wall_s  ok    heap_held_MiB  heap_stored_MiB  rss_MiB  peak_MiB  sockets  cpu_s  fleet_cpu_s  fleet_conns  requests  h2_reqs"
     );
     let mut rows = Vec::new();
+    let sampler = HeapSampler::start();
     let mut next = Instant::now();
     for tick in 0..o.ticks {
-        let row = one_tick(o, &scraper, &mut store, &targets, fleet, next).await?;
+        let row = one_tick(o, &scraper, &mut store, &targets, fleet, next, &sampler).await?;
         next += o.interval;
         tokio::time::sleep_until(next).await;
         let mut row = row;
@@ -395,22 +452,26 @@ async fn one_tick(
     targets: &[NodeTarget],
     fleet: &mut FleetProcess,
     start: Instant,
+    sampler: &HeapSampler,
 ) -> Res<TickRow> {
     let cpu0 = cpu_seconds("/proc/self/stat")?;
     let fleet0 = fleet.stats()?;
     reset_peak()?;
+    sampler.arm();
     let result = scraper.scrape_tick(targets, start + o.interval).await;
     let wall_s = start.elapsed().as_secs_f64();
     let ok = result.succeeded();
     let heap_with_results = heap();
     let snapshot = store.apply(result.into_batch());
     drop(snapshot);
+    let heap_peak = sampler.disarm();
     let heap_after_apply = heap();
     let (rss, peak_rss) = rss()?;
     Ok(TickRow {
         wall_s,
         ok,
         heap_with_results,
+        heap_peak,
         heap_after_apply,
         rss,
         peak_rss,
@@ -424,10 +485,11 @@ async fn one_tick(
 
 fn print_row(tick: usize, r: &TickRow) {
     println!(
-        "{tick:>4}  {:>6.2}  {:>4}  {:>13.1}  {:>15.1}  {:>7.1}  {:>8.1}  {:>7}  {:>5.2}  {:>11.2}  {:>11}  {:>8}  {:>7}",
+        "{tick:>4}  {:>6.2}  {:>4}  {:>13.1}  {:>13.1}  {:>15.1}  {:>7.1}  {:>8.1}  {:>7}  {:>5.2}  {:>11.2}  {:>11}  {:>8}  {:>7}",
         r.wall_s,
         r.ok,
         r.heap_with_results as f64 / MIB,
+        r.heap_peak as f64 / MIB,
         r.heap_after_apply as f64 / MIB,
         r.rss as f64 / MIB,
         r.peak_rss as f64 / MIB,
@@ -497,10 +559,11 @@ fn print_summary(o: &Options, rows: &[TickRow], s: &Summary, heap_base: i64, rss
         s.rss_after as f64 / MIB,
     );
     println!(
-        "steady ticks (2..): CPU {:.2} s per tick (fleet {:.2} s), wall {:.2} s, results held {:.1} MiB above stored",
+        "steady ticks (2..): CPU {:.2} s per tick (fleet {:.2} s), wall {:.2} s, above stored: results held {:.1} MiB, tick peak {:.1} MiB",
         mean(&|r| r.cpu_s),
         mean(&|r| r.fleet_cpu_s),
         mean(&|r| r.wall_s),
         mean(&|r| (r.heap_with_results - r.heap_after_apply) as f64 / MIB),
+        mean(&|r| (r.heap_peak - r.heap_after_apply) as f64 / MIB),
     );
 }
