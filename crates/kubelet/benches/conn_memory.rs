@@ -10,12 +10,15 @@
 //! The fleet runs in a child process so that the parent's heap, RSS and CPU are the scraping
 //! client's alone. The client is built as the binary builds it (HTTPS with `--kubelet-insecure-tls`,
 //! a bearer token, 10 s request timeout, idle timeout max(90 s, interval + 30 s), 256 requests in
-//! flight, upstream's jitter) and the decoded batch goes into a `Store` each tick as in the server.
+//! flight, upstream's jitter) and each node's decoded scrape goes into a `Store` as it arrives, as in
+//! the server.
 //!
 //! ```sh
 //! cargo bench -p metrics-server-kubelet --bench conn_memory -- --nodes 1000 --pods 30 --ticks 4
 //! #   --h2         offer h2 by ALPN like client-go (HttpVersion::Negotiate); default HTTP/1.1
 //! #   --close      no keep-alive: a new connection (TLS handshake) per node per tick
+//! #   --batch      store the tick as one batch once every node answered (TickResult::into_batch,
+//! #                Store::apply) instead of node by node as they arrive (Store::begin, TickBuilder)
 //! #   --interval S seconds between tick starts (default 15, kwokctl's --metric-resolution)
 //! #   --port P     the fleet's port on every node address (default 20250)
 //! #   --leak-at-exit   exit right after the ticks, dropping nothing: under `heaptrack`, the leak
@@ -64,6 +67,7 @@ struct Options {
     port: u16,
     http_version: HttpVersion,
     keep_alive: bool,
+    batch: bool,
     leak_at_exit: bool,
 }
 
@@ -76,6 +80,7 @@ fn parse_options() -> Res<Options> {
         port: 20250,
         http_version: HttpVersion::default(),
         keep_alive: true,
+        batch: false,
         leak_at_exit: false,
     };
     let mut args = std::env::args().skip(1);
@@ -89,6 +94,7 @@ fn parse_options() -> Res<Options> {
             "--port" => o.port = value()?.parse()?,
             "--h2" => o.http_version = HttpVersion::Negotiate,
             "--close" => o.keep_alive = false,
+            "--batch" => o.batch = true,
             "--leak-at-exit" => o.leak_at_exit = true,
             // cargo bench passes --bench; nothing else is expected.
             "--bench" => {}
@@ -243,7 +249,8 @@ fn heap() -> i64 {
     s.bytes_allocated as i64 - s.bytes_deallocated as i64
 }
 
-/// Samples the live heap every 2 ms on its own thread while armed, keeping the maximum.
+/// Samples the live heap every 2 ms on its own thread while armed (parked otherwise), keeping
+/// the maximum.
 struct HeapSampler {
     shared: Arc<SamplerState>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -264,8 +271,11 @@ impl HeapSampler {
             while !state.stop.load(Ordering::Relaxed) {
                 if state.armed.load(Ordering::Relaxed) {
                     state.peak.fetch_max(heap(), Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(2));
+                } else {
+                    // No wake-ups between ticks: they would count as the client's CPU.
+                    std::thread::park();
                 }
-                std::thread::sleep(Duration::from_millis(2));
             }
         });
         Self {
@@ -277,6 +287,9 @@ impl HeapSampler {
     fn arm(&self) {
         self.shared.peak.store(heap(), Ordering::Relaxed);
         self.shared.armed.store(true, Ordering::Relaxed);
+        if let Some(thread) = &self.thread {
+            thread.thread().unpark();
+        }
     }
 
     /// Stops sampling and returns the largest live heap seen since [`Self::arm`].
@@ -290,6 +303,7 @@ impl Drop for HeapSampler {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
             let _ = thread.join();
         }
     }
@@ -419,7 +433,7 @@ async fn run_client(o: &Options, fleet: &mut FleetProcess) -> Res<()> {
         rss_base as f64 / MIB
     );
     println!(
-        "tick  wall_s  ok    heap_held_MiB  heap_stored_MiB  rss_MiB  peak_MiB  sockets  cpu_s  fleet_cpu_s  fleet_conns  requests  h2_reqs"
+        "tick  wall_s  ok    heap_held_MiB  heap_peak_MiB  heap_stored_MiB  rss_MiB  peak_MiB  sockets  cpu_s  fleet_cpu_s  fleet_conns  requests  h2_reqs"
     );
     let mut rows = Vec::new();
     let sampler = HeapSampler::start();
@@ -458,12 +472,29 @@ async fn one_tick(
     let fleet0 = fleet.stats()?;
     reset_peak()?;
     sampler.arm();
-    let result = scraper.scrape_tick(targets, start + o.interval).await;
+    let deadline = start + o.interval;
+    let (ok, heap_with_results) = if o.batch {
+        // The server's path before TickBuilder: every decoded scrape waits for the whole tick.
+        let result = scraper.scrape_tick(targets, deadline).await;
+        let held = (result.succeeded(), heap());
+        store.apply(result.into_batch());
+        held
+    } else {
+        // The server's path: each node is stored as it arrives.
+        let mut tick = store.begin();
+        let result = scraper
+            .scrape_tick_with(targets, deadline, |index, outcome| {
+                if let Ok(scrape) = &mut outcome.result {
+                    let order = u32::try_from(index).unwrap_or(u32::MAX);
+                    tick.add_node_scrape(order, &outcome.node, std::mem::take(scrape));
+                }
+            })
+            .await;
+        let held = (result.succeeded(), heap());
+        tick.finish();
+        held
+    };
     let wall_s = start.elapsed().as_secs_f64();
-    let ok = result.succeeded();
-    let heap_with_results = heap();
-    let snapshot = store.apply(result.into_batch());
-    drop(snapshot);
     let heap_peak = sampler.disarm();
     let heap_after_apply = heap();
     let (rss, peak_rss) = rss()?;

@@ -10,6 +10,7 @@
 //!      │                    → tracing log, KubeletMetrics, NodeHealth
 //!      ▼
 //!  TickResult ──into_batch──► metrics_server_core::Batch ──► Store::apply
+//!  (or scrape_tick_with: each NodeOutcome to a sink as it finishes, e.g. a core TickBuilder)
 //! ```
 //!
 //! Architecture invariants:

@@ -425,6 +425,51 @@ async fn a_node_without_a_matching_address_is_skipped_and_others_still_work() {
     assert_eq!(metrics.request_count(false), 1);
 }
 
+/// The sink gets each finished node with its target index; what it takes out is gone from the
+/// tick's result, the rest stays.
+#[tokio::test]
+async fn the_sink_sees_every_outcome_with_its_target_index_and_may_take_the_scrape() {
+    let tls = Tls::new();
+    let up = tls
+        .loopback_kubelet()
+        .resource_metrics(body(2))
+        .start()
+        .await
+        .unwrap();
+    let gone = tls.loopback_kubelet().start().await.unwrap();
+    let mut down = target("node1", &gone);
+    drop(gone);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    down.ready = false;
+    let targets = [target("node0", &up), down, target("node2", &up)];
+
+    let mut seen = Vec::new();
+    let result = scraper(&tls.verifying())
+        .scrape_tick_with(&targets, far(), |index, outcome| {
+            seen.push((index, outcome.node.clone(), outcome.result.is_ok()));
+            if let (0, Ok(scrape)) = (index, &mut outcome.result) {
+                assert_eq!(std::mem::take(scrape).pods.len(), 2);
+            }
+        })
+        .await;
+    seen.sort();
+    let expected = [(0, "node0", true), (1, "node1", false), (2, "node2", true)]
+        .map(|(i, n, ok)| (i, n.to_owned(), ok));
+    assert_eq!(seen, expected);
+    let pods = |node: &str| {
+        result
+            .outcome(node)
+            .unwrap()
+            .result
+            .as_ref()
+            .unwrap()
+            .pods
+            .len()
+    };
+    assert_eq!((pods("node0"), pods("node2")), (0, 2));
+    assert_eq!(result.succeeded(), 2);
+}
+
 #[tokio::test]
 async fn a_closed_port_is_connect_refused() {
     let tls = Tls::new();
