@@ -543,13 +543,19 @@ impl TickBuilder<'_> {
             stats.dropped_container_prevs += p.dropped_prevs as usize;
             stats.duplicate_containers += p.duplicate_containers as usize;
         }
+        // Collected in place: without the shrink the vectors would keep the larger
+        // `Pending` allocations for as long as the snapshot lives.
         let mut pods: Vec<PodSlot> = pods.into_iter().map(|p| p.slot).collect();
+        pods.shrink_to_fit();
         if stats.duplicate_pods > 0 {
             containers = compact(&mut pods, containers);
         }
+        containers.shrink_to_fit();
+        let mut nodes: Vec<NodeSlot> = nodes.into_iter().map(|n| n.slot).collect();
+        nodes.shrink_to_fit();
 
         let snapshot = Arc::new(Snapshot {
-            nodes: nodes.into_iter().map(|n| n.slot).collect(),
+            nodes,
             pods,
             containers,
             stats,
