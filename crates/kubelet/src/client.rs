@@ -2,7 +2,7 @@
 //!
 //! One hyper-util legacy client over hyper-rustls: connections are kept alive and reused
 //! across ticks. It speaks HTTP/1.1 with an 8 KiB read buffer by default, the smallest state a
-//! kept-alive connection has in hyper (about 35 KiB against 54 KiB for h2, see BENCHMARKS.md §1);
+//! kept-alive connection has in hyper (about 34 KiB against 53 KiB for h2, see BENCHMARKS.md §1);
 //! [`HttpVersion::Negotiate`] offers h2 by ALPN like client-go. Each request carries the bearer
 //! token and User-Agent, has a hard deadline, and reads the body under a size cap.
 
