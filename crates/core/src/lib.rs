@@ -12,10 +12,10 @@
 //!  exposition::parse_exposition ──► ParseOutcome { NodeScrape, line errors }
 //!        │  (into_result: any error fails the node, like upstream)
 //!        ▼
-//!  store::Batch  ◄── one NodeScrape per successfully scraped node
+//!  store::TickBuilder ◄── each NodeScrape as its node answers (or store::Batch, all at once)
 //!        │
 //!        ▼
-//!  store::Store::apply ──► Arc<Snapshot>   (last + prev per node/container)
+//!  TickBuilder::finish / Store::apply ──► Arc<Snapshot>   (last + prev per node/container)
 //!        │                       │
 //!        │                       ├─ node_metrics / pod_metrics ─► rate::resource_usage
 //!        │                       └─ is_ready, node_points, container_points
@@ -47,5 +47,7 @@ pub use quantity::{
 };
 pub use rate::{MetricsPoint, RateError, ResourceUsage, resource_usage};
 pub use selector::{FieldSelector, FieldSelectorError, LabelSelector, LabelSelectorError, Labels};
-pub use store::{ApplyStats, Batch, ContainerUsage, PodUsage, SharedSnapshot, Snapshot, Store};
+pub use store::{
+    ApplyStats, Batch, ContainerUsage, PodUsage, SharedSnapshot, Snapshot, Store, TickBuilder,
+};
 pub use timefmt::{Rfc3339Seconds, format_rfc3339_seconds};

@@ -1,9 +1,14 @@
 //! Two-point storage (spec D.1-D.6) as immutable per-tick snapshots.
 //!
-//! The scrape loop owns a [`Store`] and calls [`Store::apply`] once per tick
-//! with the merged [`Batch`]. That builds a new [`Snapshot`] from the previous
-//! one and the batch; readers keep whatever `Arc<Snapshot>` they loaded, so an
-//! API request never waits for a scrape (publish it with [`SharedSnapshot`]).
+//! The scrape loop owns a [`Store`] and, each tick, adds every node's scrape
+//! to a [`TickBuilder`] ([`Store::begin`]) as it arrives, or calls
+//! [`Store::apply`] with the merged [`Batch`]. Either builds a new
+//! [`Snapshot`] from the previous one and the scrapes; readers keep whatever
+//! `Arc<Snapshot>` they loaded, so an API request never waits for a scrape
+//! (publish it with [`SharedSnapshot`]).
+//!
+//! The containers of a snapshot built node by node lie in arrival order;
+//! each pod's own containers stay contiguous and sorted by name.
 //!
 //! Layout: names are interned `Arc<str>` shared across ticks; samples are
 //! fixed-size `Copy` [`MetricsPoint`]s stored inline; nodes and pods live in
@@ -304,94 +309,27 @@ impl Store {
     /// Stores one tick's batch (D.2, D.3): replaces everything, keeping at
     /// most a `prev` per node and container, and returns the new snapshot.
     pub fn apply(&mut self, batch: Batch) -> Arc<Snapshot> {
-        let Batch {
-            mut nodes,
-            mut pods,
-        } = batch;
+        let mut tick = self.begin();
+        for (order, (name, point)) in (0u64..).zip(batch.nodes) {
+            tick.add_node_point(order, &name, point);
+        }
+        for (order, pod) in (0u64..).zip(batch.pods) {
+            tick.add_pod(order, pod);
+        }
+        tick.finish()
+    }
+
+    /// Starts the next snapshot, to be filled node by node as scrapes arrive
+    /// (see [`TickBuilder`]). Dropping the builder leaves the store as it was.
+    pub fn begin(&mut self) -> TickBuilder<'_> {
         let old = Arc::clone(&self.current);
-        let mut stats = ApplyStats::default();
-
-        // Stable sorts then dedup keep the first occurrence, like upstream.
-        nodes.sort_by(|a, b| a.0.cmp(&b.0));
-        let before = nodes.len();
-        nodes.dedup_by(|later, first| later.0 == first.0);
-        stats.duplicate_nodes = before - nodes.len();
-
-        let mut new_nodes = Vec::with_capacity(nodes.len());
-        for (name, new) in nodes {
-            let prev = match old.node_slot(&name) {
-                Some(o) if new.timestamp_ns > o.last.timestamp_ns => Some(o.last),
-                Some(o) => match o.prev {
-                    Some(p) if p.timestamp_ns < new.timestamp_ns => Some(p),
-                    Some(_) => {
-                        stats.dropped_node_prevs += 1;
-                        None
-                    }
-                    None => None,
-                },
-                None => None,
-            };
-            stats.node_points += usize::from(prev.is_some());
-            new_nodes.push(NodeSlot {
-                name: self.intern(&name),
-                last: new,
-                prev,
-            });
+        TickBuilder {
+            nodes: Vec::with_capacity(old.nodes.len()),
+            pods: Vec::with_capacity(old.pods.len()),
+            containers: Vec::with_capacity(old.containers.len()),
+            old,
+            store: self,
         }
-
-        pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-        let before = pods.len();
-        pods.dedup_by(|later, first| {
-            later.namespace == first.namespace && later.name == first.name
-        });
-        stats.duplicate_pods = before - pods.len();
-
-        let mut new_pods = Vec::with_capacity(pods.len());
-        let mut new_containers = Vec::with_capacity(pods.iter().map(|p| p.containers.len()).sum());
-        for mut pod in pods {
-            let old_pod = old.pod_slot(&pod.namespace, &pod.name);
-            pod.containers.sort_by(|a, b| a.0.cmp(&b.0));
-            let before = pod.containers.len();
-            pod.containers.dedup_by(|later, first| later.0 == first.0);
-            stats.duplicate_containers += before - pod.containers.len();
-
-            let start = new_containers.len() as u32;
-            let mut with_prev = 0;
-            for (cname, new) in &pod.containers {
-                let old_c = old_pod.and_then(|(_, cs)| {
-                    cs.binary_search_by(|c| (*c.name).cmp(cname))
-                        .ok()
-                        .map(|i| &cs[i])
-                });
-                let old_pod_has_prev = old_pod.is_some_and(|(p, _)| p.has_prev);
-                let prev = self.container_prev(new, old_c, old_pod_has_prev, &mut stats);
-                with_prev += usize::from(prev.is_some());
-                new_containers.push(ContainerSlot {
-                    name: self.intern(cname),
-                    last: *new,
-                    prev,
-                });
-            }
-            stats.container_points += with_prev;
-            new_pods.push(PodSlot {
-                namespace: self.intern(&pod.namespace),
-                name: self.intern(&pod.name),
-                containers: start..new_containers.len() as u32,
-                has_prev: with_prev > 0,
-            });
-        }
-
-        let snapshot = Arc::new(Snapshot {
-            nodes: new_nodes,
-            pods: new_pods,
-            containers: new_containers,
-            stats,
-        });
-        self.current = Arc::clone(&snapshot);
-        drop(old);
-        // Forget names no snapshot uses any more (the set holds one count).
-        self.names.retain(|n| Arc::strong_count(n) > 1);
-        snapshot
     }
 
     /// D.3 rules 1-3 for one container.
@@ -400,7 +338,7 @@ impl Store {
         new: &MetricsPoint,
         old: Option<&ContainerSlot>,
         old_pod_has_prev: bool,
-        stats: &mut ApplyStats,
+        dropped_prevs: &mut u32,
     ) -> Option<MetricsPoint> {
         // Rule 1: a container first seen 10s..resolution after it started gets
         // a synthetic zero-CPU prev at its start time. A missing start time is
@@ -432,7 +370,7 @@ impl Store {
         match old.prev {
             Some(p) if p.timestamp_ns < new.timestamp_ns => Some(p),
             Some(_) => {
-                stats.dropped_container_prevs += 1;
+                *dropped_prevs += 1;
                 None
             }
             None => None,
@@ -447,6 +385,203 @@ impl Store {
         self.names.insert(Arc::clone(&a));
         a
     }
+}
+
+// === building a tick ===
+
+/// The next snapshot under construction, filled with node scrapes as they
+/// arrive and in any order. Each carries its rank in the tick (`order`, e.g.
+/// the node's index among the targets): [`TickBuilder::finish`] gives exactly
+/// what [`Store::apply`] gives for a batch holding the scrapes in that order,
+/// while a scrape's strings are freed as soon as it is added instead of
+/// waiting in a batch for the slowest node.
+#[derive(Debug)]
+pub struct TickBuilder<'s> {
+    store: &'s mut Store,
+    old: Arc<Snapshot>,
+    nodes: Vec<Pending<NodeSlot>>,
+    pods: Vec<Pending<PodSlot>>,
+    /// Containers of the added pods, in arrival order (pods hold ranges).
+    containers: Vec<ContainerSlot>,
+}
+
+/// A node or pod slot and what it adds to [`ApplyStats`] if it is kept.
+#[derive(Debug)]
+struct Pending<T> {
+    order: u64,
+    slot: T,
+    dropped_prevs: u32,
+    /// Pods only: containers with a prev, and repeated container names.
+    with_prev: u32,
+    duplicate_containers: u32,
+}
+
+impl<T> Pending<T> {
+    fn new(order: u64, slot: T) -> Self {
+        Self {
+            order,
+            slot,
+            dropped_prevs: 0,
+            with_prev: 0,
+            duplicate_containers: 0,
+        }
+    }
+}
+
+impl TickBuilder<'_> {
+    /// Adds one node's decoded scrape. Of two node points or pods with the
+    /// same name, the one with the lower `order` is kept; give every scrape
+    /// of a tick its own `order`.
+    pub fn add_node_scrape(&mut self, order: u32, node_name: &str, scrape: NodeScrape) {
+        let base = u64::from(order) << 32;
+        if let Some(point) = scrape.node {
+            self.add_node_point(base, node_name, point);
+        }
+        for (i, pod) in (0u64..).zip(scrape.pods) {
+            self.add_pod(base | (i & u64::from(u32::MAX)), pod);
+        }
+    }
+
+    fn add_node_point(&mut self, order: u64, name: &str, new: MetricsPoint) {
+        let mut pending = Pending::new(
+            order,
+            NodeSlot {
+                name: self.store.intern(name),
+                last: new,
+                prev: None,
+            },
+        );
+        pending.slot.prev = match self.old.node_slot(name) {
+            Some(o) if new.timestamp_ns > o.last.timestamp_ns => Some(o.last),
+            Some(o) => match o.prev {
+                Some(p) if p.timestamp_ns < new.timestamp_ns => Some(p),
+                Some(_) => {
+                    pending.dropped_prevs = 1;
+                    None
+                }
+                None => None,
+            },
+            None => None,
+        };
+        self.nodes.push(pending);
+    }
+
+    fn add_pod(&mut self, order: u64, mut pod: PodScrape) {
+        let old_pod = self.old.pod_slot(&pod.namespace, &pod.name);
+        let old_pod_has_prev = old_pod.is_some_and(|(p, _)| p.has_prev);
+        pod.containers.sort_by(|a, b| a.0.cmp(&b.0));
+        let before = pod.containers.len();
+        pod.containers.dedup_by(|later, first| later.0 == first.0);
+        let start = self.containers.len() as u32;
+        let mut pending = Pending::new(
+            order,
+            PodSlot {
+                namespace: self.store.intern(&pod.namespace),
+                name: self.store.intern(&pod.name),
+                containers: start..start,
+                has_prev: false,
+            },
+        );
+        pending.duplicate_containers = (before - pod.containers.len()) as u32;
+        for (cname, new) in &pod.containers {
+            let old_c = old_pod.and_then(|(_, cs)| {
+                cs.binary_search_by(|c| (*c.name).cmp(cname))
+                    .ok()
+                    .map(|i| &cs[i])
+            });
+            let prev =
+                self.store
+                    .container_prev(new, old_c, old_pod_has_prev, &mut pending.dropped_prevs);
+            pending.with_prev += u32::from(prev.is_some());
+            self.containers.push(ContainerSlot {
+                name: self.store.intern(cname),
+                last: *new,
+                prev,
+            });
+        }
+        pending.slot.containers = start..self.containers.len() as u32;
+        pending.slot.has_prev = pending.with_prev > 0;
+        self.pods.push(pending);
+    }
+
+    /// Resolves duplicates, stores the snapshot as the current one and
+    /// returns it.
+    pub fn finish(self) -> Arc<Snapshot> {
+        let Self {
+            store,
+            old,
+            mut nodes,
+            mut pods,
+            mut containers,
+        } = self;
+        let mut stats = ApplyStats::default();
+
+        nodes.sort_unstable_by(|a, b| (&*a.slot.name, a.order).cmp(&(&*b.slot.name, b.order)));
+        let before = nodes.len();
+        nodes.dedup_by(|later, first| later.slot.name == first.slot.name);
+        stats.duplicate_nodes = before - nodes.len();
+        for n in &nodes {
+            stats.node_points += usize::from(n.slot.prev.is_some());
+            stats.dropped_node_prevs += n.dropped_prevs as usize;
+        }
+
+        // Orders are distinct, so an unstable sort (no scratch buffer) is deterministic.
+        pods.sort_unstable_by(|a, b| {
+            (&*a.slot.namespace, &*a.slot.name, a.order).cmp(&(
+                &*b.slot.namespace,
+                &*b.slot.name,
+                b.order,
+            ))
+        });
+        let before = pods.len();
+        pods.dedup_by(|later, first| {
+            later.slot.namespace == first.slot.namespace && later.slot.name == first.slot.name
+        });
+        stats.duplicate_pods = before - pods.len();
+        for p in &pods {
+            stats.container_points += p.with_prev as usize;
+            stats.dropped_container_prevs += p.dropped_prevs as usize;
+            stats.duplicate_containers += p.duplicate_containers as usize;
+        }
+        // Collected in place: without the shrink the vectors would keep the larger
+        // `Pending` allocations for as long as the snapshot lives.
+        let mut pods: Vec<PodSlot> = pods.into_iter().map(|p| p.slot).collect();
+        pods.shrink_to_fit();
+        if stats.duplicate_pods > 0 {
+            containers = compact(&mut pods, containers);
+        }
+        containers.shrink_to_fit();
+        let mut nodes: Vec<NodeSlot> = nodes.into_iter().map(|n| n.slot).collect();
+        nodes.shrink_to_fit();
+
+        let snapshot = Arc::new(Snapshot {
+            nodes,
+            pods,
+            containers,
+            stats,
+        });
+        store.current = Arc::clone(&snapshot);
+        drop(old);
+        // Forget names no snapshot uses any more (the set holds one count).
+        store.names.retain(|n| Arc::strong_count(n) > 1);
+        snapshot
+    }
+}
+
+/// Keeps only the containers of `pods` (dropped duplicates leave theirs behind).
+fn compact(pods: &mut [PodSlot], containers: Vec<ContainerSlot>) -> Vec<ContainerSlot> {
+    let mut slots: Vec<Option<ContainerSlot>> = containers.into_iter().map(Some).collect();
+    let mut kept = Vec::with_capacity(slots.len());
+    for pod in pods {
+        let start = kept.len() as u32;
+        kept.extend(
+            slots[pod.containers.start as usize..pod.containers.end as usize]
+                .iter_mut()
+                .filter_map(Option::take),
+        );
+        pod.containers = start..kept.len() as u32;
+    }
+    kept
 }
 
 // === publishing ===

@@ -1,11 +1,12 @@
 //! Storage semantics: spec D.1-D.6 and the J.2 acceptance cases S1-S22.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_server_core::exposition::PodScrape;
+use metrics_server_core::exposition::{NodeScrape, PodScrape};
 use metrics_server_core::quantity::{format_cpu_nanocores, format_memory_bytes};
 use metrics_server_core::rate::{MetricsPoint, RateError};
-use metrics_server_core::store::{Batch, SharedSnapshot, Store};
+use metrics_server_core::store::{Batch, SharedSnapshot, Snapshot, Store};
 
 const S: i64 = 1_000_000_000;
 const CORE_SECOND: u64 = 1_000_000_000;
@@ -405,6 +406,112 @@ fn duplicates_in_a_batch_keep_the_first_seen() {
     );
     let p = snap.pod_metrics("ns", "p").unwrap();
     assert_eq!(p.containers[0].usage.cpu_nanocores, 1_000_000_000);
+}
+
+/// Three nodes' scrapes at tick `t`: node-b and node-c both report pod `ns/shared` (with
+/// other values), node-a repeats a container name, node-c has no node point, and every
+/// fourth tick node-b restarts its container (a dropped prev).
+fn tick_scrapes(t: i64) -> Vec<(&'static str, NodeScrape)> {
+    let ts = 10 * t;
+    let restart = if t % 4 == 3 { Some(ts - 5) } else { None };
+    let node_a = NodeScrape {
+        node: Some(pt(None, ts, 10 + t as u64, 100)),
+        pods: vec![pod(
+            "ns",
+            "a1",
+            &[
+                ("c", pt(None, ts, 1 + t as u64, 1)),
+                ("c", pt(None, ts, 50, 9)),
+            ],
+        )],
+    };
+    let node_b = NodeScrape {
+        node: Some(pt(None, ts, 20 + 2 * t as u64, 200)),
+        pods: vec![
+            pod("ns", "b1", &[("c", pt(restart, ts, 2 * t as u64, 2))]),
+            pod("ns", "shared", &[("c", pt(None, ts, 3 * t as u64, 3))]),
+        ],
+    };
+    let node_c = NodeScrape {
+        node: None,
+        pods: vec![
+            pod("ns", "shared", &[("c", pt(None, ts, 7 * t as u64, 7))]),
+            pod(
+                "other",
+                "c1",
+                &[
+                    ("x", pt(None, ts, t as u64, 4)),
+                    ("a", pt(None, ts, t as u64, 5)),
+                ],
+            ),
+        ],
+    };
+    vec![("node-a", node_a), ("node-b", node_b), ("node-c", node_c)]
+}
+
+/// Everything a reader can see of a snapshot.
+fn served(snap: &Snapshot) -> String {
+    let nodes: Vec<String> = snap
+        .node_names()
+        .map(|n| format!("{n}: {:?}", snap.node_rate(n)))
+        .collect();
+    let pods: Vec<String> = snap
+        .pod_keys()
+        .map(|(ns, p)| format!("{ns}/{p}: {:?}", snap.pod_metrics(ns, p)))
+        .collect();
+    format!("{nodes:#?}\n{pods:#?}\n{:?}", snap.stats())
+}
+
+#[test]
+fn scrapes_added_in_any_order_store_like_the_batch_in_their_order() {
+    let mut by_batch = store();
+    let mut by_arrival = store();
+    for t in 1..=8 {
+        let scrapes = tick_scrapes(t);
+        let mut batch = Batch::new();
+        for (name, scrape) in &scrapes {
+            batch.add_node_scrape(*name, scrape.clone());
+        }
+        let expected = by_batch.apply(batch);
+        // node-c (order 2) arrives before node-b (order 1), whose `ns/shared` must still win.
+        let mut tick = by_arrival.begin();
+        for order in [2u32, 0, 1] {
+            let (name, scrape) = &scrapes[order as usize];
+            tick.add_node_scrape(order, name, scrape.clone());
+        }
+        let got = tick.finish();
+        assert_eq!(served(&got), served(&expected), "tick {t}");
+        assert!(Arc::ptr_eq(&by_arrival.snapshot(), &got));
+    }
+    let last = by_arrival.snapshot();
+    let stats = last.stats();
+    assert_eq!((stats.duplicate_pods, stats.duplicate_containers), (1, 1));
+    assert_eq!(
+        last.pod_metrics("ns", "shared").unwrap().containers[0]
+            .usage
+            .cpu_nanocores,
+        3 * CORE_SECOND / 10,
+        "node-b's pod (order 1) is kept"
+    );
+}
+
+#[test]
+fn a_dropped_tick_builder_leaves_the_store_as_it_was() {
+    let mut s = store();
+    let before = s.apply(node_batch(&[("node1", pt(None, 10, 10, 2))]));
+    let mut tick = s.begin();
+    tick.add_node_scrape(
+        0,
+        "node2",
+        NodeScrape {
+            node: Some(pt(None, 20, 20, 3)),
+            pods: Vec::new(),
+        },
+    );
+    drop(tick);
+    assert!(Arc::ptr_eq(&s.snapshot(), &before));
+    let after = s.apply(node_batch(&[("node1", pt(None, 20, 20, 2))]));
+    assert!(after.node_metrics("node1").is_some());
 }
 
 #[test]

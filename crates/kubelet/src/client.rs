@@ -1,7 +1,9 @@
 //! The pooled HTTP client used for every kubelet request (spec C.4).
 //!
 //! One hyper-util legacy client over hyper-rustls: connections are kept alive and reused
-//! across ticks, and ALPN picks h2 or HTTP/1.1 per kubelet. Each request carries the bearer
+//! across ticks. It speaks HTTP/1.1 with an 8 KiB read buffer by default, the smallest state a
+//! kept-alive connection has in hyper (about 34 KiB against 53 KiB for h2, see BENCHMARKS.md §1);
+//! [`HttpVersion::Negotiate`] offers h2 by ALPN like client-go. Each request carries the bearer
 //! token and User-Agent, has a hard deadline, and reads the body under a size cap.
 
 use std::time::{Duration, SystemTime};
@@ -31,6 +33,21 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an idle kept-alive connection stays pooled (Go's `IdleConnTimeout`).
 pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// Read buffer of an HTTP/1.1 connection, fixed. hyper's adaptive default grows to 64 KiB and
+/// more on a kubelet body and keeps it while the connection idles between ticks. It also
+/// bounds a response head (status line and headers): a kubelet's is about 200 bytes.
+pub const HTTP1_READ_BUFFER_BYTES: usize = 8 * 1024;
+
+/// The HTTP versions the client speaks to kubelets over TLS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HttpVersion {
+    /// HTTP/1.1 only; no ALPN offer, which kubelets answer with HTTP/1.1.
+    #[default]
+    Http1,
+    /// Offer `h2` and `http/1.1` by ALPN, as client-go does; kubelets pick h2.
+    Negotiate,
+}
+
 /// How the client reaches kubelets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transport {
@@ -55,6 +72,11 @@ pub struct KubeletClientConfig {
     pub max_body_bytes: usize,
     /// How long idle connections are kept for reuse; keep it above the scrape interval.
     pub pool_idle_timeout: Duration,
+    /// HTTP/1.1 (default) or h2 when the kubelet offers it.
+    pub http_version: HttpVersion,
+    /// Keep connections for the next tick (default). `false` closes each one after its
+    /// response: no memory held between ticks, but a TLS handshake per node and tick.
+    pub keep_alive: bool,
 }
 
 impl KubeletClientConfig {
@@ -67,6 +89,8 @@ impl KubeletClientConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
+            http_version: HttpVersion::default(),
+            keep_alive: true,
         }
     }
 }
@@ -118,11 +142,13 @@ impl KubeletClient {
         http.set_connect_timeout(Some(config.request_timeout));
         let (scheme, token, connector) = match &config.transport {
             Transport::Https(tls) => {
-                let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                let builder = hyper_rustls::HttpsConnectorBuilder::new()
                     .with_tls_config(client_config(tls)?)
-                    .https_only()
-                    .enable_all_versions()
-                    .wrap_connector(http);
+                    .https_only();
+                let connector = match config.http_version {
+                    HttpVersion::Http1 => builder.enable_http1().wrap_connector(http),
+                    HttpVersion::Negotiate => builder.enable_all_versions().wrap_connector(http),
+                };
                 (Scheme::Https, BearerToken::load(&config.token)?, connector)
             }
             Transport::Http => {
@@ -134,7 +160,7 @@ impl KubeletClient {
                 let connector = hyper_rustls::HttpsConnectorBuilder::new()
                     .with_tls_config(unused)
                     .https_or_http()
-                    .enable_all_versions()
+                    .enable_http1()
                     .wrap_connector(http);
                 (
                     Scheme::Http,
@@ -143,11 +169,16 @@ impl KubeletClient {
                 )
             }
         };
-        let http = Client::builder(TokioExecutor::new())
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .pool_idle_timeout(config.pool_idle_timeout)
-            .build(connector);
+            .http1_read_buf_exact_size(HTTP1_READ_BUFFER_BYTES);
+        if !config.keep_alive {
+            builder.pool_max_idle_per_host(0);
+        }
+        let http = builder.build(connector);
         let user_agent = HeaderValue::from_str(&config.user_agent)
             .map_err(|_| ClientBuildError::UserAgent(config.user_agent.clone()))?;
         Ok(Self {

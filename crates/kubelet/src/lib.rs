@@ -10,6 +10,7 @@
 //!      │                    → tracing log, KubeletMetrics, NodeHealth
 //!      ▼
 //!  TickResult ──into_batch──► metrics_server_core::Batch ──► Store::apply
+//!  (or scrape_tick_with: each NodeOutcome to a sink as it finishes, e.g. a core TickBuilder)
 //! ```
 //!
 //! Architecture invariants:
@@ -26,7 +27,9 @@ pub mod target;
 pub mod tls;
 pub mod token;
 
-pub use client::{ClientBuildError, Fetched, KubeletClient, KubeletClientConfig, Transport};
+pub use client::{
+    ClientBuildError, Fetched, HttpVersion, KubeletClient, KubeletClientConfig, Transport,
+};
 pub use error::{ErrorClass, ScrapeError, TlsFailure};
 pub use health::{NodeHealth, NodeHealthRecord, Route};
 pub use metrics::KubeletMetrics;

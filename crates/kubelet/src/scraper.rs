@@ -218,6 +218,19 @@ impl Scraper {
     /// Scrapes all `targets`, returning by `tick_deadline` (plus a short grace for decoding).
     /// An empty target list returns an empty result at once.
     pub async fn scrape_tick(&self, targets: &[NodeTarget], tick_deadline: Instant) -> TickResult {
+        self.scrape_tick_with(targets, tick_deadline, |_, _| {})
+            .await
+    }
+
+    /// [`Self::scrape_tick`], handing each outcome to `sink` with its target index as soon as
+    /// the node finishes. The sink may take a successful scrape out of the outcome (e.g. to
+    /// store it at once, `std::mem::take`); the result keeps whatever the sink leaves.
+    pub async fn scrape_tick_with(
+        &self,
+        targets: &[NodeTarget],
+        tick_deadline: Instant,
+        mut sink: impl FnMut(usize, &mut NodeOutcome),
+    ) -> TickResult {
         let start = Instant::now();
         let spread = self.spread(targets.len());
         let hits = Arc::new(LimitHits::default());
@@ -241,7 +254,10 @@ impl Scraper {
         let hard_stop = tick_deadline + TICK_GRACE;
         loop {
             match tokio::time::timeout_at(hard_stop, tasks.join_next()).await {
-                Ok(Some(Ok((index, outcome)))) => slots[index] = Some(outcome),
+                Ok(Some(Ok((index, mut outcome)))) => {
+                    sink(index, &mut outcome);
+                    slots[index] = Some(outcome);
+                }
                 Ok(Some(Err(err))) => tracing::error!(err = %err, "Scrape task failed"),
                 Ok(None) => break,
                 Err(_) => {
@@ -255,16 +271,7 @@ impl Scraper {
             }
         }
 
-        let keep: HashSet<&str> = targets.iter().map(|t| t.name.as_str()).collect();
-        self.inner.health.retain(&keep);
-        self.inner
-            .proxied
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|n| keep.contains(n.as_str()));
-        if let Some(metrics) = &self.inner.metrics {
-            metrics.retain_nodes(&keep);
-        }
+        self.forget_departed(targets);
         let outcomes: Vec<NodeOutcome> = slots.into_iter().flatten().collect();
         let result = TickResult {
             outcomes,
@@ -281,6 +288,20 @@ impl Scraper {
             "Scrape finished"
         );
         result
+    }
+
+    /// Drops health, proxy and metrics state of nodes that are no longer targets.
+    fn forget_departed(&self, targets: &[NodeTarget]) {
+        let keep: HashSet<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        self.inner.health.retain(&keep);
+        self.inner
+            .proxied
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|n| keep.contains(n.as_str()));
+        if let Some(metrics) = &self.inner.metrics {
+            metrics.retain_nodes(&keep);
+        }
     }
 
     /// One line per tick and limit, so a cluster that outgrows a limit is visible at the

@@ -552,6 +552,38 @@ async fn random_bytes_instead_of_http_are_a_transport_error() {
     matrix.assert_isolated(&ticks, &[ErrorClass::Transport]);
 }
 
+/// The 8 KiB HTTP/1.1 read buffer (`HTTP1_READ_BUFFER_BYTES`) also bounds a response head: 4 KiB
+/// of headers are read, 9 KiB fail the node as a transport error.
+#[tokio::test]
+async fn a_response_head_larger_than_the_read_buffer_is_a_transport_error() {
+    let body = healthy_body("faulty");
+    for (padding, fits) in [(4 * 1024, true), (9 * 1024, false)] {
+        let raw = format!(
+            "HTTP/1.1 200 OK\r\nX-Padding: {}\r\nContent-Length: {}\r\n\r\n{body}",
+            "a".repeat(padding),
+            body.len()
+        );
+        let faulty = FaultyKubelet::start(Fault::Garbage(Bytes::from(raw)))
+            .await
+            .unwrap();
+        let client = KubeletClient::new(&KubeletClientConfig::new(Transport::Http)).unwrap();
+        let url = format!("http://127.0.0.1:{}{RESOURCE_METRICS_PATH}", faulty.port());
+        let got = client
+            .get(&url, Instant::now() + Duration::from_secs(5))
+            .await;
+        match got {
+            Ok(fetched) => assert!(
+                fits && fetched.body == body.as_bytes(),
+                "{padding} bytes of header were read"
+            ),
+            Err(e) => assert!(
+                !fits && e.class() == ErrorClass::Transport,
+                "{padding} bytes of header: {e}"
+            ),
+        }
+    }
+}
+
 #[tokio::test]
 async fn an_html_page_is_a_decode_error() {
     let page = "<!DOCTYPE html>\n<html><head><title>Login</title></head>\n\

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use metrics_server_kubelet::{
-    AddressConfig, ClientCert, ErrorClass, KubeletClient, KubeletClientConfig, KubeletMetrics,
-    NodeTarget, PemSource, ScrapeError, Scraper, ScraperConfig, ServerVerification, TlsFailure,
-    TlsSettings, TokenSource, Transport,
+    AddressConfig, ClientCert, ErrorClass, HttpVersion, KubeletClient, KubeletClientConfig,
+    KubeletMetrics, NodeTarget, PemSource, ScrapeError, Scraper, ScraperConfig, ServerVerification,
+    TlsFailure, TlsSettings, TokenSource, Transport,
 };
 use metrics_server_test_support::{
     FakeKubelet, Listening, NodeSample, PemDir, PodSample, RESOURCE_METRICS_PATH, Route, TestPki,
@@ -155,7 +155,10 @@ async fn a_verified_https_scrape_sends_the_token_and_decodes_the_node() {
     let seen = &kubelet.seen_requests()[0];
     assert_eq!(seen.method, "GET");
     assert_eq!(seen.path, RESOURCE_METRICS_PATH);
-    assert_eq!(seen.version, "HTTP/2.0", "ALPN should pick h2");
+    assert_eq!(
+        seen.version, "HTTP/1.1",
+        "HTTP/1.1 by default, though the kubelet offers h2"
+    );
     assert_eq!(seen.headers["user-agent"], USER_AGENT);
     assert_eq!(seen.headers["authorization"], format!("Bearer {TOKEN}"));
     assert!(
@@ -420,6 +423,51 @@ async fn a_node_without_a_matching_address_is_skipped_and_others_still_work() {
     assert_eq!(err.to_string(), "no address matched types [InternalIP]");
     assert!(result.outcome("node1").unwrap().result.is_ok());
     assert_eq!(metrics.request_count(false), 1);
+}
+
+/// The sink gets each finished node with its target index; what it takes out is gone from the
+/// tick's result, the rest stays.
+#[tokio::test]
+async fn the_sink_sees_every_outcome_with_its_target_index_and_may_take_the_scrape() {
+    let tls = Tls::new();
+    let up = tls
+        .loopback_kubelet()
+        .resource_metrics(body(2))
+        .start()
+        .await
+        .unwrap();
+    let gone = tls.loopback_kubelet().start().await.unwrap();
+    let mut down = target("node1", &gone);
+    drop(gone);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    down.ready = false;
+    let targets = [target("node0", &up), down, target("node2", &up)];
+
+    let mut seen = Vec::new();
+    let result = scraper(&tls.verifying())
+        .scrape_tick_with(&targets, far(), |index, outcome| {
+            seen.push((index, outcome.node.clone(), outcome.result.is_ok()));
+            if let (0, Ok(scrape)) = (index, &mut outcome.result) {
+                assert_eq!(std::mem::take(scrape).pods.len(), 2);
+            }
+        })
+        .await;
+    seen.sort();
+    let expected = [(0, "node0", true), (1, "node1", false), (2, "node2", true)]
+        .map(|(i, n, ok)| (i, n.to_owned(), ok));
+    assert_eq!(seen, expected);
+    let pods = |node: &str| {
+        result
+            .outcome(node)
+            .unwrap()
+            .result
+            .as_ref()
+            .unwrap()
+            .pods
+            .len()
+    };
+    assert_eq!((pods("node0"), pods("node2")), (0, 2));
+    assert_eq!(result.succeeded(), 2);
 }
 
 #[tokio::test]
@@ -727,16 +775,19 @@ async fn health_forgets_nodes_that_are_no_longer_targeted() {
 }
 
 #[tokio::test]
-async fn connections_are_reused_across_ticks_over_http1_too() {
+async fn negotiated_h2_connections_are_reused_across_ticks() {
     let tls = Tls::new();
     let kubelet = tls
         .loopback_kubelet()
-        .http1_only()
         .resource_metrics(body(1))
         .start()
         .await
         .unwrap();
-    let s = scraper(&tls.verifying());
+    let config = KubeletClientConfig {
+        http_version: HttpVersion::Negotiate,
+        ..tls.verifying()
+    };
+    let s = scraper(&config);
     for _ in 0..3 {
         assert_eq!(
             s.scrape_tick(&[target("node1", &kubelet)], far())
@@ -745,8 +796,79 @@ async fn connections_are_reused_across_ticks_over_http1_too() {
             1
         );
     }
-    assert_eq!(kubelet.seen_requests()[0].version, "HTTP/1.1");
+    assert_eq!(kubelet.seen_requests()[0].version, "HTTP/2.0");
     assert_eq!((kubelet.connections(), kubelet.requests()), (1, 3));
+}
+
+/// `Fetched::http2` and what the kubelet saw agree, for each HTTP version setting and kubelet.
+#[tokio::test]
+async fn the_http_version_setting_decides_what_the_kubelet_sees() {
+    let tls = Tls::new();
+    let cases = [
+        (HttpVersion::Http1, false, "HTTP/1.1"),
+        (HttpVersion::Negotiate, false, "HTTP/2.0"),
+        (HttpVersion::Negotiate, true, "HTTP/1.1"),
+    ];
+    for (version, kubelet_http1_only, expected) in cases {
+        let mut kubelet = tls.loopback_kubelet().resource_metrics(body(1));
+        if kubelet_http1_only {
+            kubelet = kubelet.http1_only();
+        }
+        let kubelet = kubelet.start().await.unwrap();
+        let config = KubeletClientConfig {
+            http_version: version,
+            ..tls.verifying()
+        };
+        let client = KubeletClient::new(&config).unwrap();
+        let fetched = client
+            .get(&kubelet.url(RESOURCE_METRICS_PATH), far())
+            .await
+            .unwrap();
+        let case = format!("{version:?}, kubelet http1 only: {kubelet_http1_only}");
+        assert_eq!(kubelet.seen_requests()[0].version, expected, "{case}");
+        assert_eq!(fetched.http2, expected == "HTTP/2.0", "{case}");
+    }
+}
+
+#[tokio::test]
+async fn without_keep_alive_every_tick_opens_a_new_connection() {
+    let tls = Tls::new();
+    let kubelet = tls
+        .loopback_kubelet()
+        .resource_metrics(body(1))
+        .start()
+        .await
+        .unwrap();
+    let config = KubeletClientConfig {
+        keep_alive: false,
+        ..tls.verifying()
+    };
+    let s = scraper(&config);
+    for _ in 0..3 {
+        let result = s.scrape_tick(&[target("node1", &kubelet)], far()).await;
+        assert_eq!(result.succeeded(), 1);
+    }
+    assert_eq!((kubelet.connections(), kubelet.requests()), (3, 3));
+}
+
+/// A body many times the 8 KiB HTTP/1.1 read buffer arrives whole over TLS.
+#[tokio::test]
+async fn a_body_larger_than_the_read_buffer_is_read_whole() {
+    let tls = Tls::new();
+    let big = body(2000);
+    assert!(big.len() > 200 * 1024, "{} bytes", big.len());
+    let kubelet = tls
+        .loopback_kubelet()
+        .resource_metrics(big.clone())
+        .start()
+        .await
+        .unwrap();
+    let client = KubeletClient::new(&tls.verifying()).unwrap();
+    let fetched = client
+        .get(&kubelet.url(RESOURCE_METRICS_PATH), far())
+        .await
+        .unwrap();
+    assert_eq!(fetched.body, big.as_bytes());
 }
 
 #[tokio::test]

@@ -2,11 +2,14 @@
 //! `--metric-resolution`, ticks never overlapping and missed ticks dropped.
 //!
 //! ```text
-//! tick: record_tick_start ─► targets(--node-selector) ─► scrape_tick(deadline = now + R)
-//!       ─► Store::apply(batch) ─► SharedSnapshot::publish ─► storage_points, tick histogram
+//! tick: record_tick_start ─► targets(--node-selector) ─► Store::begin
+//!       ─► scrape_tick_with(deadline = now + R): each node's scrape into the TickBuilder as it arrives
+//!       ─► TickBuilder::finish ─► SharedSnapshot::publish ─► storage_points, tick histogram
 //! ```
 //!
-//! A tick never fails: failed nodes are simply absent from the batch.
+//! With `--shard-by-lease` (peers' points are merged) or repeated node names the tick is stored
+//! as one batch instead (`Store::apply`), with the same result. A tick never fails: failed nodes
+//! are simply absent from the new snapshot.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use metrics_server_api::HealthState;
 use metrics_server_core::{LabelSelector, SharedSnapshot, Snapshot, Store};
 use metrics_server_k8s::Cluster;
-use metrics_server_kubelet::Scraper;
+use metrics_server_kubelet::{NodeTarget, Scraper};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
@@ -27,6 +30,12 @@ use crate::shard::Shard;
 struct Readiness {
     nodes: bool,
     pods: bool,
+}
+
+/// Whether no two targets share a node name (node names are unique in a cluster).
+fn unique_names(targets: &[NodeTarget]) -> bool {
+    let mut seen = HashSet::with_capacity(targets.len());
+    targets.iter().all(|t| seen.insert(t.name.as_str()))
 }
 
 /// Owns the store and drives ticks.
@@ -91,23 +100,37 @@ impl ScrapeLoop {
             None => HashSet::new(),
         };
         tracing::debug!(nodes = targets.len(), "Scraping metrics");
-        let result = self
-            .scraper
-            .scrape_tick(&targets, start + self.resolution)
-            .await;
-        let batch = match &self.shard {
+        let deadline = start + self.resolution;
+        let snapshot = match &self.shard {
             Some(shard) => {
+                let result = self.scraper.scrape_tick(&targets, deadline).await;
                 let owned = result
                     .outcomes
                     .into_iter()
                     .filter_map(|o| Some((o.node, o.result.ok()?)))
                     .collect();
                 shard.update_own(owned);
-                shard.batch(|n| listed.contains(n))
+                self.store.apply(shard.batch(|n| listed.contains(n)))
             }
-            None => result.into_batch(),
+            None if unique_names(&targets) => {
+                // Each node is stored as it arrives: no tick-long batch of decoded scrapes.
+                let mut tick = self.store.begin();
+                self.scraper
+                    .scrape_tick_with(&targets, deadline, |index, outcome| {
+                        if let Ok(scrape) = &mut outcome.result {
+                            let order = u32::try_from(index).unwrap_or(u32::MAX);
+                            tick.add_node_scrape(order, &outcome.node, std::mem::take(scrape));
+                        }
+                    })
+                    .await;
+                tick.finish()
+            }
+            // Repeated names keep the first successful scrape whole (TickResult::into_batch).
+            None => {
+                let result = self.scraper.scrape_tick(&targets, deadline).await;
+                self.store.apply(result.into_batch())
+            }
         };
-        let snapshot = self.store.apply(batch);
         self.published.publish(Arc::clone(&snapshot));
         let stats = snapshot.stats();
         self.metrics

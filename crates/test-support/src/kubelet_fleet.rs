@@ -22,7 +22,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::service::service_fn;
-use hyper::{Request, Response};
+use hyper::{Request, Response, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
@@ -42,13 +42,17 @@ pub struct FleetNode {
     pub containers: Vec<String>,
 }
 
-/// Requests and body bytes served by the whole fleet.
+/// Requests, body bytes and connections served by the whole fleet.
 #[derive(Debug, Default)]
 pub struct FleetCounters {
     /// Requests answered.
     pub requests: AtomicU64,
+    /// Of those, requests that came over h2.
+    pub h2_requests: AtomicU64,
     /// Response body bytes sent.
     pub body_bytes: AtomicU64,
+    /// Connections that completed the TLS handshake.
+    pub connections: AtomicU64,
 }
 
 /// A running fleet; dropping it closes every listener and connection.
@@ -91,6 +95,16 @@ impl KubeletFleet {
     /// Requests answered so far.
     pub fn requests(&self) -> u64 {
         self.counters.requests.load(Ordering::Relaxed)
+    }
+
+    /// Requests answered over h2 so far.
+    pub fn h2_requests(&self) -> u64 {
+        self.counters.h2_requests.load(Ordering::Relaxed)
+    }
+
+    /// TLS connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.counters.connections.load(Ordering::Relaxed)
     }
 
     /// Body bytes sent so far.
@@ -166,12 +180,15 @@ impl NodeSim {
         render_resource_metrics(&node, &pods)
     }
 
-    fn answer(&self) -> Response<Full<Bytes>> {
+    fn answer(&self, version: Version) -> Response<Full<Bytes>> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         let body = Bytes::from(self.body(self.started.elapsed().as_secs_f64(), now));
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        if version == Version::HTTP_2 {
+            self.counters.h2_requests.fetch_add(1, Ordering::Relaxed);
+        }
         self.counters
             .body_bytes
             .fetch_add(body.len() as u64, Ordering::Relaxed);
@@ -196,8 +213,9 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, sim: Arc<Node
             let Ok(tls) = acceptor.accept(tcp).await else {
                 return;
             };
-            let service = service_fn(move |_req: Request<Incoming>| {
-                let resp = sim.answer();
+            sim.counters.connections.fetch_add(1, Ordering::Relaxed);
+            let service = service_fn(move |req: Request<Incoming>| {
+                let resp = sim.answer(req.version());
                 async move { Ok::<_, Infallible>(resp) }
             });
             // Errors are client hang-ups; nothing to report.
