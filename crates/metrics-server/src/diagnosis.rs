@@ -176,7 +176,7 @@ struct Reported {
 
 /// Watches the health map once per resolution: updates the gauges, and records an Event on a
 /// Node when its failure class changes (a first failure, another class, a recovery), at most
-/// once a minute per node and [`MAX_EVENTS_PER_CHECK`] per check.
+/// once a minute per node and `MAX_EVENTS_PER_CHECK` per check.
 pub struct NodeEvents {
     health: NodeHealth,
     metrics: DiagnosisMetrics,

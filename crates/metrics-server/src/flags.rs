@@ -1031,7 +1031,7 @@ impl Args {
         }
     }
 
-    /// The ignored flags given on the command line, each once, in [`SPECS`] order.
+    /// The ignored flags given on the command line, each once, in `SPECS` order.
     pub fn ignored_flags(&self) -> Vec<IgnoredFlag> {
         SPECS
             .iter()
