@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, anyhow, ensure};
 use bytes::Bytes;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, DeleteParams, PostParams};
@@ -27,6 +27,7 @@ use metrics_server_e2e::https::InsecureClient;
 use metrics_server_e2e::local::{self, LocalCluster};
 use metrics_server_e2e::metrics::{API, NodeMetrics};
 use metrics_server_e2e::procs;
+use metrics_server_e2e::retry::eventually;
 use metrics_server_e2e::route;
 use metrics_server_e2e::runner::{self, Tally};
 use metrics_server_test_support::{
@@ -457,18 +458,7 @@ impl Pair {
 
 /// `/livez`, not `/readyz`: a phase's nodes may all be unservable.
 async fn wait_live(ctx: &Ctx, name: &str, url: &str, log: &Path) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Ok(r) = ctx.https.get(&format!("{url}/livez")).await
-            && r.status == 200
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("{name} did not come up (log {})", log.display());
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
+    answers_ok(ctx, name, url, "/livez", log, Duration::from_secs(120)).await
 }
 
 fn upstream_bin() -> Result<String> {
@@ -534,18 +524,46 @@ fn start_upstream(
 }
 
 async fn wait_ready(ctx: &Ctx, s: &Server) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        if let Ok(r) = ctx.https.get(&format!("{}/readyz", s.url)).await
-            && r.status == 200
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("{} did not become ready (log {})", s.name, s.log.display());
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
+    answers_ok(
+        ctx,
+        s.name,
+        &s.url,
+        "/readyz",
+        &s.log,
+        Duration::from_secs(180),
+    )
+    .await
+}
+
+/// Polls `url` + `path` every 2 s until it answers 200, for at most `within`.
+async fn answers_ok(
+    ctx: &Ctx,
+    name: &str,
+    url: &str,
+    path: &str,
+    log: &Path,
+    within: Duration,
+) -> Result<()> {
+    eventually(within, Duration::from_secs(2), || async {
+        let r = ctx.https.get(&format!("{url}{path}")).await?;
+        ensure!(r.status == 200, "{path} answered {}", r.status);
+        Ok(())
+    })
+    .await
+    .with_context(|| format!("{name} did not answer {path} (log {})", log.display()))
+}
+
+/// Creates an object, retrying for up to 30 s while a deleted one of the same name lingers.
+async fn create_retrying<K>(api: &Api<K>, object: &K, name: &str) -> Result<()>
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    eventually(Duration::from_secs(30), Duration::from_secs(1), || async {
+        api.create(&PostParams::default(), object).await?;
+        Ok(())
+    })
+    .await
+    .with_context(|| format!("creating {name}"))
 }
 
 fn node_ip(i: usize) -> Ipv4Addr {

@@ -7,17 +7,17 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams};
 use metrics_server_e2e::metrics::API;
 use metrics_server_e2e::procs;
 use metrics_server_test_support::{Fault, FaultyKubelet, FaultyListening, IssuedCert, TestPki};
 use serde_json::json;
 
-use super::{Ctx, Pair, body_with_node_memory, log_lines};
+use super::{Ctx, Pair, body_with_node_memory, create_retrying, log_lines};
 
 struct CertCase {
     slug: &'static str,
@@ -196,16 +196,7 @@ async fn create_nodes(ctx: &Ctx) -> Result<()> {
                 "labels": {"kubernetes.io/hostname": name, "type": "kwok", "faultcert": "true"}},
             "status": {"addresses": [{"type": "InternalIP", "address": node_ip(i).to_string()}]}
         }))?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match nodes.create(&PostParams::default(), &node).await {
-                Ok(_) => break,
-                Err(_) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                Err(e) => return Err(e).with_context(|| format!("creating node {name}")),
-            }
-        }
+        create_retrying(&nodes, &node, &name).await?;
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams};
 use metrics_server_e2e::metrics::{API, NodeMetrics, PodMetrics};
 use metrics_server_e2e::procs;
 use metrics_server_test_support::{
@@ -19,7 +19,7 @@ use metrics_server_test_support::{
 };
 use serde_json::json;
 
-use super::{Ctx, Pair};
+use super::{Ctx, Pair, create_retrying};
 
 /// The request (counted over both servers) from which the fault is in the bodies: each server
 /// sees about three samples before it.
@@ -146,7 +146,6 @@ async fn start_kubelets(ctx: &Ctx) -> Result<Vec<FaultyListening>> {
 async fn create_nodes_and_pods(ctx: &Ctx) -> Result<()> {
     let nodes = Api::<Node>::all(ctx.client.clone());
     let pods = Api::<Pod>::namespaced(ctx.client.clone(), "default");
-    let params = PostParams::default();
     for (i, case) in CASES.iter().enumerate() {
         let name = node_name(case);
         let _ = nodes.delete(&name, &DeleteParams::default()).await;
@@ -157,7 +156,7 @@ async fn create_nodes_and_pods(ctx: &Ctx) -> Result<()> {
                            "faultseries": "true", "metrics-server-skip": "true"}},
             "status": {"addresses": [{"type": "InternalIP", "address": node_ip(i).to_string()}]}
         }))?;
-        retry_create(|| nodes.create(&params, &node), &name).await?;
+        create_retrying(&nodes, &node, &name).await?;
         let pod_name = pod_name(case);
         let _ = pods
             .delete(&pod_name, &DeleteParams::default().grace_period(0))
@@ -168,27 +167,9 @@ async fn create_nodes_and_pods(ctx: &Ctx) -> Result<()> {
                      "tolerations": [{"operator": "Exists"}],
                      "containers": [{"name": pod_name, "image": "fake"}]}
         }))?;
-        retry_create(|| pods.create(&params, &pod), &pod_name).await?;
+        create_retrying(&pods, &pod, &pod_name).await?;
     }
     Ok(())
-}
-
-/// A deleted object can linger a moment: retry its create for up to 30 s.
-async fn retry_create<T, F, Fut>(mut create: F, name: &str) -> Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = kube::Result<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match create().await {
-            Ok(_) => return Ok(()),
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(e) => return Err(e).with_context(|| format!("creating {name}")),
-        }
-    }
 }
 
 async fn delete_nodes_and_pods(ctx: &Ctx) {

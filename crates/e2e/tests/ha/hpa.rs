@@ -12,12 +12,15 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use metrics_server_e2e::retry::eventually;
 use serde_json::json;
 
 use super::{Ctx, LEASE, expected_owners, live, point_apiservice_at};
 
 const HPA_NS: &str = "ha-hpa";
 const NAME: &str = "ha-hpa-target";
+/// The pause between polls of the cluster.
+const POLL: Duration = Duration::from_secs(2);
 const IMAGE: &str = "registry.k8s.io/e2e-test-images/resource-consumer:1.9";
 
 pub(super) async fn hpa_scales_through_a_kill(ctx: &mut Ctx) -> Result<()> {
@@ -32,17 +35,17 @@ pub(super) async fn hpa_scales_through_a_kill(ctx: &mut Ctx) -> Result<()> {
 async fn scale_through_kill(ctx: &mut Ctx) -> Result<()> {
     create_workload(ctx).await?;
     let hpas = Api::<HorizontalPodAutoscaler>::namespaced(ctx.client.clone(), HPA_NS);
-    wait_for(
-        Duration::from_secs(180),
-        "the HPA at 3 replicas",
-        || async {
-            let hpa = hpas.get(NAME).await?;
-            let status = hpa.status.as_ref();
-            let current = status.and_then(|s| s.current_replicas).unwrap_or(0);
-            let desired = status.map_or(0, |s| s.desired_replicas);
-            Ok((current == 3 && desired == 3).then_some(()))
-        },
-    )
+    eventually(Duration::from_secs(180), POLL, || async {
+        let hpa = hpas.get(NAME).await?;
+        let status = hpa.status.as_ref();
+        let current = status.and_then(|s| s.current_replicas).unwrap_or(0);
+        let desired = status.map_or(0, |s| s.desired_replicas);
+        ensure!(
+            current == 3 && desired == 3,
+            "the HPA is not at 3 replicas: current {current}, desired {desired}"
+        );
+        Ok(())
+    })
     .await?;
     let nodes = pod_nodes(ctx).await?;
     let victim = kill_an_owner(ctx, &nodes).await?;
@@ -79,11 +82,13 @@ async fn scale_through_kill(ctx: &mut Ctx) -> Result<()> {
 async fn recreate_namespace(ctx: &Ctx) -> Result<()> {
     let namespaces = Api::<Namespace>::all(ctx.client.clone());
     let _ = namespaces.delete(HPA_NS, &DeleteParams::default()).await;
-    wait_for(
-        Duration::from_secs(120),
-        "the old namespace gone",
-        || async { Ok(namespaces.get_opt(HPA_NS).await?.is_none().then_some(())) },
-    )
+    eventually(Duration::from_secs(120), POLL, || async {
+        ensure!(
+            namespaces.get_opt(HPA_NS).await?.is_none(),
+            "the old namespace {HPA_NS} is still there"
+        );
+        Ok(())
+    })
     .await?;
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": HPA_NS}}))?;
     namespaces.create(&PostParams::default(), &ns).await?;
@@ -207,19 +212,4 @@ fn failed_metrics(hpa: &HorizontalPodAutoscaler) -> Option<String> {
                 c.message.as_deref().unwrap_or("")
             )
         })
-}
-
-async fn wait_for<F, Fut>(within: Duration, what: &str, mut probe: F) -> Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<()>>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if probe().await?.is_some() {
-            return Ok(());
-        }
-        ensure!(Instant::now() < deadline, "no {what} within {within:?}");
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
 }
