@@ -202,8 +202,12 @@ fault-compare: release
 # Ours and upstream v0.9.0 side by side at SCALE=<nodes>x<pods-per-node> (two containers a pod): a
 # kubelet fleet in the harness serves every simulated node over TLS on its own loopback address, the
 # same load goes to both servers for BENCH_SECONDS, and one table comes out (BENCH_ARGS=--json for
-# JSON, BENCH_JSON=<file> to keep it). Not part of `make test`, except the 10x5 smoke run below.
+# JSON, BENCH_JSON=<file> to keep it). OTHER_BIN=none runs ours alone (sizes where upstream does not
+# fit beside it); OTHER_BIN=<binary> OTHER_NAME=<label> compares another build instead of upstream.
+# Not part of `make test`, except the 10x5 smoke run below.
 SCALE ?= 100x30
+OTHER_BIN ?= $(CURDIR)/.cluster/bin/metrics-server-upstream
+OTHER_NAME ?= upstream v0.9.0
 BENCH_SECONDS ?= 300
 BENCH_CLUSTER = $(or $(CLUSTER_NAME),bench)
 BENCH_KUBECONFIG = $(CURDIR)/.cluster/kwok/clusters/$(BENCH_CLUSTER)/kubeconfig.yaml
@@ -214,7 +218,8 @@ bench-compare:
 	$(CARGO) test --release -p metrics-server-e2e --test bench_compare --no-run
 	@CLUSTER_NAME=$(BENCH_CLUSTER) METRICS_SERVER=ours NODES=1 \
 	  METRICS_SERVER_BIN=$(BENCH_TARGET_DIR)/release/metrics-server hack/cluster.sh up && \
-	  status=0; E2E_KUBECONFIG=$(BENCH_KUBECONFIG) E2E_REQUIRE=1 DIFF_OTHER_BIN=$(CURDIR)/.cluster/bin/metrics-server-upstream \
+	  status=0; ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn); \
+	  E2E_KUBECONFIG=$(BENCH_KUBECONFIG) E2E_REQUIRE=1 DIFF_OTHER_BIN="$(OTHER_BIN)" BENCH_OTHER_NAME="$(OTHER_NAME)" \
 	    BENCH_SCALE=$(SCALE) BENCH_SECONDS=$(BENCH_SECONDS) \
 	    $(CARGO) test --release -p metrics-server-e2e --test bench_compare -- $(BENCH_ARGS) || status=$$?; \
 	  CLUSTER_NAME=$(BENCH_CLUSTER) hack/cluster.sh down; exit $$status

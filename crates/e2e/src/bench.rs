@@ -137,23 +137,30 @@ fn cell(v: Option<f64>) -> String {
     }
 }
 
-/// The Markdown table: figure, unit, ours, upstream, upstream/ours.
-pub fn table(figures: &[Figure]) -> String {
-    let mut out = String::from(
-        "| figure | unit | ours | upstream v0.9.0 | upstream/ours |\n|---|---|---|---|---|\n",
-    );
+/// The Markdown table: figure, unit, ours, `other` (upstream v0.9.0 unless the run compares
+/// another binary), other/ours. Without another server only ours is shown.
+pub fn table(figures: &[Figure], other: Option<&str>) -> String {
+    let mut out = match other {
+        Some(name) => format!(
+            "| figure | unit | ours | {name} | {}/ours |\n|---|---|---|---|---|\n",
+            name.split_whitespace().next().unwrap_or(name)
+        ),
+        None => String::from("| figure | unit | ours |\n|---|---|---|\n"),
+    };
     for f in figures {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} |",
-            f.name,
-            f.unit,
-            cell(f.ours),
-            cell(f.upstream),
-            cell(f.ratio)
-        );
+        let _ = write!(out, "| {} | {} | {} |", f.name, f.unit, cell(f.ours));
+        if other.is_some() {
+            let _ = write!(out, " {} | {} |", cell(f.upstream), cell(f.ratio));
+        }
+        out.push('\n');
     }
     out
+}
+
+/// The soft limit on open files from a `/proc/<pid>/limits` text.
+pub fn open_files_limit(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -217,8 +224,27 @@ mod tests {
         ];
         assert_eq!(rows[0].ratio, Some(5.5));
         assert_eq!(rows[1].ratio, None);
-        let t = table(&rows);
+        let t = table(&rows, Some("upstream v0.9.0"));
+        assert!(t.starts_with("| figure | unit | ours | upstream v0.9.0 | upstream/ours |\n"));
         assert!(t.contains("| RSS | MiB | 20.0 | 110 | 5.50 |"), "{t}");
         assert!(t.contains("| tick | s | – | 0.50 | – |"), "{t}");
+        let alone = table(&rows, None);
+        assert!(
+            alone.starts_with("| figure | unit | ours |\n|---|---|---|\n"),
+            "{alone}"
+        );
+        assert!(alone.contains("| RSS | MiB | 20.0 |\n"), "{alone}");
+    }
+
+    #[test]
+    fn the_open_files_limit_is_the_soft_one() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\n\
+                      Max processes             95000                95000                processes\n\
+                      Max open files            20000                65536                files\n";
+        assert_eq!(open_files_limit(limits), Some(20000));
+        assert_eq!(
+            open_files_limit("Max open files unlimited unlimited files"),
+            None
+        );
     }
 }
