@@ -218,8 +218,7 @@ bench-compare:
 	$(CARGO) test --release -p metrics-server-e2e --test bench_compare --no-run
 	@CLUSTER_NAME=$(BENCH_CLUSTER) METRICS_SERVER=ours NODES=1 \
 	  METRICS_SERVER_BIN=$(BENCH_TARGET_DIR)/release/metrics-server hack/cluster.sh up && \
-	  status=0; ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn); \
-	  E2E_KUBECONFIG=$(BENCH_KUBECONFIG) E2E_REQUIRE=1 DIFF_OTHER_BIN="$(OTHER_BIN)" BENCH_OTHER_NAME="$(OTHER_NAME)" \
+	  status=0; E2E_KUBECONFIG=$(BENCH_KUBECONFIG) E2E_REQUIRE=1 DIFF_OTHER_BIN="$(OTHER_BIN)" BENCH_OTHER_NAME="$(OTHER_NAME)" \
 	    BENCH_SCALE=$(SCALE) BENCH_SECONDS=$(BENCH_SECONDS) \
 	    $(CARGO) test --release -p metrics-server-e2e --test bench_compare -- $(BENCH_ARGS) || status=$$?; \
 	  CLUSTER_NAME=$(BENCH_CLUSTER) hack/cluster.sh down; exit $$status

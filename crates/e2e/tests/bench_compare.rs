@@ -20,7 +20,7 @@
 #![allow(clippy::print_stdout)]
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, anyhow, bail};
+use fleet::{Fleet, FleetSpec};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -37,7 +38,6 @@ use metrics_server_e2e::local::{self, LocalCluster};
 use metrics_server_e2e::metrics::API;
 use metrics_server_e2e::runner::{self, Tally};
 use metrics_server_e2e::{procs, prom, route};
-use metrics_server_test_support::{FleetNode, KubeletFleet, TestPki};
 use serde_json::json;
 use tokio::task::JoinSet;
 
@@ -45,10 +45,14 @@ const WORKLOADS: usize = 100;
 const NAMESPACES: usize = 10;
 const CONTAINERS: [&str; 2] = ["app", "sidecar"];
 const FLEET_LABEL: &str = "bench-fleet";
-/// The open-file limit `make bench-compare` asks for (the fleet's listeners and connections).
-const BENCH_NOFILE: u32 = 65_536;
+
+#[path = "bench_compare/fleet.rs"]
+mod fleet;
 
 fn main() -> ExitCode {
+    if let Ok(role) = std::env::var(fleet::CHILD_ROLE) {
+        return fleet::child_main(&role);
+    }
     runner::main("bench-compare", |kubeconfig| async move {
         let mut tally = Tally::new();
         if let Err(err) = bench(&kubeconfig, &mut tally).await {
@@ -156,9 +160,13 @@ async fn bench(kubeconfig: &Path, tally: &mut Tally) -> Result<()> {
         settings.pods() * CONTAINERS.len(),
         settings.seconds
     );
-    check_open_files(&settings)?;
     let setup = Instant::now();
-    let fleet = start_fleet(&ctx, &settings).await?;
+    let spec = FleetSpec {
+        nodes: settings.nodes,
+        pods_per_node: settings.pods_per_node,
+        port: ctx.kwok_port,
+    };
+    let fleet = Fleet::start(spec, 1 + usize::from(settings.other.is_some())).await?;
     // BENCH_REUSE=1: the nodes and pods of an earlier run at the same scale are still there (a
     // second run on a kept cluster, e.g. to profile a server while the fleet answers).
     if std::env::var("BENCH_REUSE").is_ok_and(|v| v == "1") {
@@ -183,19 +191,17 @@ async fn bench(kubeconfig: &Path, tally: &mut Tally) -> Result<()> {
     let peak = Arc::new(Sampler::new(&servers));
     let sampling = tokio::spawn(Arc::clone(&peak).run_until_dropped());
     let coverage = wait_covered(&ctx, &servers, settings.pods()).await;
-    let report = measure(&ctx, &servers, &settings, &peak).await;
+    let report = measure(&ctx, &servers, &settings, &peak, &fleet.child_pids()).await;
     sampling.abort();
     if let Some(o) = &mut other {
         let _ = o.child.kill().await;
     }
     let mut report = report?;
     report.setup_s = setup_s;
-    report.fleet_requests = fleet.requests();
-    report.fleet_bytes = fleet.body_bytes();
+    (report.fleet_requests, report.fleet_bytes) = fleet.finish()?;
     report.coverage_s = coverage.iter().map(|c| c.as_ref().ok().copied()).collect();
     publish(&settings, &report)?;
     judge(tally, &settings, &report, &coverage);
-    drop(fleet);
     Ok(())
 }
 
@@ -208,45 +214,6 @@ async fn discover(kubeconfig: &Path) -> Result<Ctx> {
         kwok_port: local.kubelet_port,
         resolution: local.resolution,
     })
-}
-
-/// The fleet holds a listener and a connection per server for every node; at thousands of nodes
-/// that passes common open-file limits, so say so before creating anything.
-fn check_open_files(s: &Settings) -> Result<()> {
-    let servers = 1 + usize::from(s.other.is_some());
-    let needed = (s.nodes * (1 + servers) + 1024) as u64;
-    let limit = std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|l| bench::open_files_limit(&l));
-    match limit {
-        Some(limit) if limit < needed => bail!(
-            "the kubelet fleet needs about {needed} open files at {} nodes, the limit is {limit} \
-             (raise it with `ulimit -n`; `make bench-compare` tries {BENCH_NOFILE})",
-            s.nodes
-        ),
-        _ => Ok(()),
-    }
-}
-
-async fn start_fleet(ctx: &Ctx, s: &Settings) -> Result<KubeletFleet> {
-    let pki = TestPki::new()?;
-    // The servers run with --kubelet-insecure-tls (as kwokctl starts them): the handshake is real,
-    // the name in the certificate is not checked.
-    let tls = pki
-        .server_cert(&["127.1.0.1", "localhost"])?
-        .server_config(None)?;
-    let nodes = (0..s.nodes)
-        .map(|i| FleetNode {
-            ip: IpAddr::V4(node_ip(i)),
-            pods: (0..s.pods_per_node)
-                .map(|j| pod_id(i, j, s.pods_per_node))
-                .collect(),
-            containers: CONTAINERS.iter().map(|c| (*c).to_owned()).collect(),
-        })
-        .collect();
-    KubeletFleet::start(nodes, ctx.kwok_port, tls)
-        .await
-        .context("starting the kubelet fleet")
 }
 
 /// Runs `job(0..count)` on `workers` concurrent tasks; the first error stops the rest.
@@ -678,7 +645,7 @@ struct Component {
     ticks_start: u64,
 }
 
-fn components(ctx: &Ctx) -> Vec<Component> {
+fn components(ctx: &Ctx, fleet_children: &[u32]) -> Vec<Component> {
     let marker = ctx.cluster.to_string_lossy().into_owned();
     let mut out: Vec<(String, u32)> = [
         "kube-apiserver",
@@ -694,6 +661,9 @@ fn components(ctx: &Ctx) -> Vec<Component> {
         "harness (load + kubelet fleet)".to_owned(),
         std::process::id(),
     ));
+    for (k, pid) in fleet_children.iter().enumerate() {
+        out.push((format!("kubelet fleet, child {}", k + 1), *pid));
+    }
     out.into_iter()
         .map(|(name, pid)| Component {
             name,
@@ -727,12 +697,18 @@ fn clock_ticks_per_second() -> f64 {
         .unwrap_or(100.0)
 }
 
-async fn measure(ctx: &Ctx, servers: &[Target], s: &Settings, sampler: &Sampler) -> Result<Report> {
+async fn measure(
+    ctx: &Ctx,
+    servers: &[Target],
+    s: &Settings,
+    sampler: &Sampler,
+    fleet_children: &[u32],
+) -> Result<Report> {
     let hz = clock_ticks_per_second();
     let rss_before: Vec<usize> = sampler.samples().iter().map(Vec::len).collect();
     let ticks0: Vec<_> = servers.iter().map(|t| read_cpu_ticks(t.pid)).collect();
     let tick0 = futures::future::join_all(servers.iter().map(|t| tick_totals(ctx, t))).await;
-    let comps = components(ctx);
+    let comps = components(ctx, fleet_children);
     let start = Instant::now();
     let rec = Arc::new(Recorder::default());
     let mut load = run_load(ctx, servers, s, &rec);
