@@ -27,6 +27,11 @@ use thiserror::Error;
 
 use crate::rate::MetricsPoint;
 
+#[cfg(test)]
+mod differential;
+#[cfg(test)]
+mod oracle;
+
 /// What one kubelet scrape contributes to a batch, after the keep/drop rules
 /// of spec C.7.10.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
