@@ -19,6 +19,7 @@
 //! ASCII digits only (so `-62135596800000` is an error).
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -251,19 +252,53 @@ impl Family {
     }
 }
 
-fn family(name: &[u8]) -> Option<Family> {
-    Some(match name {
-        b"container_cpu_usage_seconds_total" => Family::ContainerCpu,
-        b"container_memory_working_set_bytes" => Family::ContainerMemory,
-        b"container_start_time_seconds" => Family::ContainerStartTime,
-        b"node_cpu_usage_seconds_total" => Family::NodeCpu,
-        b"node_memory_working_set_bytes" => Family::NodeMemory,
-        _ => return None,
-    })
+/// The family whose name starts `s`, and the name's length. A metric name
+/// is the longest run of name characters, so it is ours exactly when `s`
+/// starts with our name and the next byte is not a name character; one or
+/// two byte tests pick the only candidate, so other families cost a short
+/// compare and no scan of their name.
+fn family_at(s: &[u8]) -> Option<(Family, usize)> {
+    let family = if s.starts_with(b"container_") {
+        match s.get(10)? {
+            b'c' => Family::ContainerCpu,
+            b'm' => Family::ContainerMemory,
+            b's' => Family::ContainerStartTime,
+            _ => return None,
+        }
+    } else if s.starts_with(b"node_") {
+        match s.get(5)? {
+            b'c' => Family::NodeCpu,
+            b'm' => Family::NodeMemory,
+            _ => return None,
+        }
+    } else {
+        return None;
+    };
+    let name = family.name().as_bytes();
+    if !s.starts_with(name) || s.get(name.len()).is_some_and(|&c| is_name_char(c)) {
+        return None;
+    }
+    Some((family, name.len()))
 }
 
-/// Borrowed `(namespace, pod, container)` key.
-type Key<'a> = (Cow<'a, str>, Cow<'a, str>, Cow<'a, str>);
+/// `(namespace, pod, container)`, borrowed from the body unless a value had
+/// escapes. Bytes, not `str`: values are checked to be UTF-8 when read, and
+/// converted only for the names that end up in the result.
+type Key<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>, Cow<'a, [u8]>);
+
+/// The kubelet's series order within a family: label values in label-name
+/// order (container, namespace, pod).
+fn kubelet_order(a: &Key<'_>, b: &Key<'_>) -> Ordering {
+    a.2.cmp(&b.2)
+        .then_with(|| a.0.cmp(&b.0))
+        .then_with(|| a.1.cmp(&b.1))
+}
+
+/// A name read from the body; it was checked to be UTF-8 then, so the lossy
+/// conversion never replaces anything.
+fn owned_str(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
 
 /// 2^63 and 2^64 as floats: the first values whose conversion to `i64` or
 /// `u64` would saturate.
@@ -326,14 +361,24 @@ struct Decoder<'a> {
     node_seen: bool,
     /// Rejections in effect for node CPU and memory (index + 1, 0 for none).
     node_rejected: [u32; 2],
-    containers: HashMap<Key<'a>, Entry>,
+    /// Every container seen, keys unique, in first-seen order.
+    containers: Vec<(Key<'a>, Entry)>,
+    /// Key -> position in `containers`, built only once `containers` stops
+    /// being ascending in [`kubelet_order`]; until then (always, for a
+    /// kubelet's own output) a new key is one beyond the last and any other
+    /// is found by binary search, with no hashing.
+    index: Option<HashMap<Key<'a>, usize>>,
+    /// Where the next series probably is: each family lists the same
+    /// containers in the same order, so after the first line of a family
+    /// every lookup is one comparison here.
+    cursor: usize,
     rejections: Vec<RejectedValue>,
 }
 
 impl<'a> Decoder<'a> {
     /// Records a rejected value; returns its slot marker (index + 1).
     fn reject(&mut self, line: usize, sample: &Sample<'_>, problem: ValueProblem) -> u32 {
-        let text = &sample.value_text[..sample.value_text.len().min(64)];
+        let text = sample.value_text.get(..64).unwrap_or(sample.value_text);
         self.rejections.push(RejectedValue {
             line,
             metric: sample.family.name(),
@@ -341,6 +386,50 @@ impl<'a> Decoder<'a> {
             problem,
         });
         u32::try_from(self.rejections.len()).unwrap_or(u32::MAX)
+    }
+
+    /// The position of `key` in `containers`, adding it if new.
+    fn position(&mut self, key: Key<'a>) -> usize {
+        if self
+            .containers
+            .get(self.cursor)
+            .is_some_and(|(k, _)| *k == key)
+        {
+            return self.cursor;
+        }
+        let n = self.containers.len();
+        if self.index.is_none() {
+            let found = match self.containers.last() {
+                Some((last, _)) if kubelet_order(last, &key) != Ordering::Less => self
+                    .containers
+                    .binary_search_by(|(k, _)| kubelet_order(k, &key)),
+                _ => Err(n),
+            };
+            match found {
+                Ok(i) => return i,
+                Err(i) if i == n => {
+                    self.containers.push((key, Entry::default()));
+                    return n;
+                }
+                // Out of order: from now on, hash.
+                Err(_) => {
+                    let index = self
+                        .containers
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (k, _))| (k.clone(), i))
+                        .collect();
+                    self.index = Some(index);
+                }
+            }
+        }
+        let index = self.index.get_or_insert_default();
+        if let Some(&i) = index.get(&key) {
+            return i;
+        }
+        index.insert(key.clone(), n);
+        self.containers.push((key, Entry::default()));
+        n
     }
 
     /// Stores one sample like upstream (the last line of a series wins),
@@ -373,8 +462,11 @@ impl<'a> Decoder<'a> {
                 self.node_seen = true;
             }
             Family::ContainerCpu | Family::ContainerMemory | Family::ContainerStartTime => {
-                let key = (sample.namespace, sample.pod, sample.container);
-                let e = self.containers.entry(key).or_default();
+                let i = self.position((sample.namespace, sample.pod, sample.container));
+                self.cursor = i + 1;
+                let Some((_, e)) = self.containers.get_mut(i) else {
+                    return;
+                };
                 let c = &mut e.point;
                 match family {
                     Family::ContainerCpu => {
@@ -407,15 +499,9 @@ impl<'a> Decoder<'a> {
 pub fn parse_exposition(body: &[u8], request_time_ns: i64) -> ParseOutcome {
     let default_ms = request_time_ns.div_euclid(1_000_000);
     let mut d = Decoder::default();
-    let mut rest = body;
     let mut line_no = 0usize;
-    while !rest.is_empty() {
+    for line in Lines(body) {
         line_no += 1;
-        let (line, next) = match memchr(b'\n', rest) {
-            Some(i) => (&rest[..i], &rest[i + 1..]),
-            None => (rest, &rest[rest.len()..]),
-        };
-        rest = next;
         match parse_line(line) {
             Ok(Some(sample)) => {
                 // Upstream: time.Unix(0, ms*1e6), with int64 wrap-around.
@@ -435,6 +521,26 @@ pub fn parse_exposition(body: &[u8], request_time_ns: i64) -> ParseOutcome {
     finish(d)
 }
 
+/// The body's lines without their `\n`; no empty last line after a final
+/// `\n`.
+struct Lines<'a>(&'a [u8]);
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let (line, rest) = match memchr(b'\n', self.0) {
+            Some(i) => (self.0.get(..i)?, self.0.get(i + 1..)?),
+            None => (self.0, &[][..]),
+        };
+        self.0 = rest;
+        Some(line)
+    }
+}
+
 /// Applies the keep/drop rules to everything decoded.
 fn finish(d: Decoder<'_>) -> ParseOutcome {
     // C.7.10: the node needs non-zero CPU and memory (a CPU or memory line
@@ -450,38 +556,39 @@ fn finish(d: Decoder<'_>) -> ParseOutcome {
     // with any container lacking CPU or memory, or with a rejected value, is
     // dropped whole.
     let mut rejected_containers = Vec::new();
-    let mut entries: Vec<(&Key<'_>, &Entry)> = d.containers.iter().collect();
-    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let mut pods = Vec::new();
+    let mut entries: Vec<&(Key<'_>, Entry)> = d.containers.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let same_pod = |a: &&(Key<'_>, Entry), b: &&(Key<'_>, Entry)| a.0.0 == b.0.0 && a.0.1 == b.0.1;
+    let mut pods = Vec::with_capacity(entries.chunk_by(same_pod).count());
     let mut incomplete_pods = Vec::new();
-    for group in entries.chunk_by(|a, b| a.0.0 == b.0.0 && a.0.1 == b.0.1) {
+    for group in entries.chunk_by(same_pod) {
         let mut complete = true;
-        for ((ns, pod, container), e) in group {
+        for ((ns, pod, container), e) in group.iter().copied() {
             if let Some(value) = e.rejected.iter().find_map(|&m| d.rejection(m)) {
                 complete = false;
                 rejected_containers.push(RejectedContainer {
-                    namespace: ns.to_string(),
-                    pod: pod.to_string(),
-                    container: container.to_string(),
+                    namespace: owned_str(ns),
+                    pod: owned_str(pod),
+                    container: owned_str(container),
                     value,
                 });
             }
             complete &= e.point.cumulative_cpu_ns != 0 && e.point.memory_bytes != 0;
         }
-        let Some(((ns, pod, _), _)) = group.first() else {
+        let Some(((ns, pod, _), _)) = group.first().copied() else {
             continue;
         };
         if complete {
             pods.push(PodScrape {
-                namespace: ns.to_string(),
-                name: pod.to_string(),
+                namespace: owned_str(ns),
+                name: owned_str(pod),
                 containers: group
                     .iter()
-                    .map(|(k, e)| (k.2.to_string(), e.point))
+                    .map(|(k, e)| (owned_str(&k.2), e.point))
                     .collect(),
             });
         } else {
-            incomplete_pods.push((ns.to_string(), pod.to_string()));
+            incomplete_pods.push((owned_str(ns), owned_str(pod)));
         }
     }
 
@@ -501,13 +608,51 @@ fn finish(d: Decoder<'_>) -> ParseOutcome {
 /// One decoded sample line of a used family.
 struct Sample<'a> {
     family: Family,
-    namespace: Cow<'a, str>,
-    pod: Cow<'a, str>,
-    container: Cow<'a, str>,
+    namespace: Cow<'a, [u8]>,
+    pod: Cow<'a, [u8]>,
+    container: Cow<'a, [u8]>,
     value: f64,
     /// The value token as written, for rejection reasons.
     value_text: &'a [u8],
     timestamp_ms: Option<i64>,
+}
+
+/// Byte classes, one table lookup per byte in the scanning loops.
+const NAME_START: u8 = 1;
+const NAME: u8 = 2;
+const LABEL_START: u8 = 4;
+const LABEL: u8 = 8;
+/// Ends a value token (textparse: `[^{ \t\n]+`; `\n` never reaches a line).
+const VALUE_END: u8 = 16;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let alpha = b.is_ascii_alphabetic() || b == b'_';
+        let digit = b.is_ascii_digit();
+        let mut k = 0;
+        if alpha || b == b':' {
+            k |= NAME_START | NAME;
+        }
+        if digit {
+            k |= NAME | LABEL;
+        }
+        if alpha {
+            k |= LABEL_START | LABEL;
+        }
+        if b == b' ' || b == b'\t' || b == b'{' {
+            k |= VALUE_END;
+        }
+        t[c] = k;
+        c += 1;
+    }
+    t
+};
+
+fn class(c: u8) -> u8 {
+    CLASS[usize::from(c)]
 }
 
 fn is_ws(c: u8) -> bool {
@@ -515,26 +660,14 @@ fn is_ws(c: u8) -> bool {
 }
 
 fn skip_ws(l: &[u8], mut i: usize) -> usize {
-    while i < l.len() && is_ws(l[i]) {
+    while l.get(i).is_some_and(|&c| is_ws(c)) {
         i += 1;
     }
     i
 }
 
-fn is_name_start(c: u8) -> bool {
-    c.is_ascii_alphabetic() || c == b'_' || c == b':'
-}
-
 fn is_name_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c == b':'
-}
-
-fn is_label_start(c: u8) -> bool {
-    c.is_ascii_alphabetic() || c == b'_'
-}
-
-fn is_label_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_'
+    class(c) & NAME != 0
 }
 
 /// Parses one line. `Ok(None)` for blank lines, comments and other families.
@@ -546,7 +679,7 @@ fn parse_line(l: &[u8]) -> Result<Option<Sample<'_>>, LineErrorKind> {
     if first == b'#' {
         return Ok(None);
     }
-    if !is_name_start(first) {
+    if class(first) & NAME_START == 0 {
         // `{"name",...}` is the quoted-name form of newer exporters; the
         // kubelet never uses it for the families we read.
         return if first == b'{' {
@@ -555,18 +688,15 @@ fn parse_line(l: &[u8]) -> Result<Option<Sample<'_>>, LineErrorKind> {
             Err(LineErrorKind::InvalidStart)
         };
     }
-    let name_start = i;
-    while i < l.len() && is_name_char(l[i]) {
-        i += 1;
-    }
-    let Some(family) = family(&l[name_start..i]) else {
+    let Some((family, name_len)) = family_at(l.get(i..).unwrap_or_default()) else {
         return Ok(None);
     };
+    i += name_len;
     let mut sample = Sample {
         family,
-        namespace: Cow::Borrowed(""),
-        pod: Cow::Borrowed(""),
-        container: Cow::Borrowed(""),
+        namespace: Cow::Borrowed(&[]),
+        pod: Cow::Borrowed(&[]),
+        container: Cow::Borrowed(&[]),
         value: 0.0,
         value_text: &[],
         timestamp_ms: None,
@@ -583,40 +713,44 @@ fn parse_line(l: &[u8]) -> Result<Option<Sample<'_>>, LineErrorKind> {
     } else {
         i = j;
     }
-    // The value token runs to the next blank or `{` (textparse: [^{ \t\n]+).
     let value_start = i;
-    while i < l.len() && !is_ws(l[i]) && l[i] != b'{' {
+    while l.get(i).is_some_and(|&c| class(c) & VALUE_END == 0) {
         i += 1;
     }
     if i == value_start {
         return Err(LineErrorKind::MissingValue);
     }
-    sample.value_text = &l[value_start..i];
+    sample.value_text = l.get(value_start..i).unwrap_or_default();
     sample.value = parse_go_float(sample.value_text).ok_or(LineErrorKind::InvalidValue)?;
     i = skip_ws(l, i);
-    if i < l.len() {
-        if l[i] == b'-' {
-            return Err(LineErrorKind::NegativeTimestamp);
-        }
-        let ts_start = i;
-        while i < l.len() && l[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == ts_start {
-            return Err(LineErrorKind::InvalidTimestamp);
-        }
-        let digits =
-            std::str::from_utf8(&l[ts_start..i]).map_err(|_| LineErrorKind::InvalidTimestamp)?;
-        sample.timestamp_ms = Some(
-            digits
-                .parse()
-                .map_err(|_| LineErrorKind::InvalidTimestamp)?,
-        );
-        if skip_ws(l, i) != l.len() {
-            return Err(LineErrorKind::TrailingData);
-        }
+    let Some(&c) = l.get(i) else {
+        return Ok(Some(sample));
+    };
+    if c == b'-' {
+        return Err(LineErrorKind::NegativeTimestamp);
+    }
+    // ASCII digits as an int64 (strconv.ParseInt: overflow is an error).
+    let ts_start = i;
+    let mut ts: Option<i64> = Some(0);
+    while let Some(d) = l.get(i).and_then(|&c| ascii_digit(c)) {
+        ts = ts
+            .and_then(|t| t.checked_mul(10))
+            .and_then(|t| t.checked_add(i64::from(d)));
+        i += 1;
+    }
+    if i == ts_start {
+        return Err(LineErrorKind::InvalidTimestamp);
+    }
+    sample.timestamp_ms = Some(ts.ok_or(LineErrorKind::InvalidTimestamp)?);
+    if skip_ws(l, i) != l.len() {
+        return Err(LineErrorKind::TrailingData);
     }
     Ok(Some(sample))
+}
+
+fn ascii_digit(c: u8) -> Option<u8> {
+    let d = c.wrapping_sub(b'0');
+    (d < 10).then_some(d)
 }
 
 /// Parses `l="v", ...}` starting just after `{`; returns the index after `}`.
@@ -634,14 +768,14 @@ fn parse_labels<'a>(
         if c == b'}' {
             return Ok(i + 1);
         }
-        if !is_label_start(c) {
+        if class(c) & LABEL_START == 0 {
             return Err(LineErrorKind::ExpectedLabelName);
         }
         let name_start = i;
-        while i < l.len() && is_label_char(l[i]) {
+        while l.get(i).is_some_and(|&c| class(c) & LABEL != 0) {
             i += 1;
         }
-        let name = &l[name_start..i];
+        let name = l.get(name_start..i).unwrap_or_default();
         i = skip_ws(l, i);
         if l.get(i) != Some(&b'=') {
             return Err(LineErrorKind::ExpectedEqual);
@@ -655,21 +789,22 @@ fn parse_labels<'a>(
         let value_start = i;
         let mut escaped = false;
         loop {
-            let Some(off) = memchr2(b'"', b'\\', &l[i..]) else {
+            let Some(off) = l.get(i..).and_then(|rest| memchr2(b'"', b'\\', rest)) else {
                 return Err(LineErrorKind::UnterminatedLabels);
             };
             i += off;
-            if l[i] == b'"' {
+            if l.get(i) == Some(&b'"') {
                 break;
             }
             escaped = true;
             i += 2;
-            if i > l.len() {
-                return Err(LineErrorKind::UnterminatedLabels);
-            }
         }
-        let raw =
-            std::str::from_utf8(&l[value_start..i]).map_err(|_| LineErrorKind::InvalidUtf8)?;
+        let raw = l.get(value_start..i).unwrap_or_default();
+        // Every value must be UTF-8, used or not; ASCII (the usual case) is
+        // checked a word at a time.
+        if !raw.is_ascii() && std::str::from_utf8(raw).is_err() {
+            return Err(LineErrorKind::InvalidUtf8);
+        }
         i += 1;
         let slot = match name {
             b"namespace" if !have_ns => {
@@ -688,7 +823,8 @@ fn parse_labels<'a>(
         };
         if let Some(slot) = slot {
             *slot = if escaped {
-                Cow::Owned(unescape_label_value(raw))
+                let text = std::str::from_utf8(raw).map_err(|_| LineErrorKind::InvalidUtf8)?;
+                Cow::Owned(unescape_label_value(text).into_bytes())
             } else {
                 Cow::Borrowed(raw)
             };
@@ -729,16 +865,97 @@ fn unescape_label_value(raw: &str) -> String {
     out
 }
 
+/// Powers of ten that are exact in an f64.
+const EXACT_POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// The common spellings (`4.710169`, `1.253376e+07`, `0`): at most 19
+/// significant digits forming an integer of at most 2^53, scaled by 10^-22
+/// to 10^22. Both factors are exact, so one multiplication or division
+/// rounds once, correctly, giving the very bits of a full parse. `None` for
+/// anything else, which the full parser then decides.
+fn parse_simple_float(s: &[u8]) -> Option<f64> {
+    let (negative, mut i) = match s.first()? {
+        b'-' => (true, 1),
+        b'+' => (false, 1),
+        _ => (false, 0),
+    };
+    let mut mantissa: u64 = 0;
+    let mut digits = 0usize;
+    while let Some(d) = s.get(i).and_then(|&c| ascii_digit(c)) {
+        mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
+        digits += 1;
+        i += 1;
+    }
+    let mut exp: i32 = 0;
+    if s.get(i) == Some(&b'.') {
+        i += 1;
+        while let Some(d) = s.get(i).and_then(|&c| ascii_digit(c)) {
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
+            digits += 1;
+            exp -= 1;
+            i += 1;
+        }
+    }
+    // 19 digits cannot overflow a u64.
+    if digits == 0 || digits > 19 || mantissa > 1 << 53 {
+        return None;
+    }
+    if let Some(b'e' | b'E') = s.get(i) {
+        i += 1;
+        let negative_exp = match s.get(i) {
+            Some(b'-') => {
+                i += 1;
+                true
+            }
+            Some(b'+') => {
+                i += 1;
+                false
+            }
+            _ => false,
+        };
+        let start = i;
+        let mut e: i32 = 0;
+        while let Some(d) = s.get(i).and_then(|&c| ascii_digit(c)) {
+            // Four digits are plenty for the fast range; longer is rare.
+            if i - start == 4 {
+                return None;
+            }
+            e = e * 10 + i32::from(d);
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        exp += if negative_exp { -e } else { e };
+    }
+    if i != s.len() {
+        return None;
+    }
+    let m = mantissa as f64;
+    let v = match usize::try_from(exp.unsigned_abs()).ok()? {
+        0 => m,
+        k if exp > 0 => m * *EXACT_POW10.get(k)?,
+        k => m / *EXACT_POW10.get(k)?,
+    };
+    Some(if negative { -v } else { v })
+}
+
 /// Go `strconv.ParseFloat(s, 64)` as textparse uses it: decimal syntax or
 /// `inf`/`infinity` (any case, optional sign) or `nan` (any case, no sign);
 /// `p`, `P`, `_` rejected up front; overflow to infinity is an error.
 pub fn parse_go_float(s: &[u8]) -> Option<f64> {
+    if let Some(v) = parse_simple_float(s) {
+        return Some(v);
+    }
     if s.iter().any(|&c| matches!(c, b'p' | b'P' | b'_')) {
         return None;
     }
     let (sign, body) = match s.first()? {
-        b'+' => (1.0, &s[1..]),
-        b'-' => (-1.0, &s[1..]),
+        b'+' => (1.0, s.get(1..)?),
+        b'-' => (-1.0, s.get(1..)?),
         _ => (1.0, s),
     };
     if body.eq_ignore_ascii_case(b"inf") || body.eq_ignore_ascii_case(b"infinity") {
@@ -748,15 +965,16 @@ pub fn parse_go_float(s: &[u8]) -> Option<f64> {
         return Some(f64::NAN);
     }
     // [digits][.digits] with at least one digit, then [eE][+-]digits.
+    let digit_at = |i: usize| body.get(i).is_some_and(u8::is_ascii_digit);
     let mut i = 0;
     let mut digits = 0;
-    while i < body.len() && body[i].is_ascii_digit() {
+    while digit_at(i) {
         i += 1;
         digits += 1;
     }
-    if i < body.len() && body[i] == b'.' {
+    if body.get(i) == Some(&b'.') {
         i += 1;
-        while i < body.len() && body[i].is_ascii_digit() {
+        while digit_at(i) {
             i += 1;
             digits += 1;
         }
@@ -764,13 +982,13 @@ pub fn parse_go_float(s: &[u8]) -> Option<f64> {
     if digits == 0 {
         return None;
     }
-    if i < body.len() && (body[i] == b'e' || body[i] == b'E') {
+    if let Some(b'e' | b'E') = body.get(i) {
         i += 1;
-        if i < body.len() && (body[i] == b'+' || body[i] == b'-') {
+        if let Some(b'+' | b'-') = body.get(i) {
             i += 1;
         }
         let exp_start = i;
-        while i < body.len() && body[i].is_ascii_digit() {
+        while digit_at(i) {
             i += 1;
         }
         if i == exp_start {
