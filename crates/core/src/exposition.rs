@@ -240,6 +240,13 @@ enum Family {
 }
 
 impl Family {
+    fn is_container(self) -> bool {
+        matches!(
+            self,
+            Family::ContainerCpu | Family::ContainerMemory | Family::ContainerStartTime
+        )
+    }
+
     /// The family's metric name.
     fn name(self) -> &'static str {
         match self {
@@ -353,6 +360,15 @@ struct Entry {
     rejected: [u32; 3],
 }
 
+/// One container seen in the body.
+struct Container<'a> {
+    key: Key<'a>,
+    /// The label set (`{` to `}`) of its first line: a later line with the
+    /// same text has the same key, whatever the text holds.
+    labels: &'a [u8],
+    entry: Entry,
+}
+
 /// Accumulates the samples of one body.
 #[derive(Default)]
 struct Decoder<'a> {
@@ -362,7 +378,7 @@ struct Decoder<'a> {
     /// Rejections in effect for node CPU and memory (index + 1, 0 for none).
     node_rejected: [u32; 2],
     /// Every container seen, keys unique, in first-seen order.
-    containers: Vec<(Key<'a>, Entry)>,
+    containers: Vec<Container<'a>>,
     /// Key -> position in `containers`, built only once `containers` stops
     /// being ascending in [`kubelet_order`]; until then (always, for a
     /// kubelet's own output) a new key is one beyond the last and any other
@@ -370,7 +386,8 @@ struct Decoder<'a> {
     index: Option<HashMap<Key<'a>, usize>>,
     /// Where the next series probably is: each family lists the same
     /// containers in the same order, so after the first line of a family
-    /// every lookup is one comparison here.
+    /// a line's label set is usually the text of the container here, and
+    /// one comparison replaces decoding it.
     cursor: usize,
     rejections: Vec<RejectedValue>,
 }
@@ -388,27 +405,37 @@ impl<'a> Decoder<'a> {
         u32::try_from(self.rejections.len()).unwrap_or(u32::MAX)
     }
 
+    /// The label set of the container at the cursor, if any.
+    fn hint(&self) -> &'a [u8] {
+        self.containers.get(self.cursor).map_or(&[], |c| c.labels)
+    }
+
     /// The position of `key` in `containers`, adding it if new.
-    fn position(&mut self, key: Key<'a>) -> usize {
+    fn position(&mut self, key: Key<'a>, labels: &'a [u8]) -> usize {
         if self
             .containers
             .get(self.cursor)
-            .is_some_and(|(k, _)| *k == key)
+            .is_some_and(|c| c.key == key)
         {
             return self.cursor;
         }
         let n = self.containers.len();
+        let new = |key| Container {
+            key,
+            labels,
+            entry: Entry::default(),
+        };
         if self.index.is_none() {
             let found = match self.containers.last() {
-                Some((last, _)) if kubelet_order(last, &key) != Ordering::Less => self
+                Some(last) if kubelet_order(&last.key, &key) != Ordering::Less => self
                     .containers
-                    .binary_search_by(|(k, _)| kubelet_order(k, &key)),
+                    .binary_search_by(|c| kubelet_order(&c.key, &key)),
                 _ => Err(n),
             };
             match found {
                 Ok(i) => return i,
                 Err(i) if i == n => {
-                    self.containers.push((key, Entry::default()));
+                    self.containers.push(new(key));
                     return n;
                 }
                 // Out of order: from now on, hash.
@@ -417,7 +444,7 @@ impl<'a> Decoder<'a> {
                         .containers
                         .iter()
                         .enumerate()
-                        .map(|(i, (k, _))| (k.clone(), i))
+                        .map(|(i, c)| (c.key.clone(), i))
                         .collect();
                     self.index = Some(index);
                 }
@@ -428,7 +455,7 @@ impl<'a> Decoder<'a> {
             return i;
         }
         index.insert(key.clone(), n);
-        self.containers.push((key, Entry::default()));
+        self.containers.push(new(key));
         n
     }
 
@@ -462,9 +489,14 @@ impl<'a> Decoder<'a> {
                 self.node_seen = true;
             }
             Family::ContainerCpu | Family::ContainerMemory | Family::ContainerStartTime => {
-                let i = self.position((sample.namespace, sample.pod, sample.container));
+                let i = if sample.at_cursor {
+                    self.cursor
+                } else {
+                    let key = (sample.namespace, sample.pod, sample.container);
+                    self.position(key, sample.labels)
+                };
                 self.cursor = i + 1;
-                let Some((_, e)) = self.containers.get_mut(i) else {
+                let Some(Container { entry: e, .. }) = self.containers.get_mut(i) else {
                     return;
                 };
                 let c = &mut e.point;
@@ -502,7 +534,7 @@ pub fn parse_exposition(body: &[u8], request_time_ns: i64) -> ParseOutcome {
     let mut line_no = 0usize;
     for line in Lines(body) {
         line_no += 1;
-        match parse_line(line) {
+        match parse_line(line, d.hint()) {
             Ok(Some(sample)) => {
                 // Upstream: time.Unix(0, ms*1e6), with int64 wrap-around.
                 let ts = sample
@@ -556,14 +588,16 @@ fn finish(d: Decoder<'_>) -> ParseOutcome {
     // with any container lacking CPU or memory, or with a rejected value, is
     // dropped whole.
     let mut rejected_containers = Vec::new();
-    let mut entries: Vec<&(Key<'_>, Entry)> = d.containers.iter().collect();
-    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let same_pod = |a: &&(Key<'_>, Entry), b: &&(Key<'_>, Entry)| a.0.0 == b.0.0 && a.0.1 == b.0.1;
+    let mut entries: Vec<(&Key<'_>, &Entry)> =
+        d.containers.iter().map(|c| (&c.key, &c.entry)).collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let same_pod =
+        |a: &(&Key<'_>, &Entry), b: &(&Key<'_>, &Entry)| a.0.0 == b.0.0 && a.0.1 == b.0.1;
     let mut pods = Vec::with_capacity(entries.chunk_by(same_pod).count());
     let mut incomplete_pods = Vec::new();
     for group in entries.chunk_by(same_pod) {
         let mut complete = true;
-        for ((ns, pod, container), e) in group.iter().copied() {
+        for &((ns, pod, container), e) in group {
             if let Some(value) = e.rejected.iter().find_map(|&m| d.rejection(m)) {
                 complete = false;
                 rejected_containers.push(RejectedContainer {
@@ -575,7 +609,7 @@ fn finish(d: Decoder<'_>) -> ParseOutcome {
             }
             complete &= e.point.cumulative_cpu_ns != 0 && e.point.memory_bytes != 0;
         }
-        let Some(((ns, pod, _), _)) = group.first().copied() else {
+        let Some(&((ns, pod, _), _)) = group.first() else {
             continue;
         };
         if complete {
@@ -611,6 +645,10 @@ struct Sample<'a> {
     namespace: Cow<'a, [u8]>,
     pod: Cow<'a, [u8]>,
     container: Cow<'a, [u8]>,
+    /// The label set as written (`{` to `}`), empty without one.
+    labels: &'a [u8],
+    /// The label set is the cursor container's: the key was not decoded.
+    at_cursor: bool,
     value: f64,
     /// The value token as written, for rejection reasons.
     value_text: &'a [u8],
@@ -671,7 +709,8 @@ fn is_name_char(c: u8) -> bool {
 }
 
 /// Parses one line. `Ok(None)` for blank lines, comments and other families.
-fn parse_line(l: &[u8]) -> Result<Option<Sample<'_>>, LineErrorKind> {
+/// `hint` is the label set of the container the line probably belongs to.
+fn parse_line<'a>(l: &'a [u8], hint: &[u8]) -> Result<Option<Sample<'a>>, LineErrorKind> {
     let mut i = skip_ws(l, 0);
     let Some(&first) = l.get(i) else {
         return Ok(None);
@@ -697,6 +736,8 @@ fn parse_line(l: &[u8]) -> Result<Option<Sample<'_>>, LineErrorKind> {
         namespace: Cow::Borrowed(&[]),
         pod: Cow::Borrowed(&[]),
         container: Cow::Borrowed(&[]),
+        labels: &[],
+        at_cursor: false,
         value: 0.0,
         value_text: &[],
         timestamp_ms: None,
@@ -708,7 +749,16 @@ fn parse_line(l: &[u8]) -> Result<Option<Sample<'_>>, LineErrorKind> {
             // has a space before `{`: such a line is not one of ours.
             return Ok(None);
         }
-        i = parse_labels(l, j + 1, &mut sample)?;
+        let rest = l.get(j..).unwrap_or_default();
+        // Same text, same outcome: decoding a label set reads nothing after
+        // its `}`.
+        if !hint.is_empty() && rest.starts_with(hint) && family.is_container() {
+            sample.at_cursor = true;
+            i = j + hint.len();
+        } else {
+            i = parse_labels(l, j + 1, &mut sample)?;
+        }
+        sample.labels = l.get(j..i).unwrap_or_default();
         i = skip_ws(l, i);
     } else {
         i = j;
