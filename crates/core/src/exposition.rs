@@ -281,11 +281,23 @@ fn family_at(s: &[u8]) -> Option<(Family, usize)> {
     } else {
         return None;
     };
-    let name = family.name().as_bytes();
-    if !s.starts_with(name) || s.get(name.len()).is_some_and(|&c| is_name_char(c)) {
-        return None;
-    }
-    Some((family, name.len()))
+    // One call per family, so each compare has a constant length and is
+    // inlined instead of calling memcmp.
+    let matched = match family {
+        Family::ContainerCpu => named(s, "container_cpu_usage_seconds_total"),
+        Family::ContainerMemory => named(s, "container_memory_working_set_bytes"),
+        Family::ContainerStartTime => named(s, "container_start_time_seconds"),
+        Family::NodeCpu => named(s, "node_cpu_usage_seconds_total"),
+        Family::NodeMemory => named(s, "node_memory_working_set_bytes"),
+    };
+    matched.map(|len| (family, len))
+}
+
+/// The length of `name` if `s` starts with exactly that metric name.
+#[inline(always)]
+fn named(s: &[u8], name: &'static str) -> Option<usize> {
+    let n = name.len();
+    (s.starts_with(name.as_bytes()) && !s.get(n).is_some_and(|&c| is_name_char(c))).then_some(n)
 }
 
 /// `(namespace, pod, container)`, borrowed from the body unless a value had
@@ -302,9 +314,9 @@ fn kubelet_order(a: &Key<'_>, b: &Key<'_>) -> Ordering {
 }
 
 /// A name read from the body; it was checked to be UTF-8 then, so the lossy
-/// conversion never replaces anything.
+/// fallback never runs (it only avoids a panic path).
 fn owned_str(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    std::str::from_utf8(b).map_or_else(|_| String::from_utf8_lossy(b).into_owned(), str::to_owned)
 }
 
 /// 2^63 and 2^64 as floats: the first values whose conversion to `i64` or
