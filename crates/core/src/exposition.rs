@@ -2,10 +2,16 @@
 //! (spec C.6, C.7).
 //!
 //! Hand written over bytes: lines are split with `memchr`, comments and every
-//! family other than the five used ones are skipped after an exact name
-//! match, label values are borrowed (copied only when they contain a `\`),
-//! and samples are keyed by borrowed `(namespace, pod, container)` until the
-//! result is built.
+//! family other than the five used ones are skipped after a prefix compare,
+//! label values are borrowed (copied only when they contain a `\`), and
+//! samples are keyed by borrowed `(namespace, pod, container)` until the
+//! result is built. The kubelet lists the same containers in the same order
+//! in every family, so a series is first matched against the container
+//! after the previous one by the text of its label set; only a miss decodes
+//! the labels, and hashing starts only if series arrive out of order. The
+//! common float spellings are converted exactly without `str::parse`. The
+//! decoder before these shortcuts is kept as a test oracle
+//! (`exposition/oracle.rs`), and a differential test requires equal outcomes.
 //!
 //! Parsing never stops at a bad line: [`parse_exposition`] returns what it
 //! decoded together with every line error ([`ParseOutcome`]). Upstream fails
