@@ -973,6 +973,10 @@ fn parse_simple_float(s: &[u8]) -> Option<f64> {
     if s.get(i) == Some(&b'.') {
         i += 1;
         while let Some(d) = s.get(i).and_then(|&c| ascii_digit(c)) {
+            // Stop early, so `exp` stays small on any input.
+            if digits == 19 {
+                return None;
+            }
             mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
             digits += 1;
             exp -= 1;
