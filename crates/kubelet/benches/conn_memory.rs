@@ -161,10 +161,11 @@ fn fleet_main(o: &Options) -> Res<()> {
                 return Ok(());
             }
             println!(
-                "{} {} {}",
+                "{} {} {} {}",
                 fleet.requests(),
                 fleet.h2_requests(),
-                fleet.connections()
+                fleet.connections(),
+                fleet.resumed_connections()
             );
             std::io::stdout().flush()?;
         }
@@ -184,6 +185,7 @@ struct FleetStats {
     requests: u64,
     h2_requests: u64,
     connections: u64,
+    resumed: u64,
     cpu_s: f64,
 }
 
@@ -222,13 +224,14 @@ impl FleetProcess {
         stdin.flush()?;
         let line = self.read_line()?;
         let n: Vec<u64> = line.split(' ').map(str::parse).collect::<Result<_, _>>()?;
-        let [requests, h2_requests, connections] = n[..] else {
+        let [requests, h2_requests, connections, resumed] = n[..] else {
             return Err(format!("bad fleet stats line {line:?}").into());
         };
         Ok(FleetStats {
             requests,
             h2_requests,
             connections,
+            resumed,
             cpu_s: cpu_seconds(&format!("/proc/{}/stat", self.child.id()))?,
         })
     }
@@ -433,7 +436,7 @@ async fn run_client(o: &Options, fleet: &mut FleetProcess) -> Res<()> {
         rss_base as f64 / MIB
     );
     println!(
-        "tick  wall_s  ok    heap_held_MiB  heap_peak_MiB  heap_stored_MiB  rss_MiB  peak_MiB  sockets  cpu_s  fleet_cpu_s  fleet_conns  requests  h2_reqs"
+        "tick  wall_s  ok    heap_held_MiB  heap_peak_MiB  heap_stored_MiB  rss_MiB  peak_MiB  sockets  cpu_s  fleet_cpu_s  fleet_conns  requests  h2_reqs  resumed"
     );
     let mut rows = Vec::new();
     let sampler = HeapSampler::start();
@@ -516,7 +519,7 @@ async fn one_tick(
 
 fn print_row(tick: usize, r: &TickRow) {
     println!(
-        "{tick:>4}  {:>6.2}  {:>4}  {:>13.1}  {:>13.1}  {:>15.1}  {:>7.1}  {:>8.1}  {:>7}  {:>5.2}  {:>11.2}  {:>11}  {:>8}  {:>7}",
+        "{tick:>4}  {:>6.2}  {:>4}  {:>13.1}  {:>13.1}  {:>15.1}  {:>7.1}  {:>8.1}  {:>7}  {:>5.2}  {:>11.2}  {:>11}  {:>8}  {:>7}  {:>7}",
         r.wall_s,
         r.ok,
         r.heap_with_results as f64 / MIB,
@@ -530,6 +533,7 @@ fn print_row(tick: usize, r: &TickRow) {
         r.fleet.connections,
         r.fleet.requests,
         r.fleet.h2_requests,
+        r.fleet.resumed,
     );
 }
 

@@ -106,6 +106,10 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
 }
 
 /// Builds the rustls client config. ALPN is left to hyper-rustls (`h2`, `http/1.1`).
+/// Kubelets whose TLS sessions are remembered for resumption (about 1 KiB each, only once
+/// a kubelet was connected).
+const RESUMPTION_SERVERS: usize = 20_000;
+
 pub(crate) fn client_config(
     settings: &TlsSettings,
 ) -> Result<rustls::ClientConfig, TlsConfigError> {
@@ -118,13 +122,17 @@ pub(crate) fn client_config(
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert { provider })),
     };
-    let config = match &settings.client_cert {
+    let mut config = match &settings.client_cert {
         None => builder.with_no_client_auth(),
         Some(cc) => {
             let (chain, key) = client_identity(cc)?;
             builder.with_client_auth_cert(chain, key)?
         }
     };
+    // One remembered session per kubelet: a reconnect (idle timeout, kubelet restart, or
+    // connections not kept) resumes instead of repeating the full handshake. rustls' default
+    // remembers 256 servers, too few for a large cluster.
+    config.resumption = rustls::client::Resumption::in_memory_sessions(RESUMPTION_SERVERS);
     Ok(config)
 }
 

@@ -849,6 +849,8 @@ async fn without_keep_alive_every_tick_opens_a_new_connection() {
         assert_eq!(result.succeeded(), 1);
     }
     assert_eq!((kubelet.connections(), kubelet.requests()), (3, 3));
+    // Like a Go kubelet, the fake sends a session ticket: only the first handshake is full.
+    assert_eq!(kubelet.resumed_handshakes(), 2);
 }
 
 /// A body many times the 8 KiB HTTP/1.1 read buffer arrives whole over TLS.

@@ -178,6 +178,7 @@ impl FakeKubelet {
             connections: AtomicUsize::new(0),
             requests: AtomicUsize::new(0),
             tls_failures: AtomicUsize::new(0),
+            resumed: AtomicUsize::new(0),
             state: Mutex::new(State {
                 routes: self.routes,
                 bearer_token: self.bearer_token,
@@ -226,6 +227,11 @@ impl Listening {
         self.shared.requests.load(Ordering::SeqCst)
     }
 
+    /// TLS handshakes that resumed an earlier session instead of a full handshake.
+    pub fn resumed_handshakes(&self) -> usize {
+        self.shared.resumed.load(Ordering::SeqCst)
+    }
+
     /// TLS handshakes that failed (for example a missing client certificate).
     pub fn tls_failures(&self) -> usize {
         self.shared.tls_failures.load(Ordering::SeqCst)
@@ -259,6 +265,7 @@ struct Shared {
     connections: AtomicUsize,
     requests: AtomicUsize,
     tls_failures: AtomicUsize,
+    resumed: AtomicUsize,
     state: Mutex<State>,
 }
 
@@ -288,7 +295,13 @@ async fn accept_loop(listener: TcpListener, acceptor: Option<TlsAcceptor>, share
         conns.spawn(async move {
             match acceptor {
                 Some(acceptor) => match acceptor.accept(tcp).await {
-                    Ok(tls) => serve(TokioIo::new(tls), shared).await,
+                    Ok(tls) => {
+                        if tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+                        {
+                            shared.resumed.fetch_add(1, Ordering::SeqCst);
+                        }
+                        serve(TokioIo::new(tls), shared).await
+                    }
                     Err(_) => {
                         shared.tls_failures.fetch_add(1, Ordering::SeqCst);
                     }

@@ -53,6 +53,8 @@ pub struct FleetCounters {
     pub body_bytes: AtomicU64,
     /// Connections that completed the TLS handshake.
     pub connections: AtomicU64,
+    /// Of those, handshakes that resumed an earlier session.
+    pub resumed: AtomicU64,
 }
 
 /// A running fleet; dropping it closes every listener and connection.
@@ -105,6 +107,11 @@ impl KubeletFleet {
     /// TLS connections accepted so far.
     pub fn connections(&self) -> u64 {
         self.counters.connections.load(Ordering::Relaxed)
+    }
+
+    /// TLS handshakes that resumed a session so far.
+    pub fn resumed_connections(&self) -> u64 {
+        self.counters.resumed.load(Ordering::Relaxed)
     }
 
     /// Body bytes sent so far.
@@ -214,6 +221,9 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, sim: Arc<Node
                 return;
             };
             sim.counters.connections.fetch_add(1, Ordering::Relaxed);
+            if tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+                sim.counters.resumed.fetch_add(1, Ordering::Relaxed);
+            }
             let service = service_fn(move |req: Request<Incoming>| {
                 let resp = sim.answer(req.version());
                 async move { Ok::<_, Infallible>(resp) }

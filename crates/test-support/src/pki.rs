@@ -185,6 +185,9 @@ impl IssuedCert {
         };
         let mut config = builder.with_single_cert(self.cert_chain(), self.private_key())?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // Like a Go server (a kubelet): one stateless session ticket per handshake.
+        config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+        config.send_tls13_tickets = 1;
         Ok(Arc::new(config))
     }
 }
