@@ -35,6 +35,7 @@ mod health;
 mod hsts;
 mod json;
 mod limits;
+mod listjson;
 mod metrics;
 mod negotiate;
 mod objects;

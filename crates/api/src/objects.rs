@@ -9,6 +9,7 @@ use metrics_server_core::{Bytes, GoDuration, Nanocores, PodUsage, ResourceUsage,
 use crate::cluster::{LabelMap, NodeMeta, PodMeta};
 use crate::discovery::MetricsVersion;
 use crate::json::JsonWriter;
+use crate::listjson::{CompactItem, encode_compact_list};
 use crate::negotiate::Target;
 
 /// A node with servable metrics.
@@ -48,7 +49,7 @@ pub(crate) enum IncludeObject {
 }
 
 /// Shared behaviour of the two object kinds.
-pub(crate) trait Item {
+pub(crate) trait Item: CompactItem {
     const KIND: &'static str;
     const LIST_KIND: &'static str;
     fn name(&self) -> &str;
@@ -321,6 +322,21 @@ pub fn encode_node_metrics_list(
 
 /// Encodes a `NodeMetricsList` / `PodMetricsList`.
 pub(crate) fn encode_object_list<T: Item>(
+    items: &[T],
+    created: &str,
+    version: MetricsVersion,
+    pretty: bool,
+) -> Vec<u8> {
+    if pretty {
+        encode_object_list_general(items, created, version, true)
+    } else {
+        encode_compact_list(items, created, version)
+    }
+}
+
+/// [`encode_object_list`] through the general writer: the indented form, and
+/// the reference the compact fast path is tested against.
+pub(crate) fn encode_object_list_general<T: Item>(
     items: &[T],
     created: &str,
     version: MetricsVersion,
