@@ -239,6 +239,66 @@ impl CompactItem for PodItem {
 /// Items touched ahead of writing (see [`CompactItem::touch`]).
 const TOUCH_AHEAD: usize = 8;
 
+/// Writes a compact list front to back, in pieces if asked: the state
+/// between pieces is the next item and the memos.
+struct ListWriter<I> {
+    items: I,
+    created: Vec<u8>,
+    /// The list's opening up to `"items":[`; taken by the first piece.
+    head: Option<Vec<u8>>,
+    /// Items written so far (a comma goes before all but the first).
+    written: usize,
+    finished: bool,
+}
+
+impl<T: Item, I: std::ops::Deref<Target = [T]>> ListWriter<I> {
+    fn new(items: I, created: &str, version: MetricsVersion) -> Self {
+        let mut created_json = Vec::with_capacity(created.len() + 2);
+        write_go_string(&mut created_json, created);
+        let mut head = Vec::with_capacity(96);
+        head.extend_from_slice(b"{\"kind\":");
+        write_go_string(&mut head, T::LIST_KIND);
+        head.extend_from_slice(b",\"apiVersion\":");
+        write_go_string(&mut head, version.group_version());
+        head.extend_from_slice(b",\"metadata\":{},\"items\":[");
+        Self {
+            items,
+            created: created_json,
+            head: Some(head),
+            written: 0,
+            finished: false,
+        }
+    }
+
+    /// Appends to `out` until it holds at least `limit` bytes (finishing a
+    /// batch of items) or the list ends with `]}` and the newline.
+    fn fill(&mut self, out: &mut Out, limit: usize) {
+        if let Some(head) = self.head.take() {
+            out.raw(&head);
+        }
+        let items = &*self.items;
+        let mut touched = 0u8;
+        while out.buf.len() < limit && self.written < items.len() {
+            let end = items.len().min(self.written + TOUCH_AHEAD);
+            let batch = &items[self.written..end];
+            touched ^= batch.iter().fold(0, |acc, item| acc ^ item.touch());
+            for item in batch {
+                if self.written > 0 {
+                    out.buf.push(b',');
+                }
+                item.compact(out, &self.created);
+                self.written += 1;
+            }
+        }
+        // Keeps the touching loads from being optimized away.
+        std::hint::black_box(touched);
+        if self.written == items.len() && !self.finished {
+            out.raw(b"]}\n");
+            self.finished = true;
+        }
+    }
+}
+
 /// The compact list with its trailing newline, in one pass. The buffer is
 /// sized for typical items up front (more than the list needs in the usual
 /// case, growing if not) and trimmed at the end; the trim shortens the
@@ -248,33 +308,73 @@ pub(crate) fn encode_compact_list<T: Item>(
     created: &str,
     version: MetricsVersion,
 ) -> Vec<u8> {
-    let mut created_json = Vec::with_capacity(created.len() + 2);
-    write_go_string(&mut created_json, created);
     let estimate = items
         .len()
         .saturating_mul(T::TYPICAL_LEN)
         .saturating_add(128);
     let mut out = Out::new(estimate);
-    out.raw(b"{\"kind\":");
-    write_go_string(&mut out.buf, T::LIST_KIND);
-    out.raw(b",\"apiVersion\":");
-    write_go_string(&mut out.buf, version.group_version());
-    out.raw(b",\"metadata\":{},\"items\":[");
-    let mut touched = 0u8;
-    for (n, batch) in items.chunks(TOUCH_AHEAD).enumerate() {
-        touched ^= batch.iter().fold(0, |acc, item| acc ^ item.touch());
-        for (i, item) in batch.iter().enumerate() {
-            if n + i > 0 {
-                out.buf.push(b',');
-            }
-            item.compact(&mut out, &created_json);
-        }
-    }
-    // Keeps the touching loads from being optimized away.
-    std::hint::black_box(touched);
-    out.raw(b"]}\n");
+    ListWriter::new(items, created, version).fill(&mut out, usize::MAX);
     out.buf.shrink_to_fit();
     out.buf
+}
+
+/// Size of the pieces a streamed list is sent in.
+pub(crate) const STREAM_CHUNK: usize = 64 * 1024;
+
+/// The compact list as an HTTP body rendered piece by piece while it is
+/// sent: the same bytes as [`encode_compact_list`], but a request holds one
+/// piece of about [`STREAM_CHUNK`] bytes (plus at most a batch of items)
+/// instead of the whole list. The body has no known length, so HTTP/1.1
+/// sends it chunked, as Go's apiserver does for large lists.
+pub(crate) struct CompactListBody<T> {
+    writer: ListWriter<Vec<T>>,
+    out: Out,
+}
+
+impl<T: Item> CompactListBody<T> {
+    pub(crate) fn new(items: Vec<T>, created: &str, version: MetricsVersion) -> Self {
+        Self {
+            writer: ListWriter::new(items, created, version),
+            out: Out::new(0),
+        }
+    }
+
+    /// The next piece, `None` after the last.
+    pub(crate) fn next_piece(&mut self) -> Option<Vec<u8>> {
+        if self.writer.finished {
+            return None;
+        }
+        // Room for the piece and the batch that crosses the limit.
+        self.out.buf = Vec::with_capacity(STREAM_CHUNK + TOUCH_AHEAD * T::TYPICAL_LEN);
+        self.writer.fill(&mut self.out, STREAM_CHUNK);
+        Some(std::mem::take(&mut self.out.buf))
+    }
+}
+
+impl<T: Item + Unpin> http_body::Body for CompactListBody<T> {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let piece = self.get_mut().next_piece();
+        std::task::Poll::Ready(piece.map(|p| Ok(http_body::Frame::data(bytes::Bytes::from(p)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.writer.finished
+    }
+}
+
+impl<T> std::fmt::Debug for CompactListBody<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompactListBody")
+            .field("written", &self.writer.written)
+            .field("finished", &self.writer.finished)
+            .finish_non_exhaustive()
+    }
 }
 
 #[cfg(test)]
@@ -493,6 +593,32 @@ mod tests {
             }
         }
         assert!(plain_bytes(b""));
+    }
+
+    #[test]
+    fn streamed_pieces_join_to_the_one_buffer_list() {
+        let mut rng = Rng(0xfeed_beef_0000_0042);
+        for n in [0, 1, 7, 8, 9, 200, 1_500] {
+            let items = pods(&mut rng, n);
+            let whole = encode_compact_list(&items, "2026-08-04T10:00:05Z", MetricsVersion::V1);
+            let mut body = CompactListBody::new(items, "2026-08-04T10:00:05Z", MetricsVersion::V1);
+            let mut joined = Vec::new();
+            let mut pieces = 0;
+            while let Some(piece) = body.next_piece() {
+                // A piece stops at the first batch boundary past the limit.
+                assert!(!piece.is_empty());
+                assert!(piece.len() < STREAM_CHUNK + TOUCH_AHEAD * 8 * 1024);
+                joined.extend_from_slice(&piece);
+                pieces += 1;
+            }
+            assert!(body.next_piece().is_none());
+            assert_eq!(joined, whole, "{n} items");
+            // Every piece but the last holds at least STREAM_CHUNK bytes.
+            assert!(pieces <= whole.len() / STREAM_CHUNK + 1, "{n} items");
+            if whole.len() > 2 * STREAM_CHUNK {
+                assert!(pieces > 1, "{n} items");
+            }
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use metrics_server_core::{Bytes, GoDuration, Nanocores, PodUsage, ResourceUsage,
 use crate::cluster::{LabelMap, NodeMeta, PodMeta};
 use crate::discovery::MetricsVersion;
 use crate::json::JsonWriter;
-use crate::listjson::{CompactItem, encode_compact_list};
+use crate::listjson::{CompactItem, CompactListBody, STREAM_CHUNK, encode_compact_list};
 use crate::negotiate::Target;
 
 /// A node with servable metrics.
@@ -297,6 +297,22 @@ pub(crate) fn encode_list<T: Item>(items: &[T], created: &str, enc: Encoding) ->
             encode_object_list(items, created, enc.version, enc.pretty)
         }
     }
+}
+
+/// The body of a list response. A large compact `NodeMetricsList` /
+/// `PodMetricsList` (the hot path of `kubectl top` and the autoscalers) is
+/// rendered while it is sent, so no request holds the whole list; everything
+/// else is encoded up front.
+pub(crate) fn list_body<T: Item + Send + Unpin + 'static>(
+    items: Vec<T>,
+    created: &str,
+    enc: Encoding,
+) -> axum::body::Body {
+    let object_list = matches!(enc.target, Target::Object | Target::Partial { .. });
+    if object_list && !enc.pretty && items.len().saturating_mul(T::TYPICAL_LEN) >= STREAM_CHUNK {
+        return axum::body::Body::new(CompactListBody::new(items, created, enc.version));
+    }
+    axum::body::Body::from(encode_list(&items, created, enc))
 }
 
 /// Encodes a compact `PodMetricsList` of `version` (trailing newline
