@@ -1,7 +1,8 @@
 //! JSON encoding of big metrics lists: `encode_pod_metrics_list` for 30,000
 //! pods (2 containers each, upstream's largest storage shape) and
 //! `encode_node_metrics_list` for 5,000 nodes (upstream's documented
-//! maximum). Items come from a real `Store` after two ticks. Run with
+//! maximum), and the pod list as the server streams it (`pod_list_30000_streamed`).
+//! Items come from a real `Store` after two ticks. Run with
 //! `make bench` (or `cargo bench -p metrics-server-api --bench encode`).
 
 use std::collections::BTreeMap;
@@ -12,7 +13,7 @@ use divan::counter::BytesCount;
 use divan::{AllocProfiler, Bencher, black_box};
 use metrics_server_api::{
     MetricsVersion, NodeItem, NodeMeta, PodItem, PodMeta, encode_node_metrics_list,
-    encode_pod_metrics_list,
+    encode_pod_metrics_list, pod_metrics_list_pieces,
 };
 use metrics_server_core::{Snapshot, Store, format_rfc3339_seconds};
 
@@ -104,6 +105,11 @@ fn cpu_time_report(n: u32) {
     report("pod_list_30000", len, n, || {
         encode_pod_metrics_list(black_box(&pods), &created, MetricsVersion::V1beta1).len()
     });
+    report("pod_list_30000_streamed", len, n, || {
+        pod_metrics_list_pieces(black_box(&pods), &created, MetricsVersion::V1beta1)
+            .map(|piece| black_box(piece).len())
+            .sum()
+    });
     let nodes = node_items();
     let len = encode_node_metrics_list(&nodes, &created, MetricsVersion::V1beta1).len();
     report("node_list_5000", len, n, || {
@@ -189,6 +195,20 @@ fn pod_list_30000(bencher: Bencher<'_, '_>) {
     bencher
         .counter(BytesCount::new(len))
         .bench(|| encode_pod_metrics_list(black_box(&items), &created, MetricsVersion::V1beta1));
+}
+
+/// The same list as the server streams it: ~64 KiB pieces, each dropped
+/// once "sent", so no call holds the whole body.
+#[divan::bench(sample_count = 30)]
+fn pod_list_30000_streamed(bencher: Bencher<'_, '_>) {
+    let items = pod_items();
+    let created = created();
+    let len = encode_pod_metrics_list(&items, &created, MetricsVersion::V1beta1).len();
+    bencher.counter(BytesCount::new(len)).bench(|| {
+        pod_metrics_list_pieces(black_box(&items), &created, MetricsVersion::V1beta1)
+            .map(|piece| black_box(piece).len())
+            .sum::<usize>()
+    });
 }
 
 /// Compact `NodeMetricsList` of 5,000 nodes; throughput is output bytes/s.

@@ -326,13 +326,14 @@ pub(crate) const STREAM_CHUNK: usize = 64 * 1024;
 /// piece of about [`STREAM_CHUNK`] bytes (plus at most a batch of items)
 /// instead of the whole list. The body has no known length, so HTTP/1.1
 /// sends it chunked, as Go's apiserver does for large lists.
-pub(crate) struct CompactListBody<T> {
-    writer: ListWriter<Vec<T>>,
+pub(crate) struct CompactListBody<I> {
+    writer: ListWriter<I>,
     out: Out,
 }
 
-impl<T: Item> CompactListBody<T> {
-    pub(crate) fn new(items: Vec<T>, created: &str, version: MetricsVersion) -> Self {
+impl<T: Item, I: std::ops::Deref<Target = [T]>> CompactListBody<I> {
+    /// The list of `items` (a `Vec` to own them, a slice to borrow them).
+    pub(crate) fn new(items: I, created: &str, version: MetricsVersion) -> Self {
         Self {
             writer: ListWriter::new(items, created, version),
             out: Out::new(0),
@@ -351,7 +352,7 @@ impl<T: Item> CompactListBody<T> {
     }
 }
 
-impl<T: Item + Unpin> http_body::Body for CompactListBody<T> {
+impl<T: Item, I: std::ops::Deref<Target = [T]> + Unpin> http_body::Body for CompactListBody<I> {
     type Data = bytes::Bytes;
     type Error = std::convert::Infallible;
 
@@ -368,7 +369,7 @@ impl<T: Item + Unpin> http_body::Body for CompactListBody<T> {
     }
 }
 
-impl<T> std::fmt::Debug for CompactListBody<T> {
+impl<I> std::fmt::Debug for CompactListBody<I> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CompactListBody")
             .field("written", &self.writer.written)

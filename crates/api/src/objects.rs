@@ -327,6 +327,18 @@ pub fn encode_pod_metrics_list(
     encode_object_list(items, created, version, false)
 }
 
+/// The bytes of [`encode_pod_metrics_list`] in the pieces (about 64 KiB
+/// each) that a large list response is streamed in, each rendered when
+/// asked for.
+pub fn pod_metrics_list_pieces<'a>(
+    items: &'a [PodItem],
+    created: &str,
+    version: MetricsVersion,
+) -> impl Iterator<Item = Vec<u8>> + 'a {
+    let mut body = CompactListBody::new(items, created, version);
+    std::iter::from_fn(move || body.next_piece())
+}
+
 /// Encodes a compact `NodeMetricsList`, like [`encode_pod_metrics_list`].
 pub fn encode_node_metrics_list(
     items: &[NodeItem],
