@@ -301,8 +301,8 @@ impl<T: Item, I: std::ops::Deref<Target = [T]>> ListWriter<I> {
 
 /// The compact list with its trailing newline, in one pass. The buffer is
 /// sized for typical items up front (more than the list needs in the usual
-/// case, growing if not) and trimmed at the end; the trim shortens the
-/// allocation in place with the system allocator, so no copy either way.
+/// case, growing if not) and trimmed at the end; glibc shortens such an
+/// allocation in place, so the trim copies nothing.
 pub(crate) fn encode_compact_list<T: Item>(
     items: &[T],
     created: &str,
