@@ -35,6 +35,7 @@ mod health;
 mod hsts;
 mod json;
 mod limits;
+mod listjson;
 mod metrics;
 mod negotiate;
 mod objects;
@@ -66,7 +67,9 @@ pub use metrics::{
     ApiMetrics, exponential_buckets, format_go_float, openmetrics_to_text, render_openmetrics,
     render_text,
 };
-pub use objects::{NodeItem, PodItem, encode_node_metrics_list, encode_pod_metrics_list};
+pub use objects::{
+    NodeItem, PodItem, encode_node_metrics_list, encode_pod_metrics_list, pod_metrics_list_pieces,
+};
 pub use query::Query;
 pub use router::router;
 pub use source::{Clock, MetricsSource, MetricsView, SystemClock};

@@ -9,6 +9,7 @@ use metrics_server_core::{Bytes, GoDuration, Nanocores, PodUsage, ResourceUsage,
 use crate::cluster::{LabelMap, NodeMeta, PodMeta};
 use crate::discovery::MetricsVersion;
 use crate::json::JsonWriter;
+use crate::listjson::{CompactItem, CompactListBody, STREAM_CHUNK, encode_compact_list};
 use crate::negotiate::Target;
 
 /// A node with servable metrics.
@@ -48,7 +49,7 @@ pub(crate) enum IncludeObject {
 }
 
 /// Shared behaviour of the two object kinds.
-pub(crate) trait Item {
+pub(crate) trait Item: CompactItem {
     const KIND: &'static str;
     const LIST_KIND: &'static str;
     fn name(&self) -> &str;
@@ -298,6 +299,22 @@ pub(crate) fn encode_list<T: Item>(items: &[T], created: &str, enc: Encoding) ->
     }
 }
 
+/// The body of a list response. A large compact `NodeMetricsList` /
+/// `PodMetricsList` (the hot path of `kubectl top` and the autoscalers) is
+/// rendered while it is sent, so no request holds the whole list; everything
+/// else is encoded up front.
+pub(crate) fn list_body<T: Item + Send + Unpin + 'static>(
+    items: Vec<T>,
+    created: &str,
+    enc: Encoding,
+) -> axum::body::Body {
+    let object_list = matches!(enc.target, Target::Object | Target::Partial { .. });
+    if object_list && !enc.pretty && items.len().saturating_mul(T::TYPICAL_LEN) >= STREAM_CHUNK {
+        return axum::body::Body::new(CompactListBody::new(items, created, enc.version));
+    }
+    axum::body::Body::from(encode_list(&items, created, enc))
+}
+
 /// Encodes a compact `PodMetricsList` of `version` (trailing newline
 /// included) with `created` as every item's `metadata.creationTimestamp`
 /// (RFC 3339). One pass straight into the output buffer: the hot path for
@@ -308,6 +325,18 @@ pub fn encode_pod_metrics_list(
     version: MetricsVersion,
 ) -> Vec<u8> {
     encode_object_list(items, created, version, false)
+}
+
+/// The bytes of [`encode_pod_metrics_list`] in the pieces (about 64 KiB
+/// each) that a large list response is streamed in, each rendered when
+/// asked for.
+pub fn pod_metrics_list_pieces<'a>(
+    items: &'a [PodItem],
+    created: &str,
+    version: MetricsVersion,
+) -> impl Iterator<Item = Vec<u8>> + 'a {
+    let mut body = CompactListBody::new(items, created, version);
+    std::iter::from_fn(move || body.next_piece())
 }
 
 /// Encodes a compact `NodeMetricsList`, like [`encode_pod_metrics_list`].
@@ -321,6 +350,21 @@ pub fn encode_node_metrics_list(
 
 /// Encodes a `NodeMetricsList` / `PodMetricsList`.
 pub(crate) fn encode_object_list<T: Item>(
+    items: &[T],
+    created: &str,
+    version: MetricsVersion,
+    pretty: bool,
+) -> Vec<u8> {
+    if pretty {
+        encode_object_list_general(items, created, version, true)
+    } else {
+        encode_compact_list(items, created, version)
+    }
+}
+
+/// [`encode_object_list`] through the general writer: the indented form, and
+/// the reference the compact fast path is tested against.
+pub(crate) fn encode_object_list_general<T: Item>(
     items: &[T],
     created: &str,
     version: MetricsVersion,

@@ -28,7 +28,7 @@ use crate::protobuf::{self, PROTOBUF, ProtoItem};
 use crate::query::{Query, unescape_path};
 use crate::source::unix_nanos;
 use crate::state::ApiState;
-use crate::status::{Status, StatusDetails, json_response};
+use crate::status::{Status, StatusDetails, json_body_response, json_response};
 use crate::yaml::{self, YAML};
 
 /// Builds the router: every path of spec E.1, the handlers only. The
@@ -645,9 +645,9 @@ struct Answer {
     version: MetricsVersion,
 }
 
-fn respond_list<T: ProtoItem>(
+fn respond_list<T: ProtoItem + Send + Unpin + 'static>(
     ctx: &Ctx,
-    items: &[T],
+    items: Vec<T>,
     created: Created<'_>,
     a: Answer,
 ) -> Response<Body> {
@@ -660,7 +660,7 @@ fn respond_list<T: ProtoItem>(
         return ctx.error(Status::not_acceptable(msg));
     }
     if n.format == Format::Protobuf {
-        let body = protobuf::encode_list(items, created, a.version, n.target);
+        let body = protobuf::encode_list(&items, created, a.version, n.target);
         return typed_response(200, PROTOBUF, body);
     }
     if n.format == Format::Yaml {
@@ -668,9 +668,9 @@ fn respond_list<T: ProtoItem>(
             pretty: false,
             ..enc
         };
-        return yaml_response(200, &objects::encode_list(items, created.text, plain));
+        return yaml_response(200, &objects::encode_list(&items, created.text, plain));
     }
-    ok_json(objects::encode_list(items, created.text, enc))
+    json_body_response(200, objects::list_body(items, created.text, enc))
 }
 
 fn respond_one<T: ProtoItem>(
@@ -741,7 +741,7 @@ fn list_nodes(state: &ApiState, ctx: &Ctx, version: MetricsVersion) -> Response<
             .observe_freshness(age_seconds(now, item.usage.timestamp_ns));
     }
     items.sort_by(|a, b| a.meta.name.cmp(&b.meta.name));
-    respond_list(ctx, &items, created(now, &text), n)
+    respond_list(ctx, items, created(now, &text), n)
 }
 
 fn get_node(state: &ApiState, ctx: &Ctx, version: MetricsVersion, name: &str) -> Response<Body> {
@@ -830,7 +830,7 @@ fn list_pods(
         CmpOrdering::Equal => a.meta.name.cmp(&b.meta.name),
         o => o,
     });
-    respond_list(ctx, &items, created(now, &text), n)
+    respond_list(ctx, items, created(now, &text), n)
 }
 
 fn get_pod(

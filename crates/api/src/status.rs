@@ -184,7 +184,15 @@ impl Status {
 
 /// A response with `Content-Type: application/json`.
 pub(crate) fn json_response(code: u16, body: Vec<u8>) -> http::Response<axum::body::Body> {
-    let mut resp = http::Response::new(axum::body::Body::from(Bytes::from(body)));
+    json_body_response(code, axum::body::Body::from(Bytes::from(body)))
+}
+
+/// [`json_response`] for a body that may be streamed.
+pub(crate) fn json_body_response(
+    code: u16,
+    body: axum::body::Body,
+) -> http::Response<axum::body::Body> {
+    let mut resp = http::Response::new(body);
     *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1356,3 +1356,65 @@ fn thirty_thousand_pods_encode_to_one_valid_list() {
     // Generous even for unoptimized builds on a loaded machine.
     assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
 }
+
+/// A list big enough to be streamed in pieces gives the same bytes as the
+/// one-buffer encoder, for JSON (v1 and v1beta1, compact and pretty) and
+/// YAML, and the streamed form announces no length.
+#[tokio::test]
+async fn big_pod_lists_stream_the_same_bytes() {
+    use http_body::Body as _;
+    use metrics_server_api::{PodItem, encode_pod_metrics_list};
+    use tower::ServiceExt as _;
+
+    let ts = secs(SAMPLE);
+    let mut cluster = StaticCluster::default();
+    let mut metrics = FakeMetrics {
+        ready: true,
+        ..FakeMetrics::default()
+    };
+    let mut items = Vec::new();
+    for i in 0..3_000 {
+        let ns = format!("ns-{}", i % 7);
+        let name = format!("pod-{i:05}<&>\u{2028}");
+        let meta = pod(&ns, &name, &[("app", "w\u{1}\"eb"), ("h", "é")]);
+        let u = pod_usage(ts, 15_004_000_000, &[("app", 7_338_891 + i, 12_533_760)]);
+        cluster.pods.push(meta.clone());
+        metrics.pods.insert((ns, name), u.clone());
+        items.push(PodItem { meta, usage: u });
+    }
+    items.sort_by(|a, b| (&a.meta.namespace, &a.meta.name).cmp(&(&b.meta.namespace, &b.meta.name)));
+    let h = harness_with(cluster, metrics, ApiConfig::default());
+    let created = metrics_server_core::format_rfc3339_seconds(secs(NOW));
+    for version in [MetricsVersion::V1, MetricsVersion::V1beta1] {
+        let uri = format!("/apis/metrics.k8s.io/{}/pods", version.as_str());
+        let resp = match h.app.clone().oneshot(get(&uri)).await {
+            Ok(r) => r,
+            Err(e) => match e {},
+        };
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["content-type"], "application/json");
+        assert_eq!(resp.body().size_hint().exact(), None, "streamed");
+        let body = send(&h.app, get(&uri)).await;
+        let want = encode_pod_metrics_list(&items, &created, version);
+        assert!(body.bytes == want, "streamed list differs from the encoder");
+
+        // Pretty and YAML still take the one-buffer paths and agree with it.
+        let pretty = send(&h.app, get(&format!("{uri}?pretty=true"))).await;
+        assert_eq!(json(&pretty.body), json(&body.body));
+        let yaml = send(&h.app, get_with(&uri, &[("accept", "application/yaml")])).await;
+        assert_eq!(yaml.status, StatusCode::OK);
+        assert!(yaml.body.starts_with("apiVersion: metrics.k8s.io/"));
+    }
+    // A small list is one buffer of known length.
+    let small = harness();
+    let resp = match small
+        .app
+        .clone()
+        .oneshot(get("/apis/metrics.k8s.io/v1beta1/pods"))
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => match e {},
+    };
+    assert!(resp.body().size_hint().exact().is_some());
+}

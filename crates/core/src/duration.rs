@@ -20,13 +20,24 @@ pub fn format_duration(nanos: i64) -> String {
     GoDuration(nanos).to_string()
 }
 
+/// Room for any formatted duration (the largest, "-2562047h47m16.854775808s",
+/// is 25 bytes).
+pub const DURATION_TEXT_LEN: usize = 32;
+
+impl GoDuration {
+    /// Formats into `buf` without allocating and returns the UTF-8 text
+    /// `Display` writes (ASCII and the two-byte micro sign), as bytes.
+    pub fn format_into(self, buf: &mut [u8; DURATION_TEXT_LEN]) -> &[u8] {
+        let start = format_into(self.0, buf);
+        &buf[start..]
+    }
+}
+
 impl fmt::Display for GoDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Largest output is "-2562047h47m16.854775808s" (25 bytes).
-        let mut buf = [0u8; 32];
-        let start = format_into(self.0, &mut buf);
-        // Only ASCII and the two-byte micro sign are ever written.
-        f.write_str(std::str::from_utf8(&buf[start..]).map_err(|_| fmt::Error)?)
+        let mut buf = [0; DURATION_TEXT_LEN];
+        let text = self.format_into(&mut buf);
+        f.write_str(std::str::from_utf8(text).map_err(|_| fmt::Error)?)
     }
 }
 

@@ -37,17 +37,18 @@ pub mod selector;
 pub mod store;
 pub mod timefmt;
 
-pub use duration::{DurationError, GoDuration, format_duration, parse_duration};
+pub use duration::{DURATION_TEXT_LEN, DurationError, GoDuration, format_duration, parse_duration};
 pub use exposition::{
     DecodeError, LineError, LineErrorKind, NodeScrape, ParseOutcome, PodScrape, decode_node,
     parse_exposition,
 };
 pub use quantity::{
-    Bytes, Nanocores, Quantity, QuantityError, format_cpu_nanocores, format_memory_bytes,
+    Bytes, Nanocores, QUANTITY_TEXT_LEN, Quantity, QuantityError, format_cpu_nanocores,
+    format_memory_bytes,
 };
 pub use rate::{MetricsPoint, RateError, ResourceUsage, resource_usage};
 pub use selector::{FieldSelector, FieldSelectorError, LabelSelector, LabelSelectorError, Labels};
 pub use store::{
     ApplyStats, Batch, ContainerUsage, PodUsage, SharedSnapshot, Snapshot, Store, TickBuilder,
 };
-pub use timefmt::{Rfc3339Seconds, format_rfc3339_seconds};
+pub use timefmt::{RFC3339_TEXT_LEN, Rfc3339Seconds, format_rfc3339_seconds};

@@ -46,59 +46,82 @@ pub fn format_memory_bytes(bytes: u64) -> String {
     Bytes(bytes).to_string()
 }
 
+/// Room for the longest formatted quantity: 20 digits and a two-byte suffix.
+pub const QUANTITY_TEXT_LEN: usize = 24;
+
+impl Nanocores {
+    /// Formats into `buf` without allocating and returns the ASCII text
+    /// `Display` writes, as bytes: for serializers of millions of values.
+    pub fn format_into(self, buf: &mut [u8; QUANTITY_TEXT_LEN]) -> &[u8] {
+        let (mantissa, scale) = if self.0 > i64::MAX as u64 {
+            (self.0 / 10, -8)
+        } else {
+            (self.0, -9)
+        };
+        let start = decimal_si_into(buf, mantissa, scale);
+        &buf[start..]
+    }
+}
+
+impl Bytes {
+    /// Formats into `buf` without allocating and returns the ASCII text
+    /// `Display` writes, as bytes.
+    pub fn format_into(self, buf: &mut [u8; QUANTITY_TEXT_LEN]) -> &[u8] {
+        // uint64Quantity: above i64::MAX the quantity becomes (v/10) x 10^1.
+        let value = if self.0 > i64::MAX as u64 {
+            self.0 / 10 * 10
+        } else {
+            self.0
+        };
+        // CanonicalizeBytes: BinarySI values with |v| < 1024 are shown as
+        // DecimalSI, "to avoid rounding and hopefully confusion".
+        if value < 1024 {
+            let start = decimal_si_into(buf, value, 0);
+            return &buf[start..];
+        }
+        let (mut amount, mut exponent) = (value, 0usize);
+        while amount >= 1024 && amount % 1024 == 0 {
+            amount /= 1024;
+            exponent += 1;
+        }
+        // Exponents above 6 cannot happen for u64 (Go would print no suffix).
+        let suffix: &[u8] = [b"" as &[u8], b"Ki", b"Mi", b"Gi", b"Ti", b"Pi", b"Ei"]
+            .get(exponent)
+            .copied()
+            .unwrap_or(b"");
+        let start = digits_before(buf, QUANTITY_TEXT_LEN - suffix.len(), amount);
+        buf[QUANTITY_TEXT_LEN - suffix.len()..].copy_from_slice(suffix);
+        &buf[start..]
+    }
+}
+
 impl fmt::Display for Nanocores {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (mantissa, scale) = if self.0 > i64::MAX as u64 {
-            (u128::from(self.0 / 10), -8)
-        } else {
-            (u128::from(self.0), -9)
-        };
-        write_decimal_si(f, mantissa, scale)
+        f.write_str(ascii(self.format_into(&mut [0; QUANTITY_TEXT_LEN])))
     }
 }
 
 impl fmt::Display for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // uint64Quantity: above i64::MAX the quantity becomes (v/10) x 10^1.
-        let value = if self.0 > i64::MAX as u64 {
-            u128::from(self.0 / 10) * 10
-        } else {
-            u128::from(self.0)
-        };
-        if value == 0 {
-            return f.write_str("0");
-        }
-        // CanonicalizeBytes: BinarySI values with |v| < 1024 are shown as
-        // DecimalSI, "to avoid rounding and hopefully confusion".
-        if value < 1024 {
-            return write_decimal_si(f, value, 0);
-        }
-        let (mut amount, mut exponent) = (value, 0u32);
-        while amount >= 1024 && amount % 1024 == 0 {
-            amount /= 1024;
-            exponent += 1;
-        }
-        let suffix = match exponent {
-            0 => "",
-            1 => "Ki",
-            2 => "Mi",
-            3 => "Gi",
-            4 => "Ti",
-            5 => "Pi",
-            6 => "Ei",
-            // Go finds no suffix and prints the bare number; unreachable for u64.
-            _ => "",
-        };
-        write!(f, "{amount}{suffix}")
+        f.write_str(ascii(self.format_into(&mut [0; QUANTITY_TEXT_LEN])))
     }
+}
+
+/// The formatters only write ASCII.
+fn ascii(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or("")
 }
 
 /// apimachinery `int64Amount.AsCanonicalBytes` + the DecimalSI suffixer:
 /// strip trailing zeros into the exponent, lower the exponent to a multiple of
-/// three, then map it to a suffix.
-fn write_decimal_si(f: &mut fmt::Formatter<'_>, mantissa: u128, scale: i32) -> fmt::Result {
+/// three, then map it to a suffix. Writes right-aligned; returns the start.
+/// Every caller's mantissa stays below 2^64 after the x10 / x100 step: it
+/// only happens when at least one (two) zeros were stripped, or for the
+/// `u64 / 10` mantissa at scale -8.
+fn decimal_si_into(buf: &mut [u8; QUANTITY_TEXT_LEN], mantissa: u64, scale: i32) -> usize {
     if mantissa == 0 {
-        return f.write_str("0");
+        buf[QUANTITY_TEXT_LEN - 1] = b'0';
+        return QUANTITY_TEXT_LEN - 1;
     }
     let (mut amount, mut exponent) = (mantissa, scale);
     while amount >= 10 && amount % 10 == 0 {
@@ -107,16 +130,46 @@ fn write_decimal_si(f: &mut fmt::Formatter<'_>, mantissa: u128, scale: i32) -> f
     }
     match exponent.rem_euclid(3) {
         1 => {
-            amount *= 10;
+            amount = amount.saturating_mul(10);
             exponent -= 1;
         }
         2 => {
-            amount *= 100;
+            amount = amount.saturating_mul(100);
             exponent -= 2;
         }
         _ => {}
     }
-    write!(f, "{amount}{}", decimal_suffix(exponent))
+    let suffix = decimal_suffix(exponent).as_bytes();
+    let end = QUANTITY_TEXT_LEN - suffix.len();
+    buf[end..].copy_from_slice(suffix);
+    digits_before(buf, end, amount)
+}
+
+const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// Writes `v` in decimal so that it ends right before `end`; returns the
+/// start. `end` must leave room for 20 digits.
+pub(crate) fn digits_before(buf: &mut [u8], end: usize, mut v: u64) -> usize {
+    let mut w = end;
+    while v >= 100 {
+        let pair = (v % 100) as usize * 2;
+        v /= 100;
+        w -= 2;
+        buf[w..w + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if v >= 10 {
+        let pair = v as usize * 2;
+        w -= 2;
+        buf[w..w + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
+        w -= 1;
+        buf[w] = b'0' + v as u8;
+    }
+    w
 }
 
 fn decimal_suffix(exponent: i32) -> &'static str {

@@ -17,20 +17,53 @@ pub fn format_rfc3339_seconds(unix_nanos: i64) -> String {
     Rfc3339Seconds(unix_nanos).to_string()
 }
 
-impl fmt::Display for Rfc3339Seconds {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// Room for any formatted timestamp (`-292277026596-12-04T15:30:07Z` is 28).
+pub const RFC3339_TEXT_LEN: usize = 32;
+
+impl Rfc3339Seconds {
+    /// Formats into `buf` without allocating and returns the ASCII text
+    /// `Display` writes, as bytes: for serializers of millions of values.
+    pub fn format_into(self, buf: &mut [u8; RFC3339_TEXT_LEN]) -> &[u8] {
         // Floor so that times before 1970 truncate like Go's Time.Unix().
         let secs = self.0.div_euclid(1_000_000_000);
         let days = secs.div_euclid(86_400);
-        let rem = secs.rem_euclid(86_400);
+        let rem = secs.rem_euclid(86_400) as u32;
         let (y, m, d) = civil_from_days(days);
         let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
-        if y < 0 {
-            write!(f, "-{:04}", -y)?;
-        } else {
-            write!(f, "{y:04}")?;
+        // Fixed part "-MM-DDTHH:MM:SSZ" (16 bytes) at the end, year before it.
+        let end = RFC3339_TEXT_LEN;
+        let tail = &mut buf[end - 16..];
+        tail.copy_from_slice(b"-00-00T00:00:00Z");
+        for (at, v) in [(1, m), (4, d), (7, hh), (10, mm), (13, ss)] {
+            tail[at] = b'0' + (v / 10) as u8;
+            tail[at + 1] = b'0' + (v % 10) as u8;
         }
-        write!(f, "-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+        // Years print with at least four digits, like Go's %04d.
+        let mut w = end - 16;
+        let mut year = y.unsigned_abs();
+        for _ in 0..4 {
+            w -= 1;
+            buf[w] = b'0' + (year % 10) as u8;
+            year /= 10;
+        }
+        while year > 0 {
+            w -= 1;
+            buf[w] = b'0' + (year % 10) as u8;
+            year /= 10;
+        }
+        if y < 0 {
+            w -= 1;
+            buf[w] = b'-';
+        }
+        &buf[w..]
+    }
+}
+
+impl fmt::Display for Rfc3339Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0; RFC3339_TEXT_LEN];
+        let text = self.format_into(&mut buf);
+        f.write_str(std::str::from_utf8(text).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -79,6 +112,47 @@ mod tests {
             format_rfc3339_seconds(951_782_400 * 1_000_000_000),
             "2000-02-29T00:00:00Z"
         );
+    }
+
+    /// The formatter writes digits by hand; `format!` with Go's `%04d`
+    /// layout is the reference, over the whole i64 range.
+    #[test]
+    fn format_into_matches_a_format_reference() {
+        let reference = |ns: i64| {
+            let secs = ns.div_euclid(1_000_000_000);
+            let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+            let rem = secs.rem_euclid(86_400);
+            let year = if y < 0 {
+                format!("-{:04}", -y)
+            } else {
+                format!("{y:04}")
+            };
+            format!(
+                "{year}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+                rem / 3600,
+                rem % 3600 / 60,
+                rem % 60
+            )
+        };
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut buf = [0; RFC3339_TEXT_LEN];
+        for i in 0..20_000i64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            for ns in [x as i64, i * 86_399_999_999_917, -i * 3_600_000_000_007] {
+                assert_eq!(
+                    Rfc3339Seconds(ns).format_into(&mut buf),
+                    reference(ns).as_bytes()
+                );
+            }
+        }
+        for ns in [i64::MIN, i64::MAX, 0, -1, 1] {
+            assert_eq!(
+                Rfc3339Seconds(ns).format_into(&mut buf),
+                reference(ns).as_bytes()
+            );
+        }
     }
 
     #[test]
