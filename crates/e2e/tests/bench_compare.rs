@@ -848,12 +848,11 @@ fn publish(s: &Settings, r: &Report) -> Result<()> {
             .flatten()
             .map_or("never".to_owned(), |c| format!("{c:.0} s"))
     };
+    let others = other.map_or(String::new(), |name| format!(", {name} {}", cov(1)));
     text.push_str(&format!(
-        "\nsetup (nodes + pods) {:.0} s; every pod served after ours {}, {} {}; fleet answered {} scrapes, {:.1} MiB\n",
+        "\nsetup (nodes + pods) {:.0} s; every pod served after ours {}{others}; fleet answered {} scrapes, {:.1} MiB\n",
         r.setup_s,
         cov(0),
-        other.unwrap_or("no other server"),
-        cov(1),
         r.fleet_requests,
         r.fleet_bytes as f64 / 1048576.0
     ));
