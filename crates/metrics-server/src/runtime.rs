@@ -35,7 +35,9 @@ use metrics_server_auth::{
     TokenReviewer,
 };
 use metrics_server_k8s::KubeletCredentialFlags;
-use metrics_server_kubelet::{AddressConfig, KubeletClient, Scraper, ScraperConfig};
+use metrics_server_kubelet::{
+    AddressConfig, KubeletClient, KubeletClientConfig, Scraper, ScraperConfig,
+};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -237,17 +239,28 @@ async fn cluster_clients(
         },
     )
     .map_err(startup)?;
-    kubelet_config.user_agent = user_agent();
-    kubelet_config.request_timeout = std_duration(kubelet.request_timeout);
-    kubelet_config.max_body_bytes = validated.limits.kubelet_max_body_bytes;
-    kubelet_config.pool_idle_timeout = kubelet_config
-        .pool_idle_timeout
-        .max(resolution + Duration::from_secs(30));
+    apply_kubelet_flags(&mut kubelet_config, kubelet, validated, resolution);
     let kubelet_client = KubeletClient::new(&kubelet_config)
         .map_err(|e| startup(anyhow!("unable to create the kubelet client: {e}")))?;
     let url = kube_config.cluster_url.to_string();
     let client = metrics_server_k8s::client(kube_config).map_err(startup)?;
     Ok((ApiServer { client, url }, kubelet_client))
+}
+
+/// What the flags set on the kubelet client, over the kubeconfig's credentials. Kept apart from
+/// `cluster_clients` so a test can check it without a kubeconfig.
+fn apply_kubelet_flags(
+    config: &mut KubeletClientConfig,
+    kubelet: &KubeletFlags,
+    validated: &Validated,
+    resolution: Duration,
+) {
+    config.user_agent = user_agent();
+    config.request_timeout = std_duration(kubelet.request_timeout);
+    config.max_body_bytes = validated.limits.kubelet_max_body_bytes;
+    config.pool_idle_timeout = config
+        .pool_idle_timeout
+        .max(resolution + Duration::from_secs(30));
 }
 
 /// The scraper of the kubelets; with `--kubelet-node-proxy-fallback`, nodes whose kubelet
