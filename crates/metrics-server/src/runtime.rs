@@ -261,6 +261,13 @@ fn apply_kubelet_flags(
     config.pool_idle_timeout = config
         .pool_idle_timeout
         .max(resolution + Duration::from_secs(30));
+    config.keep_alive = kubelet.keep_alive;
+    if !kubelet.keep_alive {
+        // Unusual enough to say once: it trades CPU on both ends for memory here.
+        tracing::info!(
+            "Kubelet connections are closed after each response (--kubelet-keep-alive=false)"
+        );
+    }
 }
 
 /// The scraper of the kubelets; with `--kubelet-node-proxy-fallback`, nodes whose kubelet
@@ -518,6 +525,36 @@ mod tests {
             "connection refused".into()
         )));
         assert!(!is_transient(&kube::Error::TlsRequired));
+    }
+
+    /// The kubelet client config `run` builds from a command line, on a plain base.
+    fn kubelet_config_for(args: &[&str]) -> KubeletClientConfig {
+        let Ok(crate::flags::Command::Run(args)) = crate::flags::parse(args.iter().copied()) else {
+            panic!("{args:?} should parse");
+        };
+        let validated = args.validate().expect("valid flags");
+        let flags = RunFlags::from_args(*args);
+        let resolution = std_duration(flags.metric_resolution);
+        let mut config = KubeletClientConfig::new(metrics_server_kubelet::Transport::Http);
+        apply_kubelet_flags(&mut config, &flags.kubelet, &validated, resolution);
+        config
+    }
+
+    #[test]
+    fn kubelet_keep_alive_reaches_the_kubelet_client_config() {
+        assert!(kubelet_config_for(&[]).keep_alive);
+        assert!(kubelet_config_for(&["--kubelet-keep-alive=true"]).keep_alive);
+        let closing = kubelet_config_for(&["--kubelet-keep-alive=false"]);
+        assert!(!closing.keep_alive);
+        // The other kubelet settings are unchanged by it.
+        let kept = kubelet_config_for(&[]);
+        assert_eq!(
+            KubeletClientConfig {
+                keep_alive: true,
+                ..closing
+            },
+            kept
+        );
     }
 
     #[test]
