@@ -204,6 +204,8 @@ static SPECS: &[Spec] = &[
     f("kubelet-max-body-bytes", Int),
     f("authentication-token-cache-size", Int),
     f("authorization-cache-size", Int),
+    // Our own kubelet connection trade-off.
+    f("kubelet-keep-alive", Bool),
     // Our own diagnosis features.
     f("kubelet-node-proxy-fallback", Bool),
     f("node-scrape-events", Bool),
@@ -494,6 +496,10 @@ pub struct Args {
     pub authentication_token_cache_size: i64,
     /// `--authorization-cache-size`.
     pub authorization_cache_size: i64,
+    // --- our own kubelet connection trade-off ---
+    /// `--kubelet-keep-alive`: keep one connection per kubelet for the next scrape (memory),
+    /// or close it after each response (a resumed TLS handshake per node and scrape).
+    pub kubelet_keep_alive: bool,
     // --- our own diagnosis features ---
     /// `--kubelet-node-proxy-fallback`: scrape nodes whose kubelet port is unreachable through
     /// kube-apiserver's node proxy.
@@ -592,6 +598,7 @@ impl Default for Args {
             kubelet_max_body_bytes: as_i64(DEFAULT_MAX_BODY_BYTES),
             authentication_token_cache_size: DEFAULT_AUTH_CACHE_SIZE,
             authorization_cache_size: DEFAULT_AUTH_CACHE_SIZE,
+            kubelet_keep_alive: true,
             kubelet_node_proxy_fallback: false,
             node_scrape_events: false,
             served_metrics_versions: vec!["v1".to_owned(), "v1beta1".to_owned()],
@@ -927,6 +934,7 @@ impl Args {
             }
             "kubelet-insecure-tls" => self.kubelet_insecure_tls = b,
             "kubelet-use-node-status-port" => self.kubelet_use_node_status_port = b,
+            "kubelet-keep-alive" => self.kubelet_keep_alive = b,
             "kubelet-node-proxy-fallback" => self.kubelet_node_proxy_fallback = b,
             "node-scrape-events" => self.node_scrape_events = b,
             "disable-http2-serving" => self.disable_http2_serving = b,

@@ -35,7 +35,9 @@ use metrics_server_auth::{
     TokenReviewer,
 };
 use metrics_server_k8s::KubeletCredentialFlags;
-use metrics_server_kubelet::{AddressConfig, KubeletClient, Scraper, ScraperConfig};
+use metrics_server_kubelet::{
+    AddressConfig, KubeletClient, KubeletClientConfig, Scraper, ScraperConfig,
+};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -237,17 +239,35 @@ async fn cluster_clients(
         },
     )
     .map_err(startup)?;
-    kubelet_config.user_agent = user_agent();
-    kubelet_config.request_timeout = std_duration(kubelet.request_timeout);
-    kubelet_config.max_body_bytes = validated.limits.kubelet_max_body_bytes;
-    kubelet_config.pool_idle_timeout = kubelet_config
-        .pool_idle_timeout
-        .max(resolution + Duration::from_secs(30));
+    apply_kubelet_flags(&mut kubelet_config, kubelet, validated, resolution);
     let kubelet_client = KubeletClient::new(&kubelet_config)
         .map_err(|e| startup(anyhow!("unable to create the kubelet client: {e}")))?;
     let url = kube_config.cluster_url.to_string();
     let client = metrics_server_k8s::client(kube_config).map_err(startup)?;
     Ok((ApiServer { client, url }, kubelet_client))
+}
+
+/// What the flags set on the kubelet client, over the kubeconfig's credentials. Kept apart from
+/// `cluster_clients` so a test can check it without a kubeconfig.
+fn apply_kubelet_flags(
+    config: &mut KubeletClientConfig,
+    kubelet: &KubeletFlags,
+    validated: &Validated,
+    resolution: Duration,
+) {
+    config.user_agent = user_agent();
+    config.request_timeout = std_duration(kubelet.request_timeout);
+    config.max_body_bytes = validated.limits.kubelet_max_body_bytes;
+    config.pool_idle_timeout = config
+        .pool_idle_timeout
+        .max(resolution + Duration::from_secs(30));
+    config.keep_alive = kubelet.keep_alive;
+    if !kubelet.keep_alive {
+        // Unusual enough to say once: it trades CPU on both ends for memory here.
+        tracing::info!(
+            "Kubelet connections are closed after each response (--kubelet-keep-alive=false)"
+        );
+    }
 }
 
 /// The scraper of the kubelets; with `--kubelet-node-proxy-fallback`, nodes whose kubelet
@@ -505,6 +525,36 @@ mod tests {
             "connection refused".into()
         )));
         assert!(!is_transient(&kube::Error::TlsRequired));
+    }
+
+    /// The kubelet client config `run` builds from a command line, on a plain base.
+    fn kubelet_config_for(args: &[&str]) -> KubeletClientConfig {
+        let Ok(crate::flags::Command::Run(args)) = crate::flags::parse(args.iter().copied()) else {
+            panic!("{args:?} should parse");
+        };
+        let validated = args.validate().expect("valid flags");
+        let flags = RunFlags::from_args(*args);
+        let resolution = std_duration(flags.metric_resolution);
+        let mut config = KubeletClientConfig::new(metrics_server_kubelet::Transport::Http);
+        apply_kubelet_flags(&mut config, &flags.kubelet, &validated, resolution);
+        config
+    }
+
+    #[test]
+    fn kubelet_keep_alive_reaches_the_kubelet_client_config() {
+        assert!(kubelet_config_for(&[]).keep_alive);
+        assert!(kubelet_config_for(&["--kubelet-keep-alive=true"]).keep_alive);
+        let closing = kubelet_config_for(&["--kubelet-keep-alive=false"]);
+        assert!(!closing.keep_alive);
+        // The other kubelet settings are unchanged by it.
+        let kept = kubelet_config_for(&[]);
+        assert_eq!(
+            KubeletClientConfig {
+                keep_alive: true,
+                ..closing
+            },
+            kept
+        );
     }
 
     #[test]

@@ -534,6 +534,7 @@ fn the_help_keeps_upstreams_sections_in_order_and_ours_last() {
             "kubelet-max-body-bytes",
             "authentication-token-cache-size",
             "authorization-cache-size",
+            "kubelet-keep-alive",
             "kubelet-node-proxy-fallback",
             "node-scrape-events",
             "served-metrics-versions",
@@ -786,6 +787,30 @@ fn limit_flags_must_be_positive_and_errors_name_the_flag() {
     assert!(
         validate_err(&["--kubelet-max-body-bytes=0", "--metric-resolution=1s"])
             .starts_with("metric-resolution should be")
+    );
+}
+
+// === Our own kubelet connection switch ===
+
+#[test]
+fn kubelet_keep_alive_defaults_to_on_and_parses_as_a_bool() {
+    assert!(run(&[]).kubelet_keep_alive);
+    assert!(run(&["--kubelet-keep-alive"]).kubelet_keep_alive);
+    assert!(!run(&["--kubelet-keep-alive=false"]).kubelet_keep_alive);
+    assert!(!run(&["--kubelet-keep-alive=0"]).kubelet_keep_alive);
+    // Like any pflag bool, a separate `false` is a positional argument, not the value.
+    let a = run(&["--kubelet-keep-alive", "false"]);
+    assert!(a.kubelet_keep_alive);
+    assert_eq!(a.positionals, ["false"]);
+    assert_eq!(
+        parse_err(&["--kubelet-keep-alive=sometimes"]),
+        r#"invalid argument "sometimes" for "--kubelet-keep-alive" flag: strconv.ParseBool: parsing "sometimes": invalid syntax"#
+    );
+    // An honoured flag: never reported as ignored.
+    assert!(
+        run(&["--kubelet-keep-alive=false"])
+            .ignored_flags()
+            .is_empty()
     );
 }
 

@@ -144,6 +144,8 @@ pub(super) struct KubeletFlags {
     pub(super) use_node_status_port: bool,
     /// `--kubelet-node-proxy-fallback`.
     pub(super) node_proxy_fallback: bool,
+    /// `--kubelet-keep-alive`.
+    pub(super) keep_alive: bool,
 }
 
 impl RunFlags {
@@ -198,6 +200,7 @@ impl RunFlags {
             authorization_webhook_cache_authorized_ttl: flags.authz.authorized_ttl,
             authorization_webhook_cache_unauthorized_ttl: flags.authz.unauthorized_ttl,
             kubelet_node_proxy_fallback: flags.kubelet.node_proxy_fallback,
+            kubelet_keep_alive: flags.kubelet.keep_alive,
             node_scrape_events: flags.node_scrape_events,
             shard: flags.shard,
             ignored: flags.ignored,
