@@ -329,7 +329,7 @@ impl PodCursor<'_> {
             // Out of order (or repeated): the key lies behind the cursor.
             pods.get(..pos).map(|behind| behind.binary_search_by(cmp))
         } else {
-            // Gallop from the cursor: probes at pos, pos+1, pos+3, pos+7, ...
+            // Gallop from the cursor: probes at pos, pos+2, pos+6, pos+14, ...
             // until one is not less than the key, then search the last gap.
             let mut lo = pos;
             let mut step = 1;
@@ -347,7 +347,7 @@ impl PodCursor<'_> {
             };
             pods.get(lo..hi).map(|gap| match gap.binary_search_by(cmp) {
                 Ok(i) => Ok(lo + i),
-                Err(i) if lo + i == hi && at_hi.is_some_and(|o| o.is_eq()) => Ok(hi),
+                Err(i) if lo + i == hi && at_hi == Some(std::cmp::Ordering::Equal) => Ok(hi),
                 Err(i) => Err(lo + i),
             })
         };
