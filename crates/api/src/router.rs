@@ -798,14 +798,13 @@ fn list_pods(
         return ctx.error(Status::method_not_supported(GROUP, "pods", "watch"));
     }
     let filter = |l: &LabelMap| sel.labels.matches(l);
-    let pods = match state.cluster.list_pods(namespace, &filter) {
+    let mut pods = match state.cluster.list_pods(namespace, &filter) {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(error = %e, labelSelector = %sel.labels, namespace = namespace.unwrap_or(""), "Failed listing pods");
             return ctx.error(Status::internal(format!("failed listing pods: {e}")));
         }
     };
-    let mut pods = pods;
     pods.retain(|p| {
         sel.fields.matches(&[
             ("metadata.name", p.name.as_str()),

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::cluster::PodMeta;
 use arc_swap::ArcSwap;
 use metrics_server_core::{PodUsage, ResourceUsage, SharedSnapshot, Snapshot};
+
+use crate::cluster::PodMeta;
 
 /// One consistent read view (a snapshot) for the duration of a request.
 pub trait MetricsView: Send + Sync {
