@@ -10,7 +10,9 @@
 //! `sorted` (namespace, then name).
 //!
 //! `cargo bench -p metrics-server-api --bench list_pods`; on a busy machine
-//! `LIST_CPU_BATCHES=<n>` times batches by on-CPU time instead of divan.
+//! `LIST_CPU_BATCHES=<n>` times batches by on-CPU time instead of divan;
+//! `LIST_ONLY=<text>` keeps only the rows whose name contains it (for
+//! profiling one case).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -226,10 +228,15 @@ fn thread_cpu_ns() -> Option<u64> {
 /// figure of the best and the median batch.
 #[allow(clippy::print_stdout)]
 fn cpu_time_report(n: u32) {
+    let only = std::env::var("LIST_ONLY").unwrap_or_default();
     for order in ORDERS {
         let setup = Setup::new(order);
         for (name, uri) in CASES {
             for drain in [false, true] {
+                let what = if drain { "full" } else { "handler" };
+                if !format!("{order:?}/{name}/{what}").contains(&only) {
+                    continue;
+                }
                 let t0 = std::time::Instant::now();
                 let bytes = black_box(setup.call(uri, true));
                 let once = t0.elapsed().as_secs_f64().max(1e-4);
@@ -248,7 +255,6 @@ fn cpu_time_report(n: u32) {
                     println!("{name}: no CPU time available");
                     continue;
                 };
-                let what = if drain { "full" } else { "handler" };
                 println!(
                     "{order:?}/{name}/{what}: on-CPU per call, best batch {:.3} ms, median batch {:.3} ms; {} batches of {per_batch}; body {bytes} bytes",
                     min / 1e6,

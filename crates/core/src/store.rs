@@ -21,6 +21,7 @@
 //!   └─ containers: [ContainerSlot{name, last, prev?}] ← pod.range, sorted by name
 //! ```
 
+use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::Arc;
@@ -298,8 +299,8 @@ fn pod_usage(pod: &PodSlot, containers: &[ContainerSlot]) -> Option<PodUsage> {
 /// Forward-moving pod lookups in a [`Snapshot`] (see [`Snapshot::pod_cursor`]).
 ///
 /// Each lookup starts where the previous one ended, so keys asked for in
-/// `(namespace, name)` order cost one or two compares each rather than a
-/// binary search over all pods. A key behind the cursor is still found (by
+/// `(namespace, name)` order cost one compare each when stored (two when
+/// not) rather than a binary search over all pods. A key behind the cursor is still found (by
 /// a binary search over the part behind it), so any order gives the same
 /// answers.
 #[derive(Clone, Debug)]
@@ -314,7 +315,7 @@ impl PodCursor<'_> {
     pub fn pod_metrics(&mut self, namespace: &str, name: &str) -> Option<PodUsage> {
         let snap = self.snapshot;
         let i = self.seek(namespace, name)?;
-        let pod = &snap.pods[i];
+        let pod = snap.pods.get(i)?;
         let r = pod.containers.start as usize..pod.containers.end as usize;
         pod_usage(pod, snap.containers.get(r)?)
     }
@@ -325,33 +326,19 @@ impl PodCursor<'_> {
         let pods = &self.snapshot.pods;
         let cmp = |p: &PodSlot| (&*p.namespace, &*p.name).cmp(&(namespace, name));
         let pos = self.pos.min(pods.len());
-        let found = if pos > 0 && pods.get(pos - 1).is_some_and(|p| cmp(p).is_ge()) {
-            // Out of order (or repeated): the key lies behind the cursor.
-            pods.get(..pos).map(|behind| behind.binary_search_by(cmp))
-        } else {
-            // Gallop from the cursor: probes at pos, pos+2, pos+6, pos+14, ...
-            // until one is not less than the key, then search the last gap.
-            let mut lo = pos;
-            let mut step = 1;
-            let (hi, at_hi) = loop {
-                let probe = lo.saturating_add(step - 1);
-                let Some(p) = pods.get(probe) else {
-                    break (pods.len(), None);
-                };
-                let o = cmp(p);
-                if o.is_ge() {
-                    break (probe, Some(o));
-                }
-                lo = probe + 1;
-                step = step.saturating_mul(2);
-            };
-            pods.get(lo..hi).map(|gap| match gap.binary_search_by(cmp) {
-                Ok(i) => Ok(lo + i),
-                Err(i) if lo + i == hi && at_hi == Some(std::cmp::Ordering::Equal) => Ok(hi),
-                Err(i) => Err(lo + i),
-            })
+        // Keys asked in stored order are usually the slot at the cursor: one
+        // compare. Equal is an answer whichever way the keys run.
+        let found = match pods.get(pos).map(cmp) {
+            Some(Ordering::Equal) => Ok(pos),
+            Some(Ordering::Less) => gallop(pods, pos + 1, cmp)?,
+            // Not after the cursor: absent just before it, or behind it (keys
+            // out of order or repeated).
+            Some(Ordering::Greater) | None => match pos.checked_sub(1).and_then(|i| pods.get(i)) {
+                Some(p) if cmp(p).is_ge() => pods.get(..pos)?.binary_search_by(cmp),
+                _ => Err(pos),
+            },
         };
-        match found? {
+        match found {
             Ok(i) => {
                 self.pos = i + 1;
                 Some(i)
@@ -362,6 +349,35 @@ impl PodCursor<'_> {
             }
         }
     }
+}
+
+/// Binary search of `pods` for the key `cmp` compares with, knowing every
+/// slot before `lo` is less than it: probes `lo`, `lo + 2`, `lo + 6`,
+/// `lo + 14`, ... until one is not less, then searches the last gap. Costs
+/// about twice the log of the distance moved rather than of the length.
+fn gallop(
+    pods: &[PodSlot],
+    mut lo: usize,
+    cmp: impl Fn(&PodSlot) -> Ordering,
+) -> Option<Result<usize, usize>> {
+    let mut step = 1usize;
+    let (hi, at_hi) = loop {
+        let probe = lo.saturating_add(step - 1);
+        let Some(p) = pods.get(probe) else {
+            break (pods.len(), None);
+        };
+        let o = cmp(p);
+        if o.is_ge() {
+            break (probe, Some(o));
+        }
+        lo = probe + 1;
+        step = step.saturating_mul(2);
+    };
+    Some(match pods.get(lo..hi)?.binary_search_by(&cmp) {
+        Ok(i) => Ok(lo + i),
+        Err(i) if lo + i == hi && at_hi == Some(Ordering::Equal) => Ok(hi),
+        Err(i) => Err(lo + i),
+    })
 }
 
 // === store ===
