@@ -2,7 +2,7 @@
 //! web services for `/apis`, `/apis/metrics.k8s.io[/...]` and `/version`,
 //! a plain path mux for everything else (probes, `/metrics`, OpenAPI, `/`).
 
-use std::cmp::Ordering as CmpOrdering;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -12,7 +12,7 @@ use http::{HeaderValue, Method, Response, StatusCode, header};
 use metrics_server_core::{FieldSelector, LabelSelector};
 
 use crate::attributes::watch_requested;
-use crate::cluster::LabelMap;
+use crate::cluster::{LabelMap, PodMeta};
 use crate::diagnosis;
 use crate::discovery::{Discovery, Document, GROUP, MetricsVersion};
 use crate::health::{self, ProbeContext};
@@ -798,38 +798,42 @@ fn list_pods(
         return ctx.error(Status::method_not_supported(GROUP, "pods", "watch"));
     }
     let filter = |l: &LabelMap| sel.labels.matches(l);
-    let pods = match state.cluster.list_pods(namespace, &filter) {
+    let mut pods = match state.cluster.list_pods(namespace, &filter) {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(error = %e, labelSelector = %sel.labels, namespace = namespace.unwrap_or(""), "Failed listing pods");
             return ctx.error(Status::internal(format!("failed listing pods: {e}")));
         }
     };
+    pods.retain(|p| {
+        sel.fields.matches(&[
+            ("metadata.name", p.name.as_str()),
+            ("metadata.namespace", p.namespace.as_str()),
+        ])
+    });
+    // The list is served in (namespace, name) order. The cluster cache hands
+    // pods out in that order already, and the snapshot stores them in it, so
+    // checking costs one compare per pod and the lookups below walk forward.
+    if !pods.is_sorted_by(|a, b| pod_key(a) <= pod_key(b)) {
+        pods.sort_by(|a, b| pod_key(a).cmp(&pod_key(b)));
+    }
     let view = state.metrics.view();
     let (now, text) = now_string(state);
-    let mut items: Vec<PodItem> = pods
-        .into_iter()
-        .filter(|p| {
-            sel.fields.matches(&[
-                ("metadata.name", p.name.as_str()),
-                ("metadata.namespace", p.namespace.as_str()),
-            ])
-        })
-        .filter_map(|meta| {
-            let usage = view.pod_metrics(&meta.namespace, &meta.name)?;
+    let mut items: Vec<PodItem> = Vec::with_capacity(pods.len());
+    view.pods_metrics(&pods, &mut |i, usage| {
+        if let Some(meta) = pods.get(i) {
             log_skipped(&meta.namespace, &meta.name, &usage);
-            Some(PodItem { meta, usage })
-        })
-        .collect();
+            items.push(PodItem {
+                meta: Arc::clone(meta),
+                usage,
+            });
+        }
+    });
     for item in &items {
         state
             .api_metrics
             .observe_freshness(age_seconds(now, item.usage.timestamp_ns));
     }
-    items.sort_by(|a, b| match a.meta.namespace.cmp(&b.meta.namespace) {
-        CmpOrdering::Equal => a.meta.name.cmp(&b.meta.name),
-        o => o,
-    });
     respond_list(ctx, items, created(now, &text), n)
 }
 
@@ -881,6 +885,11 @@ fn get_pod(
         .api_metrics
         .observe_freshness(age_seconds(now, usage.timestamp_ns));
     respond_one(ctx, &PodItem { meta, usage }, created(now, &text), n)
+}
+
+/// The order pod lists are served in: namespace, then name, bytewise.
+fn pod_key(p: &PodMeta) -> (&str, &str) {
+    (&p.namespace, &p.name)
 }
 
 /// Upstream logs each container whose rate failed when serving its pod.

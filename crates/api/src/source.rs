@@ -6,12 +6,25 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use metrics_server_core::{PodUsage, ResourceUsage, SharedSnapshot, Snapshot};
 
+use crate::cluster::PodMeta;
+
 /// One consistent read view (a snapshot) for the duration of a request.
 pub trait MetricsView: Send + Sync {
     /// Node usage per spec D.4, `None` when nothing is servable.
     fn node_metrics(&self, name: &str) -> Option<ResourceUsage>;
     /// Pod usage per spec D.4, `None` when nothing is servable.
     fn pod_metrics(&self, namespace: &str, name: &str) -> Option<PodUsage>;
+    /// [`Self::pod_metrics`] of each of `pods`: calls `found` with the index
+    /// in `pods` and the usage of each pod that has one, in the order of
+    /// `pods`. Lists pass pods sorted by (namespace, name), which a sorted
+    /// store can walk instead of searching for each pod.
+    fn pods_metrics(&self, pods: &[Arc<PodMeta>], found: &mut dyn FnMut(usize, PodUsage)) {
+        for (i, p) in pods.iter().enumerate() {
+            if let Some(usage) = self.pod_metrics(&p.namespace, &p.name) {
+                found(i, usage);
+            }
+        }
+    }
     /// Storage readiness (spec D.5).
     fn is_ready(&self) -> bool;
 }
@@ -28,6 +41,14 @@ impl MetricsView for Snapshot {
     }
     fn pod_metrics(&self, namespace: &str, name: &str) -> Option<PodUsage> {
         Snapshot::pod_metrics(self, namespace, name)
+    }
+    fn pods_metrics(&self, pods: &[Arc<PodMeta>], found: &mut dyn FnMut(usize, PodUsage)) {
+        let mut cursor = self.pod_cursor();
+        for (i, p) in pods.iter().enumerate() {
+            if let Some(usage) = cursor.pod_metrics(&p.namespace, &p.name) {
+                found(i, usage);
+            }
+        }
     }
     fn is_ready(&self) -> bool {
         Snapshot::is_ready(self)

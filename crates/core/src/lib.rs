@@ -49,6 +49,7 @@ pub use quantity::{
 pub use rate::{MetricsPoint, RateError, ResourceUsage, resource_usage};
 pub use selector::{FieldSelector, FieldSelectorError, LabelSelector, LabelSelectorError, Labels};
 pub use store::{
-    ApplyStats, Batch, ContainerUsage, PodUsage, SharedSnapshot, Snapshot, Store, TickBuilder,
+    ApplyStats, Batch, ContainerUsage, PodCursor, PodUsage, SharedSnapshot, Snapshot, Store,
+    TickBuilder,
 };
 pub use timefmt::{RFC3339_TEXT_LEN, Rfc3339Seconds, format_rfc3339_seconds};

@@ -21,6 +21,7 @@
 //!   └─ containers: [ContainerSlot{name, last, prev?}] ← pod.range, sorted by name
 //! ```
 
+use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::Arc;
@@ -206,37 +207,17 @@ impl Snapshot {
     /// and window 0 (upstream quirk).
     pub fn pod_metrics(&self, namespace: &str, name: &str) -> Option<PodUsage> {
         let (pod, containers) = self.pod_slot(namespace, name)?;
-        if !pod.has_prev || containers.iter().any(|c| c.prev.is_none()) {
-            return None;
+        pod_usage(pod, containers)
+    }
+
+    /// A cursor for looking up many pods: [`PodCursor::pod_metrics`] answers
+    /// like [`Self::pod_metrics`], and is cheapest when asked in `(namespace,
+    /// name)` order (the order pods are stored in).
+    pub fn pod_cursor(&self) -> PodCursor<'_> {
+        PodCursor {
+            snapshot: self,
+            pos: 0,
         }
-        let mut out = PodUsage {
-            containers: Vec::with_capacity(containers.len()),
-            ..PodUsage::default()
-        };
-        let mut earliest: Option<ResourceUsage> = None;
-        for c in containers {
-            let Some(prev) = c.prev.as_ref() else {
-                continue;
-            };
-            match resource_usage(&c.last, prev) {
-                Ok(usage) => {
-                    // Strictly earlier wins; ties keep the first by name.
-                    if earliest.is_none_or(|e| e.timestamp_ns > usage.timestamp_ns) {
-                        earliest = Some(usage);
-                    }
-                    out.containers.push(ContainerUsage {
-                        name: Arc::clone(&c.name),
-                        usage,
-                    });
-                }
-                Err(e) => out.skipped.push((Arc::clone(&c.name), e)),
-            }
-        }
-        if let Some(e) = earliest {
-            out.timestamp_ns = e.timestamp_ns;
-            out.window_ns = e.window_ns;
-        }
-        Some(out)
     }
 
     /// D.5: at least one node and at least one pod have a prev.
@@ -278,6 +259,125 @@ impl Snapshot {
     pub fn pod_keys(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
         self.pods.iter().map(|p| (&*p.namespace, &*p.name))
     }
+}
+
+/// D.4 for one stored pod (see [`Snapshot::pod_metrics`]).
+fn pod_usage(pod: &PodSlot, containers: &[ContainerSlot]) -> Option<PodUsage> {
+    if !pod.has_prev || containers.iter().any(|c| c.prev.is_none()) {
+        return None;
+    }
+    let mut out = PodUsage {
+        containers: Vec::with_capacity(containers.len()),
+        ..PodUsage::default()
+    };
+    let mut earliest: Option<ResourceUsage> = None;
+    for c in containers {
+        let Some(prev) = c.prev.as_ref() else {
+            continue;
+        };
+        match resource_usage(&c.last, prev) {
+            Ok(usage) => {
+                // Strictly earlier wins; ties keep the first by name.
+                if earliest.is_none_or(|e| e.timestamp_ns > usage.timestamp_ns) {
+                    earliest = Some(usage);
+                }
+                out.containers.push(ContainerUsage {
+                    name: Arc::clone(&c.name),
+                    usage,
+                });
+            }
+            Err(e) => out.skipped.push((Arc::clone(&c.name), e)),
+        }
+    }
+    if let Some(e) = earliest {
+        out.timestamp_ns = e.timestamp_ns;
+        out.window_ns = e.window_ns;
+    }
+    Some(out)
+}
+
+/// Forward-moving pod lookups in a [`Snapshot`] (see [`Snapshot::pod_cursor`]).
+///
+/// Each lookup starts where the previous one ended, so keys asked for in
+/// `(namespace, name)` order cost one compare each when stored (two when
+/// not) rather than a binary search over all pods. A key behind the cursor is still found (by
+/// a binary search over the part behind it), so any order gives the same
+/// answers.
+#[derive(Clone, Debug)]
+pub struct PodCursor<'a> {
+    snapshot: &'a Snapshot,
+    /// Every slot before `pos` is `<=` the previous key.
+    pos: usize,
+}
+
+impl PodCursor<'_> {
+    /// Same answer as [`Snapshot::pod_metrics`].
+    pub fn pod_metrics(&mut self, namespace: &str, name: &str) -> Option<PodUsage> {
+        let snap = self.snapshot;
+        let i = self.seek(namespace, name)?;
+        let pod = snap.pods.get(i)?;
+        let r = pod.containers.start as usize..pod.containers.end as usize;
+        pod_usage(pod, snap.containers.get(r)?)
+    }
+
+    /// Index of the slot `(namespace, name)`, moving the cursor to just past
+    /// it (or to where it would be).
+    fn seek(&mut self, namespace: &str, name: &str) -> Option<usize> {
+        let pods = &self.snapshot.pods;
+        let cmp = |p: &PodSlot| (&*p.namespace, &*p.name).cmp(&(namespace, name));
+        let pos = self.pos.min(pods.len());
+        // Keys asked in stored order are usually the slot at the cursor: one
+        // compare. Equal is an answer whichever way the keys run.
+        let found = match pods.get(pos).map(cmp) {
+            Some(Ordering::Equal) => Ok(pos),
+            Some(Ordering::Less) => gallop(pods, pos + 1, cmp)?,
+            // Not after the cursor: absent just before it, or behind it (keys
+            // out of order or repeated).
+            Some(Ordering::Greater) | None => match pos.checked_sub(1).and_then(|i| pods.get(i)) {
+                Some(p) if cmp(p).is_ge() => pods.get(..pos)?.binary_search_by(cmp),
+                _ => Err(pos),
+            },
+        };
+        match found {
+            Ok(i) => {
+                self.pos = i + 1;
+                Some(i)
+            }
+            Err(i) => {
+                self.pos = i;
+                None
+            }
+        }
+    }
+}
+
+/// Binary search of `pods` for the key `cmp` compares with, knowing every
+/// slot before `lo` is less than it: probes `lo`, `lo + 2`, `lo + 6`,
+/// `lo + 14`, ... until one is not less, then searches the last gap. Costs
+/// about twice the log of the distance moved rather than of the length.
+fn gallop(
+    pods: &[PodSlot],
+    mut lo: usize,
+    cmp: impl Fn(&PodSlot) -> Ordering,
+) -> Option<Result<usize, usize>> {
+    let mut step = 1usize;
+    let (hi, at_hi) = loop {
+        let probe = lo.saturating_add(step - 1);
+        let Some(p) = pods.get(probe) else {
+            break (pods.len(), None);
+        };
+        let o = cmp(p);
+        if o.is_ge() {
+            break (probe, Some(o));
+        }
+        lo = probe + 1;
+        step = step.saturating_mul(2);
+    };
+    Some(match pods.get(lo..hi)?.binary_search_by(&cmp) {
+        Ok(i) => Ok(lo + i),
+        Err(i) if lo + i == hi && at_hi == Some(Ordering::Equal) => Ok(hi),
+        Err(i) => Err(lo + i),
+    })
 }
 
 // === store ===

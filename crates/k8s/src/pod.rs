@@ -1,7 +1,7 @@
 //! The running-Pod index: metadata only (namespace, name, labels) of pods in phase `Running`
 //! (spec A.1, K.12).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -26,9 +26,12 @@ pub fn pod_meta(pod: PartialObjectMeta<Pod>) -> Option<PodMeta> {
 }
 
 /// Running pods by namespace, then name.
+///
+/// Ordered maps, so lists come out in the order the API serves them
+/// (namespace, then name, bytewise) and need no sort per request.
 #[derive(Debug, Default)]
 pub struct PodIndex {
-    namespaces: HashMap<String, HashMap<String, Arc<PodMeta>>>,
+    namespaces: BTreeMap<String, BTreeMap<String, Arc<PodMeta>>>,
     len: usize,
 }
 
@@ -89,7 +92,8 @@ impl PodIndex {
         self.namespaces.get(namespace)?.get(name).cloned()
     }
 
-    /// Pods in `namespace` (all when `None`) whose labels pass `filter`.
+    /// Pods in `namespace` (all when `None`) whose labels pass `filter`,
+    /// sorted by namespace, then name.
     pub fn list(
         &self,
         namespace: Option<&str>,
@@ -105,7 +109,7 @@ impl PodIndex {
             None => self
                 .namespaces
                 .values()
-                .flat_map(HashMap::values)
+                .flat_map(BTreeMap::values)
                 .filter(keep)
                 .cloned()
                 .collect(),

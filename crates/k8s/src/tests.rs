@@ -233,6 +233,66 @@ fn reapplying_a_pod_replaces_it_and_deleting_counts_down() {
     assert!(index.list(None, everything).is_empty());
 }
 
+/// Pods listed the way the API used to order them: any order, then a sort
+/// on namespace, then name.
+fn sorted_the_old_way(mut pods: Vec<Arc<metrics_server_api::PodMeta>>) -> Vec<(String, String)> {
+    pods.sort_by(|a, b| match a.namespace.cmp(&b.namespace) {
+        std::cmp::Ordering::Equal => a.name.cmp(&b.name),
+        o => o,
+    });
+    pods.iter()
+        .map(|p| (p.namespace.clone(), p.name.clone()))
+        .collect()
+}
+
+fn keys(pods: &[Arc<metrics_server_api::PodMeta>]) -> Vec<(String, String)> {
+    pods.iter()
+        .map(|p| (p.namespace.clone(), p.name.clone()))
+        .collect()
+}
+
+#[test]
+fn pods_are_listed_in_namespace_then_name_order_through_adds_and_deletes() {
+    // Prefixes of each other, non-ASCII, the same names in every namespace.
+    const PIECES: &[&str] = &["a", "-", "aa", "b", "é", "e\u{301}", "日", "Z", "0"];
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: usize| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        usize::try_from(rng % n as u64).unwrap_or(0)
+    };
+    let mut word = |max: usize| -> String {
+        let len = 1 + next(max);
+        (0..len).map(|_| PIECES[next(PIECES.len())]).collect()
+    };
+    let mut index = PodIndex::new();
+    assert!(index.list(None, everything).is_empty());
+    let mut namespaces = Vec::new();
+    for _ in 0..400 {
+        let (ns, name) = (word(2), word(3));
+        let app = if name.len() % 2 == 0 { "even" } else { "odd" };
+        index.apply(mk_pod(&ns, &name, &[("app", app)]));
+        namespaces.push(ns);
+    }
+    // Deletes of present and absent pods.
+    for _ in 0..150 {
+        let (ns, name) = (word(2), word(3));
+        index.delete(&ns, &name);
+    }
+    let odd = |l: &LabelMap| l.get("app").is_some_and(|v| v == "odd");
+    for filter in [&everything as &dyn Fn(&LabelMap) -> bool, &odd] {
+        let all = index.list(None, filter);
+        assert_eq!(keys(&all), sorted_the_old_way(all.clone()));
+        for ns in namespaces.iter().map(String::as_str).chain(["", "zz"]) {
+            let some = index.list(Some(ns), filter);
+            assert!(some.iter().all(|p| p.namespace == ns));
+            assert_eq!(keys(&some), sorted_the_old_way(some.clone()));
+        }
+    }
+    assert_eq!(index.list(None, everything).len(), index.len());
+}
+
 #[test]
 fn a_pod_without_namespace_or_name_is_ignored() {
     let mut index = PodIndex::new();
