@@ -30,14 +30,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, Result, anyhow, bail};
 use fleet::{Fleet, FleetSpec};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ServiceAccount};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use metrics_server_e2e::bench::{self, Figure};
 use metrics_server_e2e::https::InsecureClient;
 use metrics_server_e2e::local::{self, LocalCluster};
 use metrics_server_e2e::metrics::API;
 use metrics_server_e2e::runner::{self, Tally};
-use metrics_server_e2e::{procs, prom, route};
+use metrics_server_e2e::{procs, prom, retry, route};
 use serde_json::json;
 use tokio::task::JoinSet;
 
@@ -262,6 +262,24 @@ async fn prepare_cluster(ctx: &Ctx, s: &Settings) -> Result<()> {
             .create(&PostParams::default(), &ns)
             .await
             .with_context(|| format!("creating namespace {}", namespace(n)))?;
+    }
+    // Admission refuses pods until the controller manager has given a new namespace its
+    // `default` ServiceAccount; on a small cluster the first pods come sooner than that.
+    for n in 0..NAMESPACES {
+        let accounts = Api::<ServiceAccount>::namespaced(ctx.client.clone(), &namespace(n));
+        retry::eventually(
+            Duration::from_secs(60),
+            Duration::from_millis(250),
+            || async {
+                accounts
+                    .get("default")
+                    .await
+                    .map(drop)
+                    .map_err(anyhow::Error::from)
+            },
+        )
+        .await
+        .with_context(|| format!("waiting for the default ServiceAccount of {}", namespace(n)))?;
     }
     let client = ctx.client.clone();
     in_parallel(s.nodes, 16, move |i| create_node(client.clone(), i))
