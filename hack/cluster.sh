@@ -198,7 +198,20 @@ up() {
   # zero usage, which metrics-server rightly drops.
   kc apply -f "$repo/hack/cluster/node-baseline.yaml" >/dev/null
   kc wait --for=condition=Ready node --all --timeout=120s >/dev/null
+  wait_default_service_account
   log "cluster $cluster is up; KUBECONFIG=$kubeconfig"
+}
+
+# Admission refuses every pod of a namespace until the controller manager has created its `default`
+# ServiceAccount, which can come a while after kwokctl reports the cluster ready; the suites create pods in
+# `default` at once.
+wait_default_service_account() {
+  for _ in $(seq 1 120); do
+    kc -n default get serviceaccount default >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  echo "the ServiceAccount default/default did not appear within 120s (see the kube-controller-manager log in $state/kwok/clusters/$cluster/logs)" >&2
+  exit 1
 }
 
 vpa_pidfile=$state/vpa-recommender-$cluster.pid
