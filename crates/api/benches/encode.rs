@@ -17,6 +17,8 @@ use metrics_server_api::{
 };
 use metrics_server_core::{Snapshot, Store, format_rfc3339_seconds};
 
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
 #[path = "../../core/benches/support/mod.rs"]
 mod support;
 use support::{Cluster, Shape};
@@ -54,49 +56,22 @@ fn main() {
     divan::main();
 }
 
-/// On-CPU nanoseconds of this thread (`/proc/thread-self/schedstat`, Linux):
-/// unlike wall time it leaves out the time other processes had the core. The
-/// kernel updates it at scheduler ticks, so only long spans are precise.
-fn thread_cpu_ns() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    s.split_whitespace().next()?.parse().ok()
-}
-
-/// `ENCODE_CPU_BATCHES=<n>`: instead of divan, time `n` batches of calls
-/// (about 0.2 s of work each, for the tick resolution above) by on-CPU time
-/// and print the per-call figure of the best and the median batch. For
-/// shared, overloaded machines, where wall-clock samples mostly measure
-/// preemption.
+/// `ENCODE_CPU_BATCHES=<n>`: instead of divan, time `n` batches of calls by
+/// on-CPU time and print the per-call figure of the best and the median batch.
 #[allow(clippy::print_stdout)]
 fn cpu_time_report(n: u32) {
-    fn report(name: &str, bytes: usize, n: u32, mut f: impl FnMut() -> usize) {
-        // Calibrate the batch size with one call.
-        let t0 = std::time::Instant::now();
-        black_box(f());
-        let once = t0.elapsed().as_secs_f64().max(1e-4);
-        let per_batch = ((0.2 / once) as u32).clamp(1, 1000);
-        let mut times: Vec<f64> = (0..n)
-            .filter_map(|_| {
-                let t0 = thread_cpu_ns()?;
-                for _ in 0..per_batch {
-                    black_box(f());
-                }
-                Some((thread_cpu_ns()? - t0) as f64 / f64::from(per_batch))
-            })
-            .collect();
-        times.sort_by(f64::total_cmp);
-        let (Some(min), Some(median)) = (times.first(), times.get(times.len() / 2)) else {
+    fn report(name: &str, bytes: usize, n: u32, f: impl FnMut() -> usize) {
+        let Some((min, median, per_batch)) = cpu_time::per_call_cpu_ns(n, f) else {
             println!("{name}: no CPU time available");
             return;
         };
         let mbs = |ns: f64| bytes as f64 / ns * 1e3;
         println!(
-            "{name}: on-CPU per call, best batch {:.2} ms ({:.0} MB/s), median batch {:.2} ms ({:.0} MB/s); {} batches of {per_batch}",
+            "{name}: on-CPU per call, best batch {:.2} ms ({:.0} MB/s), median batch {:.2} ms ({:.0} MB/s); {n} batches of {per_batch}",
             min / 1e6,
-            mbs(*min),
+            mbs(min),
             median / 1e6,
-            mbs(*median),
-            times.len()
+            mbs(median),
         );
     }
     let created = created();

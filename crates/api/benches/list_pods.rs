@@ -31,6 +31,8 @@ use metrics_server_core::{SharedSnapshot, Snapshot, Store};
 use prometheus_client::registry::Registry;
 use tower::ServiceExt;
 
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
 #[path = "../../core/benches/support/mod.rs"]
 mod support;
 use support::{Cluster, Shape};
@@ -218,12 +220,6 @@ fn main() {
     divan::main();
 }
 
-/// On-CPU nanoseconds of this thread (`/proc/thread-self/schedstat`, Linux).
-fn thread_cpu_ns() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    s.split_whitespace().next()?.parse().ok()
-}
-
 /// Batches of about 0.2 s of calls timed by on-CPU time; prints the per-call
 /// figure of the best and the median batch.
 #[allow(clippy::print_stdout)]
@@ -237,29 +233,17 @@ fn cpu_time_report(n: u32) {
                 if !format!("{order:?}/{name}/{what}").contains(&only) {
                     continue;
                 }
-                let t0 = std::time::Instant::now();
                 let bytes = black_box(setup.call(uri, true));
-                let once = t0.elapsed().as_secs_f64().max(1e-4);
-                let per_batch = ((0.2 / once) as u32).clamp(1, 1000);
-                let mut times: Vec<f64> = (0..n)
-                    .filter_map(|_| {
-                        let t0 = thread_cpu_ns()?;
-                        for _ in 0..per_batch {
-                            black_box(setup.call(uri, drain));
-                        }
-                        Some((thread_cpu_ns()? - t0) as f64 / f64::from(per_batch))
-                    })
-                    .collect();
-                times.sort_by(f64::total_cmp);
-                let (Some(min), Some(median)) = (times.first(), times.get(times.len() / 2)) else {
+                let Some((min, median, per_batch)) =
+                    cpu_time::per_call_cpu_ns(n, || setup.call(uri, drain))
+                else {
                     println!("{name}: no CPU time available");
                     continue;
                 };
                 println!(
-                    "{order:?}/{name}/{what}: on-CPU per call, best batch {:.3} ms, median batch {:.3} ms; {} batches of {per_batch}; body {bytes} bytes",
+                    "{order:?}/{name}/{what}: on-CPU per call, best batch {:.3} ms, median batch {:.3} ms; {n} batches of {per_batch}; body {bytes} bytes",
                     min / 1e6,
                     median / 1e6,
-                    times.len()
                 );
             }
         }
