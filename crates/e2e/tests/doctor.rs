@@ -192,8 +192,13 @@ impl Ctx {
 
     async fn teardown(&self) -> Result<()> {
         let namespaces = Api::<Namespace>::all(self.client.clone());
+        // The HPA case deletes its namespace itself; it may finish terminating between the two calls.
         if namespaces.get_opt(HPA_NS).await?.is_some() {
-            namespaces.delete(HPA_NS, &DeleteParams::default()).await?;
+            match namespaces.delete(HPA_NS, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         if self.created_rbac {
             for file in ["rbac.yaml", "serviceaccount.yaml"] {
