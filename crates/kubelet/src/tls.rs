@@ -105,11 +105,11 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Builds the rustls client config. ALPN is left to hyper-rustls (`h2`, `http/1.1`).
-/// Kubelets whose TLS sessions are remembered for resumption (about 1 KiB each, only once
-/// a kubelet was connected).
+/// Kubelets whose TLS sessions are remembered for resumption (about 2.5 KiB of heap each,
+/// measured by conn_memory without keep-alive; only once a kubelet was connected).
 const RESUMPTION_SERVERS: usize = 20_000;
 
+/// Builds the rustls client config. ALPN is left to hyper-rustls (`h2`, `http/1.1`).
 pub(crate) fn client_config(
     settings: &TlsSettings,
 ) -> Result<rustls::ClientConfig, TlsConfigError> {
