@@ -25,6 +25,7 @@ pub mod https;
 pub mod kubectl;
 pub mod local;
 pub mod metrics;
+pub mod namespace;
 pub mod procs;
 pub mod prom;
 pub mod quantity;

@@ -30,14 +30,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, Result, anyhow, bail};
 use fleet::{Fleet, FleetSpec};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use metrics_server_e2e::bench::{self, Figure};
 use metrics_server_e2e::https::InsecureClient;
 use metrics_server_e2e::local::{self, LocalCluster};
 use metrics_server_e2e::metrics::API;
+use metrics_server_e2e::namespace as e2e_namespace;
 use metrics_server_e2e::runner::{self, Tally};
-use metrics_server_e2e::{procs, prom, retry, route};
+use metrics_server_e2e::{procs, prom, route};
 use serde_json::json;
 use tokio::task::JoinSet;
 
@@ -255,31 +256,8 @@ async fn prepare_cluster(ctx: &Ctx, s: &Settings) -> Result<()> {
         )
         .await
         .context("keeping node-baseline off the fleet")?;
-    let namespaces = Api::<Namespace>::all(ctx.client.clone());
     for n in 0..NAMESPACES {
-        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": namespace(n)}}))?;
-        namespaces
-            .create(&PostParams::default(), &ns)
-            .await
-            .with_context(|| format!("creating namespace {}", namespace(n)))?;
-    }
-    // Admission refuses pods until the controller manager has given a new namespace its
-    // `default` ServiceAccount; on a small cluster the first pods come sooner than that.
-    for n in 0..NAMESPACES {
-        let accounts = Api::<ServiceAccount>::namespaced(ctx.client.clone(), &namespace(n));
-        retry::eventually(
-            Duration::from_secs(60),
-            Duration::from_millis(250),
-            || async {
-                accounts
-                    .get("default")
-                    .await
-                    .map(drop)
-                    .map_err(anyhow::Error::from)
-            },
-        )
-        .await
-        .with_context(|| format!("waiting for the default ServiceAccount of {}", namespace(n)))?;
+        e2e_namespace::create_ready(&ctx.client, &namespace(n)).await?;
     }
     let client = ctx.client.clone();
     in_parallel(s.nodes, 16, move |i| create_node(client.clone(), i))

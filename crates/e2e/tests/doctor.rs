@@ -31,6 +31,7 @@ use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use metrics_server_doctor::{Finding, Severity};
 use metrics_server_e2e::kubectl::Kubectl;
+use metrics_server_e2e::namespace;
 use metrics_server_e2e::procs::{self, Process};
 use metrics_server_e2e::retry::eventually;
 use metrics_server_e2e::runner::{self, Tally};
@@ -666,8 +667,7 @@ async fn kubelet_port_refused(ctx: &Ctx) -> Result<()> {
 
 async fn hpa_without_cpu_request(ctx: &Ctx) -> Result<()> {
     let namespaces = Api::<Namespace>::all(ctx.client.clone());
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": HPA_NS}}))?;
-    namespaces.create(&PostParams::default(), &ns).await?;
+    namespace::create_ready(&ctx.client, HPA_NS).await?;
     let result = hpa_case(ctx).await;
     let restored = namespaces
         .delete(HPA_NS, &DeleteParams::default())

@@ -29,6 +29,7 @@ use metrics_server_e2e::kubectl::{
     Kubectl, Table, parse_mebibytes, parse_millicores, parse_percent,
 };
 use metrics_server_e2e::metrics::{self, API, List, NodeMetrics, PodMetrics, VERSIONS};
+use metrics_server_e2e::namespace;
 use metrics_server_e2e::prom;
 use metrics_server_e2e::retry::{GET_DEADLINE, POLL_INTERVAL, eventually};
 use metrics_server_e2e::runner::{self, Step, Tally};
@@ -1303,11 +1304,7 @@ fn hpa_scales_up_and_down(ctx: &Ctx) -> CaseFuture<'_> {
 }
 
 async fn hpa_round_trip(ctx: &Ctx) -> Result<()> {
-    let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": HPA_NS}}))?;
-    Api::<Namespace>::all(ctx.client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await
-        .context("creating the namespace")?;
+    namespace::create_ready(&ctx.client, HPA_NS).await?;
     let deployment: Deployment = serde_json::from_value(json!({
         "metadata": {"name": HPA_NAME, "namespace": HPA_NS},
         "spec": {

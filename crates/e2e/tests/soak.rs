@@ -25,6 +25,7 @@ use k8s_openapi::api::core::v1::{Namespace, Node};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use metrics_server_e2e::https::{Identity, InsecureClient};
 use metrics_server_e2e::metrics::{self, API};
+use metrics_server_e2e::namespace;
 use metrics_server_e2e::procs;
 use metrics_server_e2e::route;
 use metrics_server_e2e::runner::{self, Tally};
@@ -145,8 +146,7 @@ impl Ctx {
 async fn setup(ctx: &Ctx) -> Result<()> {
     let namespaces = Api::<Namespace>::all(ctx.client.clone());
     if namespaces.get_opt(NS).await?.is_none() {
-        let ns = serde_json::from_value(json!({"metadata": {"name": NS}}))?;
-        namespaces.create(&PostParams::default(), &ns).await?;
+        namespace::create_ready(&ctx.client, NS).await?;
     }
     let deployment: Deployment = serde_json::from_value(json!({
         "metadata": {"name": DEPLOYMENT, "namespace": NS},

@@ -16,6 +16,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PostParams};
 use metrics_server_e2e::kubectl::Kubectl;
+use metrics_server_e2e::namespace;
 use metrics_server_e2e::quantity::Quantity;
 use metrics_server_e2e::retry::eventually;
 use metrics_server_e2e::runner::{self, Tally};
@@ -113,10 +114,7 @@ impl Ctx {
             Ok(())
         })
         .await?;
-        let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": NS}}))?;
-        namespaces
-            .create(&PostParams::default(), &namespace)
-            .await?;
+        namespace::create_ready(&self.client, NS).await?;
         let deployment: Deployment = serde_json::from_value(deployment_json())?;
         Api::<Deployment>::namespaced(self.client.clone(), NS)
             .create(&PostParams::default(), &deployment)

@@ -12,6 +12,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use metrics_server_e2e::namespace;
 use metrics_server_e2e::retry::eventually;
 use serde_json::json;
 
@@ -90,9 +91,7 @@ async fn recreate_namespace(ctx: &Ctx) -> Result<()> {
         Ok(())
     })
     .await?;
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": HPA_NS}}))?;
-    namespaces.create(&PostParams::default(), &ns).await?;
-    Ok(())
+    namespace::create_ready(&ctx.client, HPA_NS).await
 }
 
 async fn create_workload(ctx: &Ctx) -> Result<()> {
