@@ -10,20 +10,27 @@
 //! The containers of a snapshot built node by node lie in arrival order;
 //! each pod's own containers stay contiguous and sorted by name.
 //!
-//! Layout: names are interned `Arc<str>` shared across ticks; samples are
-//! fixed-size `Copy` [`MetricsPoint`]s stored inline; nodes and pods live in
-//! sorted vectors (binary search), containers of all pods in one flat vector.
+//! Layout: samples are fixed-size `Copy` [`MetricsPoint`]s stored inline;
+//! nodes and pods live in sorted vectors (binary search), containers of all
+//! pods in one flat vector. Node names, namespaces and container names are
+//! interned `Arc<str>` shared across ticks; pods and containers refer to the
+//! latter two by a `u32` index into the snapshot's tables, and pod names are
+//! copied into one string per snapshot. That keeps a container slot at 64
+//! bytes and a pod at 24 bytes plus its name: a cluster has few distinct
+//! namespaces and container names, but one name per pod.
 //!
 //! ```text
 //!   Snapshot
-//!   ├─ nodes:      [NodeSlot{name, last, prev?}]  sorted by name
-//!   ├─ pods:       [PodSlot{ns, name, range}]     sorted by (ns, name)
-//!   └─ containers: [ContainerSlot{name, last, prev?}] ← pod.range, sorted by name
+//!   ├─ nodes:      [NodeSlot{name, last, prev?}]           sorted by name
+//!   ├─ pods:       [PodSlot{ns#, name@, range}]            sorted by (ns, name)
+//!   ├─ containers: [ContainerSlot{name#, last, prev?}]     ← pod.range, sorted by name
+//!   ├─ namespaces: [Arc<str>]  sorted, so ns# orders like the names
+//!   ├─ container_names: [Arc<str>]
+//!   └─ pod_names:  String      name@ = a byte range of it
 //! ```
 
 use std::cmp::Ordering;
-use std::collections::HashSet;
-use std::ops::Range;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,19 +101,67 @@ struct NodeSlot {
 
 #[derive(Clone, Debug)]
 struct PodSlot {
-    namespace: Arc<str>,
-    name: Arc<str>,
-    containers: Range<u32>,
+    /// Index into [`Snapshot::namespaces`].
+    namespace: u32,
+    /// The name is `pod_names[name_start..name_start + name_len]`.
+    name_start: u32,
+    name_len: u32,
+    /// The pod's containers are `containers[containers_start..containers_end]`.
+    containers_start: u32,
+    containers_end: u32,
     /// Upstream keeps a `prev` map entry for the pod only if one of its
     /// containers has a prev.
     has_prev: bool,
 }
 
+impl PodSlot {
+    fn containers(&self) -> std::ops::Range<usize> {
+        self.containers_start as usize..self.containers_end as usize
+    }
+}
+
 #[derive(Clone, Debug)]
 struct ContainerSlot {
-    name: Arc<str>,
     last: MetricsPoint,
-    prev: Option<MetricsPoint>,
+    /// Meaningful only when `has_prev` (an `Option` would add 8 bytes).
+    prev: PrevPoint,
+    /// Index into [`Snapshot::container_names`].
+    name: u32,
+    has_prev: bool,
+}
+
+impl ContainerSlot {
+    fn prev(&self) -> Option<PrevPoint> {
+        self.has_prev.then_some(self.prev)
+    }
+}
+
+/// What a rate needs of the older sample of a container: its memory is never
+/// served (usage takes the newer sample's).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct PrevPoint {
+    start_time_ns: i64,
+    timestamp_ns: i64,
+    cumulative_cpu_ns: u64,
+}
+
+impl PrevPoint {
+    fn of(point: &MetricsPoint) -> Self {
+        Self {
+            start_time_ns: point.start_time_ns,
+            timestamp_ns: point.timestamp_ns,
+            cumulative_cpu_ns: point.cumulative_cpu_ns,
+        }
+    }
+
+    fn point(self) -> MetricsPoint {
+        MetricsPoint {
+            start_time_ns: self.start_time_ns,
+            timestamp_ns: self.timestamp_ns,
+            cumulative_cpu_ns: self.cumulative_cpu_ns,
+            memory_bytes: 0,
+        }
+    }
 }
 
 /// Counters about one [`Store::apply`], for logs and the
@@ -161,6 +216,10 @@ pub struct Snapshot {
     nodes: Vec<NodeSlot>,
     pods: Vec<PodSlot>,
     containers: Vec<ContainerSlot>,
+    /// Sorted and distinct, so namespace indexes order like the names.
+    namespaces: Vec<Arc<str>>,
+    container_names: Vec<Arc<str>>,
+    pod_names: String,
     stats: ApplyStats,
 }
 
@@ -178,13 +237,39 @@ impl Snapshot {
     }
 
     fn pod_slot(&self, namespace: &str, name: &str) -> Option<(&PodSlot, &[ContainerSlot])> {
+        let ns = self
+            .namespaces
+            .binary_search_by(|n| (**n).cmp(namespace))
+            .ok()?;
+        let ns = u32::try_from(ns).ok()?;
         let i = self
             .pods
-            .binary_search_by(|p| (&*p.namespace, &*p.name).cmp(&(namespace, name)))
+            .binary_search_by(|p| (p.namespace, self.pod_name(p)).cmp(&(ns, name)))
             .ok()?;
         let pod = &self.pods[i];
-        let r = pod.containers.start as usize..pod.containers.end as usize;
-        Some((pod, &self.containers[r]))
+        Some((pod, self.containers.get(pod.containers())?))
+    }
+
+    fn pod_name(&self, pod: &PodSlot) -> &str {
+        let start = pod.name_start as usize;
+        self.pod_names
+            .get(start..start + pod.name_len as usize)
+            .unwrap_or_default()
+    }
+
+    fn pod_namespace(&self, pod: &PodSlot) -> &str {
+        self.namespaces
+            .get(pod.namespace as usize)
+            .map_or("", |n| n)
+    }
+
+    fn container_name(&self, container: &ContainerSlot) -> &Arc<str> {
+        &self.container_names[container.name as usize]
+    }
+
+    /// `(namespace, name)` of a stored pod.
+    fn pod_key(&self, pod: &PodSlot) -> (&str, &str) {
+        (self.pod_namespace(pod), self.pod_name(pod))
     }
 
     /// Node usage, or `None` when the node has no servable metrics (unknown,
@@ -207,7 +292,7 @@ impl Snapshot {
     /// and window 0 (upstream quirk).
     pub fn pod_metrics(&self, namespace: &str, name: &str) -> Option<PodUsage> {
         let (pod, containers) = self.pod_slot(namespace, name)?;
-        pod_usage(pod, containers)
+        self.pod_usage(pod, containers)
     }
 
     /// A cursor for looking up many pods: [`PodCursor::pod_metrics`] answers
@@ -257,43 +342,41 @@ impl Snapshot {
 
     /// `(namespace, name)` of all stored pods, sorted.
     pub fn pod_keys(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.pods.iter().map(|p| (&*p.namespace, &*p.name))
+        self.pods.iter().map(|p| self.pod_key(p))
     }
-}
 
-/// D.4 for one stored pod (see [`Snapshot::pod_metrics`]).
-fn pod_usage(pod: &PodSlot, containers: &[ContainerSlot]) -> Option<PodUsage> {
-    if !pod.has_prev || containers.iter().any(|c| c.prev.is_none()) {
-        return None;
-    }
-    let mut out = PodUsage {
-        containers: Vec::with_capacity(containers.len()),
-        ..PodUsage::default()
-    };
-    let mut earliest: Option<ResourceUsage> = None;
-    for c in containers {
-        let Some(prev) = c.prev.as_ref() else {
-            continue;
-        };
-        match resource_usage(&c.last, prev) {
-            Ok(usage) => {
-                // Strictly earlier wins; ties keep the first by name.
-                if earliest.is_none_or(|e| e.timestamp_ns > usage.timestamp_ns) {
-                    earliest = Some(usage);
-                }
-                out.containers.push(ContainerUsage {
-                    name: Arc::clone(&c.name),
-                    usage,
-                });
-            }
-            Err(e) => out.skipped.push((Arc::clone(&c.name), e)),
+    /// D.4 for one stored pod (see [`Snapshot::pod_metrics`]).
+    fn pod_usage(&self, pod: &PodSlot, containers: &[ContainerSlot]) -> Option<PodUsage> {
+        if !pod.has_prev || containers.iter().any(|c| !c.has_prev) {
+            return None;
         }
+        let mut out = PodUsage {
+            containers: Vec::with_capacity(containers.len()),
+            ..PodUsage::default()
+        };
+        let mut earliest: Option<ResourceUsage> = None;
+        for c in containers {
+            let Some(prev) = c.prev() else {
+                continue;
+            };
+            let name = Arc::clone(self.container_name(c));
+            match resource_usage(&c.last, &prev.point()) {
+                Ok(usage) => {
+                    // Strictly earlier wins; ties keep the first by name.
+                    if earliest.is_none_or(|e| e.timestamp_ns > usage.timestamp_ns) {
+                        earliest = Some(usage);
+                    }
+                    out.containers.push(ContainerUsage { name, usage });
+                }
+                Err(e) => out.skipped.push((name, e)),
+            }
+        }
+        if let Some(e) = earliest {
+            out.timestamp_ns = e.timestamp_ns;
+            out.window_ns = e.window_ns;
+        }
+        Some(out)
     }
-    if let Some(e) = earliest {
-        out.timestamp_ns = e.timestamp_ns;
-        out.window_ns = e.window_ns;
-    }
-    Some(out)
 }
 
 /// Forward-moving pod lookups in a [`Snapshot`] (see [`Snapshot::pod_cursor`]).
@@ -316,15 +399,15 @@ impl PodCursor<'_> {
         let snap = self.snapshot;
         let i = self.seek(namespace, name)?;
         let pod = snap.pods.get(i)?;
-        let r = pod.containers.start as usize..pod.containers.end as usize;
-        pod_usage(pod, snap.containers.get(r)?)
+        snap.pod_usage(pod, snap.containers.get(pod.containers())?)
     }
 
     /// Index of the slot `(namespace, name)`, moving the cursor to just past
     /// it (or to where it would be).
     fn seek(&mut self, namespace: &str, name: &str) -> Option<usize> {
-        let pods = &self.snapshot.pods;
-        let cmp = |p: &PodSlot| (&*p.namespace, &*p.name).cmp(&(namespace, name));
+        let snap = self.snapshot;
+        let pods = &snap.pods;
+        let cmp = |p: &PodSlot| snap.pod_key(p).cmp(&(namespace, name));
         let pos = self.pos.min(pods.len());
         // Keys asked in stored order are usually the slot at the cursor: one
         // compare. Equal is an answer whichever way the keys run.
@@ -382,7 +465,9 @@ fn gallop(
 
 // === store ===
 
-/// The writer side: holds the current snapshot and the name interner.
+/// The writer side: holds the current snapshot and the interner of node
+/// names, namespaces and container names (pod names are not interned: each
+/// snapshot copies them into one string).
 #[derive(Debug)]
 pub struct Store {
     resolution_ns: i64,
@@ -427,6 +512,9 @@ impl Store {
             nodes: Vec::with_capacity(old.nodes.len()),
             pods: Vec::with_capacity(old.pods.len()),
             containers: Vec::with_capacity(old.containers.len()),
+            namespaces: Names::with_capacity(old.namespaces.len()),
+            container_names: Names::with_capacity(old.container_names.len()),
+            pod_names: String::with_capacity(old.pod_names.len()),
             old,
             store: self,
         }
@@ -439,7 +527,7 @@ impl Store {
         old: Option<&ContainerSlot>,
         old_pod_has_prev: bool,
         dropped_prevs: &mut u32,
-    ) -> Option<MetricsPoint> {
+    ) -> Option<PrevPoint> {
         // Rule 1: a container first seen 10s..resolution after it started gets
         // a synthetic zero-CPU prev at its start time. A missing start time is
         // Go's zero time, whose age is never below the resolution.
@@ -449,10 +537,10 @@ impl Store {
             && age < self.resolution_ns
             && age >= FRESH_CONTAINER_MIN_AGE.as_nanos() as i64
         {
-            return Some(MetricsPoint {
+            return Some(PrevPoint {
+                start_time_ns: new.start_time_ns,
                 timestamp_ns: new.start_time_ns,
                 cumulative_cpu_ns: 0,
-                ..*new
             });
         }
         // Rules 2-3: keep history only if the container did not restart since
@@ -462,12 +550,12 @@ impl Store {
             return None;
         }
         if new.timestamp_ns > old.last.timestamp_ns {
-            return Some(old.last);
+            return Some(PrevPoint::of(&old.last));
         }
         if !old_pod_has_prev {
             return None;
         }
-        match old.prev {
+        match old.prev() {
             Some(p) if p.timestamp_ns < new.timestamp_ns => Some(p),
             Some(_) => {
                 *dropped_prevs += 1;
@@ -503,6 +591,40 @@ pub struct TickBuilder<'s> {
     pods: Vec<Pending<PodSlot>>,
     /// Containers of the added pods, in arrival order (pods hold ranges).
     containers: Vec<ContainerSlot>,
+    /// Namespaces in arrival order; [`TickBuilder::finish`] sorts them.
+    namespaces: Names,
+    container_names: Names,
+    /// Names of the added pods, one after the other.
+    pod_names: String,
+}
+
+/// Distinct names of one tick, each with its index in arrival order.
+#[derive(Debug)]
+struct Names {
+    list: Vec<Arc<str>>,
+    index: HashMap<Arc<str>, u32>,
+}
+
+impl Names {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            list: Vec::with_capacity(n),
+            index: HashMap::with_capacity(n),
+        }
+    }
+
+    /// The index of `name`, added (with the store's shared copy) if new.
+    /// `None` only past `u32::MAX` names.
+    fn id(&mut self, store: &mut Store, name: &str) -> Option<u32> {
+        if let Some(&id) = self.index.get(name) {
+            return Some(id);
+        }
+        let id = u32::try_from(self.list.len()).ok()?;
+        let shared = store.intern(name);
+        self.index.insert(Arc::clone(&shared), id);
+        self.list.push(shared);
+        Some(id)
+    }
 }
 
 /// A node or pod slot and what it adds to [`ApplyStats`] if it is kept.
@@ -567,25 +689,41 @@ impl TickBuilder<'_> {
     }
 
     fn add_pod(&mut self, order: u64, mut pod: PodScrape) {
-        let old_pod = self.old.pod_slot(&pod.namespace, &pod.name);
+        // Indexes are u32: a tick past 4 billion containers or bytes of pod
+        // names (far beyond any cluster) keeps what fits.
+        let (Some(namespace), Ok(name_start), Ok(name_len), Ok(start)) = (
+            self.namespaces.id(self.store, &pod.namespace),
+            u32::try_from(self.pod_names.len()),
+            u32::try_from(pod.name.len()),
+            u32::try_from(self.containers.len()),
+        ) else {
+            return;
+        };
+        let old = Arc::clone(&self.old);
+        let old_pod = old.pod_slot(&pod.namespace, &pod.name);
         let old_pod_has_prev = old_pod.is_some_and(|(p, _)| p.has_prev);
         pod.containers.sort_by(|a, b| a.0.cmp(&b.0));
         let before = pod.containers.len();
         pod.containers.dedup_by(|later, first| later.0 == first.0);
-        let start = self.containers.len() as u32;
+        self.pod_names.push_str(&pod.name);
         let mut pending = Pending::new(
             order,
             PodSlot {
-                namespace: self.store.intern(&pod.namespace),
-                name: self.store.intern(&pod.name),
-                containers: start..start,
+                namespace,
+                name_start,
+                name_len,
+                containers_start: start,
+                containers_end: start,
                 has_prev: false,
             },
         );
         pending.duplicate_containers = (before - pod.containers.len()) as u32;
         for (cname, new) in &pod.containers {
+            let Some(name) = self.container_names.id(self.store, cname) else {
+                break;
+            };
             let old_c = old_pod.and_then(|(_, cs)| {
-                cs.binary_search_by(|c| (*c.name).cmp(cname))
+                cs.binary_search_by(|c| (**old.container_name(c)).cmp(cname))
                     .ok()
                     .map(|i| &cs[i])
             });
@@ -594,12 +732,13 @@ impl TickBuilder<'_> {
                     .container_prev(new, old_c, old_pod_has_prev, &mut pending.dropped_prevs);
             pending.with_prev += u32::from(prev.is_some());
             self.containers.push(ContainerSlot {
-                name: self.store.intern(cname),
                 last: *new,
-                prev,
+                prev: prev.unwrap_or_default(),
+                name,
+                has_prev: prev.is_some(),
             });
         }
-        pending.slot.containers = start..self.containers.len() as u32;
+        pending.slot.containers_end = u32::try_from(self.containers.len()).unwrap_or(start);
         pending.slot.has_prev = pending.with_prev > 0;
         self.pods.push(pending);
     }
@@ -613,6 +752,9 @@ impl TickBuilder<'_> {
             mut nodes,
             mut pods,
             mut containers,
+            namespaces,
+            container_names,
+            mut pod_names,
         } = self;
         let mut stats = ApplyStats::default();
 
@@ -625,17 +767,22 @@ impl TickBuilder<'_> {
             stats.dropped_node_prevs += n.dropped_prevs as usize;
         }
 
+        let namespaces = sort_namespaces(namespaces.list, &mut pods);
+        let name = |p: &PodSlot| {
+            let start = p.name_start as usize;
+            pod_names.get(start..start + p.name_len as usize)
+        };
         // Orders are distinct, so an unstable sort (no scratch buffer) is deterministic.
         pods.sort_unstable_by(|a, b| {
-            (&*a.slot.namespace, &*a.slot.name, a.order).cmp(&(
-                &*b.slot.namespace,
-                &*b.slot.name,
+            (a.slot.namespace, name(&a.slot), a.order).cmp(&(
+                b.slot.namespace,
+                name(&b.slot),
                 b.order,
             ))
         });
         let before = pods.len();
         pods.dedup_by(|later, first| {
-            later.slot.namespace == first.slot.namespace && later.slot.name == first.slot.name
+            later.slot.namespace == first.slot.namespace && name(&later.slot) == name(&first.slot)
         });
         stats.duplicate_pods = before - pods.len();
         for p in &pods {
@@ -651,6 +798,9 @@ impl TickBuilder<'_> {
             containers = compact(&mut pods, containers);
         }
         containers.shrink_to_fit();
+        pod_names.shrink_to_fit();
+        let mut container_names = container_names.list;
+        container_names.shrink_to_fit();
         let mut nodes: Vec<NodeSlot> = nodes.into_iter().map(|n| n.slot).collect();
         nodes.shrink_to_fit();
 
@@ -658,6 +808,9 @@ impl TickBuilder<'_> {
             nodes,
             pods,
             containers,
+            namespaces,
+            container_names,
+            pod_names,
             stats,
         });
         store.current = Arc::clone(&snapshot);
@@ -668,18 +821,34 @@ impl TickBuilder<'_> {
     }
 }
 
+/// Sorts the tick's namespaces by name and renumbers the pods' indexes to
+/// match, so that comparing indexes compares names.
+fn sort_namespaces(mut names: Vec<Arc<str>>, pods: &mut [Pending<PodSlot>]) -> Vec<Arc<str>> {
+    let mut by_name: Vec<u32> = (0..names.len() as u32).collect();
+    by_name.sort_unstable_by(|&a, &b| names[a as usize].cmp(&names[b as usize]));
+    let mut rank = vec![0u32; names.len()];
+    for (r, &id) in (0u32..).zip(&by_name) {
+        rank[id as usize] = r;
+    }
+    for p in pods {
+        p.slot.namespace = rank[p.slot.namespace as usize];
+    }
+    names.sort_unstable();
+    names.shrink_to_fit();
+    names
+}
+
 /// Keeps only the containers of `pods` (dropped duplicates leave theirs behind).
 fn compact(pods: &mut [PodSlot], containers: Vec<ContainerSlot>) -> Vec<ContainerSlot> {
     let mut slots: Vec<Option<ContainerSlot>> = containers.into_iter().map(Some).collect();
     let mut kept = Vec::with_capacity(slots.len());
     for pod in pods {
         let start = kept.len() as u32;
-        kept.extend(
-            slots[pod.containers.start as usize..pod.containers.end as usize]
-                .iter_mut()
-                .filter_map(Option::take),
-        );
-        pod.containers = start..kept.len() as u32;
+        if let Some(own) = slots.get_mut(pod.containers()) {
+            kept.extend(own.iter_mut().filter_map(Option::take));
+        }
+        pod.containers_start = start;
+        pod.containers_end = kept.len() as u32;
     }
     kept
 }

@@ -408,6 +408,69 @@ fn duplicates_in_a_batch_keep_the_first_seen() {
     assert_eq!(p.containers[0].usage.cpu_nanocores, 1_000_000_000);
 }
 
+#[test]
+fn a_start_time_moving_back_is_a_skipped_container_and_the_prev_keeps_its_own() {
+    let mut s = store();
+    s.apply(pod_batch(&[("c", pt(Some(50), 110, 10, 4))]));
+    // Started "earlier" than the stored point said, yet before its timestamp: no
+    // restart, so the stored point is the prev, with its later start time.
+    let snap = s.apply(pod_batch(&[("c", pt(Some(40), 120, 20, 4))]));
+    let p = snap.pod_metrics("ns1", "pod1").unwrap();
+    assert!(p.containers.is_empty());
+    assert_eq!(p.skipped.len(), 1);
+    assert_eq!(p.skipped[0].1, RateError::StartTimeDecrease);
+    // A point between prev and last keeps that prev, start time included.
+    let snap = s.apply(pod_batch(&[("c", pt(Some(40), 115, 15, 4))]));
+    let p = snap.pod_metrics("ns1", "pod1").unwrap();
+    assert_eq!(p.skipped[0].1, RateError::StartTimeDecrease);
+    // With the start time back where the prev has it, the rate is served again.
+    let snap = s.apply(pod_batch(&[("c", pt(Some(50), 116, 16, 4))]));
+    let p = snap.pod_metrics("ns1", "pod1").unwrap();
+    assert_eq!(p.containers.len(), 1);
+    assert_eq!(p.containers[0].usage.cpu_nanocores, CORE_SECOND);
+}
+
+#[test]
+fn pods_are_kept_in_namespace_then_name_order_whatever_order_they_arrive_in() {
+    // Namespaces that arrive out of order, and keys whose concatenations would
+    // order differently ("a" + "b-x" against "a-b" + "x").
+    let keys = [
+        ("zeta", "p"),
+        ("a-b", "x"),
+        ("a", "b-x"),
+        ("a", "a"),
+        ("kube-system", "coredns"),
+        ("a-b", "a"),
+    ];
+    let mut s = store();
+    let batch = |t: i64| {
+        let mut b = Batch::new();
+        for (i, (ns, name)) in (0u64..).zip(keys) {
+            b.push_pod(pod(ns, name, &[("c", pt(None, t, i + t as u64, 1))]));
+        }
+        b
+    };
+    s.apply(batch(10));
+    let snap = s.apply(batch(20));
+    let stored: Vec<(&str, &str)> = snap.pod_keys().collect();
+    let mut sorted = keys.to_vec();
+    sorted.sort_unstable();
+    assert_eq!(stored, sorted);
+    let mut cursor = snap.pod_cursor();
+    for (i, (ns, name)) in (0u64..).zip(keys) {
+        let by_key = snap.pod_metrics(ns, name).unwrap();
+        // Every pod used 10 core-seconds more over the 10-second window.
+        assert_eq!(
+            by_key.containers[0].usage.cpu_nanocores, CORE_SECOND,
+            "{ns}/{name} ({i})"
+        );
+        assert_eq!(cursor.pod_metrics(ns, name), Some(by_key));
+    }
+    assert_eq!(snap.pod_metrics("a", "b"), None);
+    assert_eq!(snap.pod_metrics("b", "x"), None);
+    assert_eq!(snap.pod_metrics("", ""), None);
+}
+
 /// Three nodes' scrapes at tick `t`: node-b and node-c both report pod `ns/shared` (with
 /// other values), node-a repeats a container name, node-c has no node point, and every
 /// fourth tick node-b restarts its container (a dropped prev).
