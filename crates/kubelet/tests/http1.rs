@@ -232,48 +232,82 @@ async fn an_idle_connection_past_the_idle_timeout_is_not_reused() {
     assert_eq!((kubelet.connections(), kubelet.requests()), (2, 3));
 }
 
-/// A keep-alive server that answers one request per connection, then closes it the way a
-/// kubelet closes an idle connection: quietly (FIN) or with a reset.
-async fn one_request_per_connection(reset: bool) -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
+/// How [`one_request_per_connection`] ends a connection after answering its first request.
+#[derive(Debug, Clone, Copy)]
+enum Close {
+    /// Right away, while the client has it pooled (the client sees it before reusing it).
+    Idle { reset: bool },
+    /// Only once the next request arrives, unanswered: the race of a kubelet closing an
+    /// idle connection just as the client reuses it.
+    OnNextRequest { reset: bool },
+}
+
+/// Reads one request head; false if the peer closed first.
+async fn read_head(tcp: &mut tokio::net::TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    let mut head = Vec::new();
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tcp.read(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    true
+}
+
+/// A keep-alive server answering only the first request of each connection, then closing it
+/// as `close` says. Counts accepted connections.
+async fn one_request_per_connection(
+    close: Close,
+) -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
     let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&accepted);
     let task = tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
         while let Ok((mut tcp, _)) = listener.accept().await {
             counter.fetch_add(1, Ordering::SeqCst);
-            let mut buf = [0u8; 4096];
-            let mut head = Vec::new();
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match tcp.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => head.extend_from_slice(&buf[..n]),
+            conns.spawn(async move {
+                if !read_head(&mut tcp).await {
+                    return;
                 }
-            }
-            let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n# ok\n";
-            let _ = tcp.write_all(reply).await;
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            if reset {
-                let _ = tcp.set_zero_linger();
-            }
-            drop(tcp);
+                let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n# ok\n";
+                let _ = tcp.write_all(reply).await;
+                let reset = match close {
+                    Close::Idle { reset } => reset,
+                    Close::OnNextRequest { reset } => {
+                        read_head(&mut tcp).await;
+                        reset
+                    }
+                };
+                if reset {
+                    let _ = tcp.set_zero_linger();
+                }
+            });
         }
     });
     (addr, accepted, task)
 }
 
 #[tokio::test]
-async fn a_pooled_connection_the_server_closed_is_retried_on_a_fresh_one() {
-    for reset in [false, true] {
-        let (addr, accepted, task) = one_request_per_connection(reset).await;
+async fn a_pooled_connection_the_server_closed_is_not_reused_or_retried_on_a_fresh_one() {
+    for close in [
+        Close::Idle { reset: false },
+        Close::Idle { reset: true },
+        Close::OnNextRequest { reset: false },
+        Close::OnNextRequest { reset: true },
+    ] {
+        let (addr, accepted, task) = one_request_per_connection(close).await;
         let client = plain(1024);
         for _ in 0..3 {
             let fetched = client.get(&url(addr.port()), soon()).await;
-            assert_eq!(fetched.unwrap().body, "# ok\n", "reset {reset}");
-            // Let the server's close arrive while the connection idles in the pool.
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert_eq!(fetched.unwrap().body, "# ok\n", "{close:?}");
+            // Let an idle close arrive while the connection sits in the pool.
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert_eq!(accepted.load(Ordering::SeqCst), 3, "reset {reset}");
+        // Close::OnNextRequest: requests 2 and 3 each met a pooled connection, then a new one.
+        assert_eq!(accepted.load(Ordering::SeqCst), 3, "{close:?}");
         task.abort();
     }
 }

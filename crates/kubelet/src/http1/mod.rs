@@ -63,6 +63,24 @@ enum Conn {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
+impl Conn {
+    /// Whether the socket has nothing to read. An idle connection is not polled while pooled,
+    /// so the kubelet closing it (FIN, close_notify, reset) or writing anything unasked shows
+    /// only here: such a connection is dropped rather than sent a request whose answer could
+    /// be confused with what is already waiting.
+    fn is_quiet(&self) -> bool {
+        let tcp = match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => s.get_ref().0,
+        };
+        let mut byte = [0u8; 1];
+        let mut buf = ReadBuf::new(&mut byte);
+        // A no-op waker: this only asks the kernel, a later read registers the real one.
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        tcp.poll_peek(&mut cx, &mut buf).is_pending()
+    }
+}
+
 impl AsyncRead for Conn {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -169,8 +187,7 @@ impl Http1Client {
         head: &[u8],
         connected: &AtomicBool,
     ) -> Result<Bytes, ScrapeError> {
-        let pooled = self.pool.as_ref().and_then(|p| p.take(&target.authority));
-        if let Some(conn) = pooled {
+        if let Some(conn) = self.take_pooled(&target.authority) {
             connected.store(true, Ordering::Relaxed);
             match self.exchange(conn, target, head).await {
                 Ok(body) => return Ok(body),
@@ -188,6 +205,17 @@ impl Http1Client {
             Err(Failure::Fatal(e)) => Err(e),
             Err(Failure::Stale(e)) => Err(classify_dyn(target.url, &e)),
         }
+    }
+
+    /// A pooled connection that still looks idle; closed ones met on the way are dropped.
+    fn take_pooled(&self, authority: &str) -> Option<Conn> {
+        let pool = self.pool.as_ref()?;
+        while let Some(conn) = pool.take(authority) {
+            if conn.is_quiet() {
+                return Some(conn);
+            }
+        }
+        None
     }
 
     async fn connect(&self, target: &Target<'_>) -> Result<Conn, ScrapeError> {
