@@ -79,6 +79,17 @@ impl Conn {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         tcp.poll_peek(&mut cx, &mut buf).is_pending()
     }
+
+    /// Polls a read once, without blocking, after a whole response: true if nothing is there.
+    /// Over TLS this also lets rustls shrink its record buffer (up to 18 KiB after a body)
+    /// back to 4 KiB, which it does only when asked to read with nothing buffered; hyper's
+    /// idle read did that, a pooled socket nobody reads would keep the large buffer.
+    fn settle(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        let mut buf = ReadBuf::new(&mut byte);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        Pin::new(self).poll_read(&mut cx, &mut buf).is_pending()
+    }
 }
 
 impl AsyncRead for Conn {
@@ -306,8 +317,10 @@ impl Http1Client {
     }
 
     /// Pools `conn` if it may carry another request; otherwise drops (closes) it.
-    fn release(&self, target: &Target<'_>, conn: Conn, reusable: bool) {
-        if let (true, Some(pool)) = (reusable, &self.pool) {
+    fn release(&self, target: &Target<'_>, mut conn: Conn, reusable: bool) {
+        if let (true, Some(pool)) = (reusable, &self.pool)
+            && conn.settle()
+        {
             pool.put(&target.authority, conn);
         }
     }
