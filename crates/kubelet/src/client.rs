@@ -1,24 +1,24 @@
 //! The pooled HTTP client used for every kubelet request (spec C.4).
 //!
-//! One hyper-util legacy client over hyper-rustls: connections are kept alive and reused
-//! across ticks. It speaks HTTP/1.1 with an 8 KiB read buffer by default, the smallest state a
-//! kept-alive connection has in hyper (about 34 KiB against 53 KiB for h2, see BENCHMARKS.md §1);
-//! [`HttpVersion::Negotiate`] offers h2 by ALPN like client-go. Each request carries the bearer
-//! token and User-Agent, has a hard deadline, and reads the body under a size cap.
+//! HTTP/1.1 (the default, https or plain http) goes through a lean client ([`crate::http1`])
+//! that keeps only the socket and its rustls state in the idle pool between ticks, reading
+//! each response through a buffer made for it; hyper kept about 37 KiB per idle connection
+//! (BENCHMARKS.md §1). [`HttpVersion::Negotiate`] offers h2 by ALPN like client-go and still
+//! uses hyper ([`crate::negotiate`]). Each request carries the bearer token and User-Agent,
+//! has a hard deadline, and reads the body under a size cap.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderValue, USER_AGENT};
-use hyper::{Request, StatusCode, Uri};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{HttpConnector, capture_connection};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper::Uri;
+use hyper::header::HeaderValue;
 use tokio::time::Instant;
 
 use crate::error::{ScrapeError, TlsFailure, chain_text};
+use crate::http1::{Http1Client, Target, request_head};
+use crate::negotiate::NegotiateClient;
 use crate::target::Scheme;
 use crate::tls::{TlsConfigError, TlsSettings, client_config};
 use crate::token::{BearerToken, TokenError, TokenSource};
@@ -33,9 +33,9 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an idle kept-alive connection stays pooled (Go's `IdleConnTimeout`).
 pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// Read buffer of an HTTP/1.1 connection, fixed. hyper's adaptive default grows to 64 KiB and
-/// more on a kubelet body and keeps it while the connection idles between ticks. It also
-/// bounds a response head (status line and headers): a kubelet's is about 200 bytes.
+/// Bounds an HTTP/1.1 response head (status line and headers); a kubelet's is about 200 bytes.
+/// Also hyper's fixed read buffer on the h2-negotiating client, where its adaptive default
+/// would grow to 64 KiB and more on a kubelet body and keep it while the connection idles.
 pub const HTTP1_READ_BUFFER_BYTES: usize = 8 * 1024;
 
 /// The HTTP versions the client speaks to kubelets over TLS.
@@ -123,7 +123,7 @@ pub struct Fetched {
 /// A pooled, credentialed HTTP client for kubelets. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct KubeletClient {
-    http: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    backend: Backend,
     scheme: Scheme,
     token: BearerToken,
     user_agent: HeaderValue,
@@ -131,58 +131,44 @@ pub struct KubeletClient {
     max_body_bytes: usize,
 }
 
+/// HTTP/1.1 (https or http) goes through the lean client; only h2 negotiation needs hyper.
+#[derive(Debug)]
+enum Backend {
+    Http1(Http1Client),
+    // Boxed: hyper's client is large and this variant is the rare one.
+    Negotiate(Box<NegotiateClient>),
+}
+
 impl KubeletClient {
     /// Builds the client. Needs a Tokio runtime only when requests are sent.
     pub fn new(config: &KubeletClientConfig) -> Result<Self, ClientBuildError> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        // The per-request deadline also covers connecting; this only makes a hung connect
-        // surface as an IO timeout if the caller's deadline were ever longer.
-        http.set_connect_timeout(Some(config.request_timeout));
-        let (scheme, token, connector) = match &config.transport {
+        let idle_timeout = config.keep_alive.then_some(config.pool_idle_timeout);
+        let (scheme, token, backend) = match &config.transport {
             Transport::Https(tls) => {
-                let builder = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(client_config(tls)?)
-                    .https_only();
-                let connector = match config.http_version {
-                    HttpVersion::Http1 => builder.enable_http1().wrap_connector(http),
-                    HttpVersion::Negotiate => builder.enable_all_versions().wrap_connector(http),
+                let tls = client_config(tls)?;
+                let backend = match config.http_version {
+                    // No ALPN offered: kubelets answer HTTP/1.1.
+                    HttpVersion::Http1 => Backend::Http1(Http1Client::new(
+                        Some(Arc::new(tls)),
+                        idle_timeout,
+                        config.max_body_bytes,
+                    )),
+                    HttpVersion::Negotiate => {
+                        Backend::Negotiate(Box::new(NegotiateClient::new(config, tls)))
+                    }
                 };
-                (Scheme::Https, BearerToken::load(&config.token)?, connector)
+                (Scheme::Https, BearerToken::load(&config.token)?, backend)
             }
-            Transport::Http => {
-                // hyper-rustls still needs a TLS config to exist; it is never used for http://.
-                let unused = client_config(&TlsSettings {
-                    verification: crate::tls::ServerVerification::Insecure,
-                    client_cert: None,
-                })?;
-                let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(unused)
-                    .https_or_http()
-                    .enable_http1()
-                    .wrap_connector(http);
-                (
-                    Scheme::Http,
-                    BearerToken::load(&TokenSource::None)?,
-                    connector,
-                )
-            }
+            Transport::Http => (
+                Scheme::Http,
+                BearerToken::load(&TokenSource::None)?,
+                Backend::Http1(Http1Client::new(None, idle_timeout, config.max_body_bytes)),
+            ),
         };
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .http1_read_buf_exact_size(HTTP1_READ_BUFFER_BYTES);
-        if !config.keep_alive {
-            builder.pool_max_idle_per_host(0);
-        }
-        let http = builder.build(connector);
         let user_agent = HeaderValue::from_str(&config.user_agent)
             .map_err(|_| ClientBuildError::UserAgent(config.user_agent.clone()))?;
         Ok(Self {
-            http,
+            backend,
             scheme,
             token,
             user_agent,
@@ -208,99 +194,87 @@ impl KubeletClient {
 
     /// `GET url`, finishing (headers and body) before `deadline` or failing with a timeout.
     pub async fn get(&self, url: &str, deadline: Instant) -> Result<Fetched, ScrapeError> {
-        let uri: Uri =
-            url.parse()
-                .map_err(|e: hyper::http::uri::InvalidUri| ScrapeError::InvalidUrl {
-                    url: url.to_owned(),
-                    detail: e.to_string(),
-                })?;
-        // The connector would also dial https:// in plain-HTTP mode; keep modes strict.
+        let invalid = |detail: String| ScrapeError::InvalidUrl {
+            url: url.to_owned(),
+            detail,
+        };
+        let uri: Uri = url
+            .parse()
+            .map_err(|e: hyper::http::uri::InvalidUri| invalid(e.to_string()))?;
+        // Keep modes strict: no https:// in plain-HTTP mode and the reverse.
         if uri.scheme_str() != Some(self.scheme.as_str()) {
+            return Err(invalid(format!("scheme must be {}", self.scheme.as_str())));
+        }
+        // Read per request: bound service account tokens rotate.
+        let auth = self.token.header();
+        let request_time = SystemTime::now();
+        let (body, http2) = match &self.backend {
+            Backend::Negotiate(h) => {
+                h.get(url, uri, self.user_agent.clone(), auth, deadline)
+                    .await?
+            }
+            Backend::Http1(h) => {
+                let body = self.get_http1(h, url, &uri, auth, deadline).await?;
+                (body, false)
+            }
+        };
+        Ok(Fetched {
+            body,
+            request_time,
+            http2,
+        })
+    }
+
+    async fn get_http1(
+        &self,
+        client: &Http1Client,
+        url: &str,
+        uri: &Uri,
+        auth: Option<HeaderValue>,
+        deadline: Instant,
+    ) -> Result<Bytes, ScrapeError> {
+        let Some(host) = uri.host() else {
             return Err(ScrapeError::InvalidUrl {
                 url: url.to_owned(),
-                detail: format!("scheme must be {}", self.scheme.as_str()),
+                detail: "no host".to_owned(),
             });
-        }
-        let mut req = Request::get(uri)
-            .header(USER_AGENT, self.user_agent.clone())
-            .body(Empty::new())
-            .map_err(|e| ScrapeError::InvalidUrl {
-                url: url.to_owned(),
-                detail: e.to_string(),
-            })?;
-        if let Some(auth) = self.token.header() {
-            req.headers_mut().insert(AUTHORIZATION, auth);
-        }
-        // Lets a timeout tell "never connected" (firewall) from "slow kubelet".
-        let captured = capture_connection(&mut req);
-        let request_time = SystemTime::now();
-        let exchange = async {
-            let resp = self
-                .http
-                .request(req)
-                .await
-                .map_err(|e| classify(url, &e))?;
-            let (parts, body) = resp.into_parts();
-            if parts.status != StatusCode::OK {
-                let reason = parts
-                    .extensions
-                    .get::<hyper::ext::ReasonPhrase>()
-                    .and_then(|r| std::str::from_utf8(r.as_bytes()).ok())
-                    .or_else(|| parts.status.canonical_reason())
-                    .unwrap_or("")
-                    .to_owned();
-                return Err(ScrapeError::HttpStatus {
-                    code: parts.status.as_u16(),
-                    reason,
-                });
-            }
-            let declared = parts
-                .headers
-                .get(CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
-                return Err(ScrapeError::BodyTooLarge {
-                    limit: self.max_body_bytes,
-                });
-            }
-            let body = Limited::new(body, self.max_body_bytes)
-                .collect()
-                .await
-                .map_err(|e| {
-                    if e.is::<http_body_util::LengthLimitError>() {
-                        ScrapeError::BodyTooLarge {
-                            limit: self.max_body_bytes,
-                        }
-                    } else {
-                        classify_dyn(url, &*e)
-                    }
-                })?
-                .to_bytes();
-            Ok(body)
         };
+        let default_port = match self.scheme {
+            Scheme::Https => 443,
+            Scheme::Http => 80,
+        };
+        let port = uri.port_u16().unwrap_or(default_port);
+        // Like hyper: the port appears in Host only when it is not the scheme's default.
+        let host_header = if port == default_port {
+            host.to_owned()
+        } else {
+            format!("{host}:{port}")
+        };
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let head = request_head(
+            if path.is_empty() { "/" } else { path },
+            &host_header,
+            self.user_agent.as_bytes(),
+            auth.as_ref().map(HeaderValue::as_bytes),
+            client.keeps_alive(),
+        );
+        let target = Target {
+            url,
+            host: host.trim_start_matches('[').trim_end_matches(']'),
+            port,
+            authority: format!("{host}:{port}"),
+        };
+        // Set once TCP and TLS are up: a timeout before that is a connect timeout.
+        let connected = AtomicBool::new(false);
+        let exchange = client.fetch(&target, &head, &connected);
         match tokio::time::timeout_at(deadline, exchange).await {
-            Ok(Ok(body)) => Ok(Fetched {
-                body,
-                request_time,
-                http2: captured
-                    .connection_metadata()
-                    .as_ref()
-                    .is_some_and(hyper_util::client::legacy::connect::Connected::is_negotiated_h2),
+            Ok(result) => result,
+            Err(_elapsed) if connected.load(Ordering::Relaxed) => Err(ScrapeError::Timeout {
+                url: url.to_owned(),
             }),
-            Ok(Err(e)) => Err(e),
-            Err(_elapsed) => {
-                let connected = captured.connection_metadata().is_some();
-                Err(if connected {
-                    ScrapeError::Timeout {
-                        url: url.to_owned(),
-                    }
-                } else {
-                    ScrapeError::ConnectTimeout {
-                        url: url.to_owned(),
-                    }
-                })
-            }
+            Err(_elapsed) => Err(ScrapeError::ConnectTimeout {
+                url: url.to_owned(),
+            }),
         }
     }
 }
@@ -316,14 +290,10 @@ const RUSTLS_MESSAGES: [&str; 7] = [
     "cannot decrypt peer's message",
 ];
 
-fn classify(url: &str, err: &hyper_util::client::legacy::Error) -> ScrapeError {
-    classify_dyn(url, err)
-}
-
 /// Maps a transport error chain onto a bounded class by looking for the telling source:
 /// a rustls error anywhere means TLS; an IO error kind tells refused/timeout; the
 /// HttpConnector labels resolver failures "dns error".
-fn classify_dyn(url: &str, err: &(dyn std::error::Error + 'static)) -> ScrapeError {
+pub(crate) fn classify_dyn(url: &str, err: &(dyn std::error::Error + 'static)) -> ScrapeError {
     let detail = chain_text(err);
     let url = url.to_owned();
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);

@@ -21,7 +21,9 @@
 pub mod client;
 pub mod error;
 pub mod health;
+mod http1;
 pub mod metrics;
+mod negotiate;
 pub mod scraper;
 pub mod target;
 pub mod tls;
